@@ -1,0 +1,1 @@
+"""Pure forecasting and deviation logic: no Kafka, no I/O."""

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, then pytest (unit and integration tests against the embedded broker).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+.venv/bin/ruff check .
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,34 @@
+"""The ``budgetvakt`` command line. Each area registers its commands from its own module."""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+import typer
+from rich.console import Console
+
+from services.errors import UserError
+
+app = typer.Typer(
+    name="budgetvakt",
+    help="Budget forecasts and deviation alerts for municipal social services.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Modules that define ``register(app)``; imported at start, each keeps heavy imports inside its
+# commands so that ``budgetvakt --help`` stays fast.
+COMMAND_MODULES: list[str] = []
+
+for _module in COMMAND_MODULES:
+    import_module(_module).register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as err:
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
+        sys.exit(err.exit_code)

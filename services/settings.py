@@ -1,0 +1,46 @@
+"""Process settings, read from environment variables with the prefix ``BUDGETVAKT_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
+
+
+class Topics(BaseSettings):
+    """Topic names; each can be overridden, e.g. ``BUDGETVAKT_TOPIC_COST``."""
+
+    model_config = SettingsConfigDict(env_prefix="BUDGETVAKT_TOPIC_", extra="ignore")
+
+    cost: str = "budgetvakt.cost.v1"
+    volume: str = "budgetvakt.volume.v1"
+    budget: str = "budgetvakt.budget.v1"
+    period_close: str = "budgetvakt.period-close.v1"
+    forecast: str = "budgetvakt.forecast.v1"
+    alert: str = "budgetvakt.alert.v1"
+    dead_letter: str = "budgetvakt.dead-letter.v1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BUDGETVAKT_", extra="ignore")
+
+    # Empty means: the embedded default (a Tansu broker started by the command that needs one).
+    kafka_bootstrap_servers: str = ""
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    web_host: str = "127.0.0.1"
+    data_dir: Path = Path("data")
+    config_dir: Path = DEFAULT_CONFIG_DIR
+    topic_partitions: int = Field(default=4, ge=1)
+    # Tansu answers "latest offset" wrongly after batched produces; one message per batch makes
+    # changelog recovery exact there. Production Kafka does not need it (brief §5).
+    producer_max_batch_size: int = Field(default=1, ge=1)
+    broker_session_timeout_s: float = Field(default=8.0, gt=0)
+    log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+    log_level: str = "INFO"
+
+    def topics(self) -> Topics:
+        return Topics()

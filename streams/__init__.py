@@ -1,0 +1,1 @@
+"""Kafka lives here: the Faust app, topics, event records, agents and tables."""

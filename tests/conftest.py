@@ -1,0 +1,1 @@
+"""Shared pytest set-up. Each area keeps its fixtures in ``tests/<area>/fixtures.py``."""
