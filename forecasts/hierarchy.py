@@ -47,10 +47,7 @@ class OrgTree:
 
     def path(self, unit_id: str) -> list[str]:
         """Ids from the unit itself up to the root; an unknown unit hangs under ``omappad``."""
-        if unit_id in self.nodes:
-            ids = [unit_id]
-        else:
-            ids = [unit_id, UNMAPPED_ID]
+        ids = [unit_id] if unit_id in self.nodes else [unit_id, UNMAPPED_ID]
         while (parent := self.nodes[ids[-1]].parent) is not None:
             ids.append(parent)
         return ids

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 
 from services.errors import UserError
+from services.logs import configure_logging
+from services.settings import Settings
 
 app = typer.Typer(
     name="budgetvakt",
@@ -18,9 +20,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """budgetvakt: budget forecasts and deviation alerts for municipal social services."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+
 # Modules that define ``register(app)``; imported at start, each keeps heavy imports inside its
 # commands so that ``budgetvakt --help`` stays fast.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "services.broker",
+    "services.scenario",
+    "services.demo",
+]
 
 for _module in COMMAND_MODULES:
     import_module(_module).register(app)

@@ -82,7 +82,9 @@ def _read_yaml(path: Path) -> Any:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(file)"
-        raise ConfigError(str(path), where, f"not valid YAML: {getattr(err, 'problem', err)}") from None
+        raise ConfigError(
+            str(path), where, f"not valid YAML: {getattr(err, 'problem', err)}"
+        ) from None
 
 
 def _parse(model: type[_M], path: Path) -> _M:
@@ -94,13 +96,17 @@ def _parse(model: type[_M], path: Path) -> _M:
         raise ConfigError(str(path), key, first["msg"]) from None
 
 
-def _flatten(spec: OrgNodeSpec, parent: OrgNodeSpec | None, out: dict[str, OrgNode], path: Path,
-             key: str) -> None:
+def _flatten(
+    spec: OrgNodeSpec, parent: OrgNodeSpec | None, out: dict[str, OrgNode], path: Path, key: str
+) -> None:
     if spec.id in out or spec.id == UNMAPPED_ID:
         raise ConfigError(str(path), f"{key}.id", f"duplicate or reserved org unit id {spec.id!r}")
     if parent is not None and LEVELS.index(spec.level) <= LEVELS.index(parent.level):
-        raise ConfigError(str(path), f"{key}.level",
-                          f"{spec.level!r} cannot sit under {parent.level!r} ({parent.id})")
+        raise ConfigError(
+            str(path),
+            f"{key}.level",
+            f"{spec.level!r} cannot sit under {parent.level!r} ({parent.id})",
+        )
     out[spec.id] = OrgNode(spec.id, spec.name, spec.level, parent.id if parent else None)
     for i, child in enumerate(spec.children):
         _flatten(child, spec, out, path, f"{key}.children.{i}")
@@ -122,15 +128,28 @@ def load_domain_config(config_dir: Path) -> DomainConfig:
     categories: dict[str, Category] = {}
     for cid, c in cats.categories.items():
         if c.profile not in cats.profiles:
-            raise ConfigError(str(cat_path), f"categories.{cid}.profile",
-                              f"unknown profile {c.profile!r}; known: {sorted(cats.profiles)}")
+            raise ConfigError(
+                str(cat_path),
+                f"categories.{cid}.profile",
+                f"unknown profile {c.profile!r}; known: {sorted(cats.profiles)}",
+            )
         if c.volume_measure is not None and c.volume_measure not in cats.measures:
-            raise ConfigError(str(cat_path), f"categories.{cid}.volume_measure",
-                              f"unknown measure {c.volume_measure!r}")
+            raise ConfigError(
+                str(cat_path),
+                f"categories.{cid}.volume_measure",
+                f"unknown measure {c.volume_measure!r}",
+            )
         weights = cats.profiles[c.profile]
         total = sum(weights)
-        categories[cid] = Category(cid, c.name_sv, c.kind, tuple(w / total for w in weights),
-                                   c.posting_lag_months, c.pay_revision_month, c.volume_measure)
+        categories[cid] = Category(
+            cid,
+            c.name_sv,
+            c.kind,
+            tuple(w / total for w in weights),
+            c.posting_lag_months,
+            c.pay_revision_month,
+            c.volume_measure,
+        )
     measures = {mid: Measure(mid, m.name_sv, m.unit) for mid, m in cats.measures.items()}
     acc_path = config_dir / "accounts.yaml"
     ranges: list[AccountRange] = []
@@ -142,7 +161,8 @@ def load_domain_config(config_dir: Path) -> DomainConfig:
             raise ConfigError(str(acc_path), f"{key}.to", f"{r.to} is below from={r.from_}")
         for other in ranges:
             if r.from_ <= other.end and other.start <= r.to:
-                raise ConfigError(str(acc_path), key,
-                                  f"{r.from_}–{r.to} overlaps {other.start}–{other.end}")
+                raise ConfigError(
+                    str(acc_path), key, f"{r.from_}–{r.to} overlaps {other.start}–{other.end}"
+                )
         ranges.append(AccountRange(r.from_, r.to, r.category))
     return DomainConfig(org, categories, measures, ranges, municipality)

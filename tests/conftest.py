@@ -1,1 +1,5 @@
 """Shared pytest set-up. Each area keeps its fixtures in ``tests/<area>/fixtures.py``."""
+
+pytest_plugins = [
+    "tests.streams.fixtures",
+]
