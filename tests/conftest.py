@@ -2,4 +2,6 @@
 
 pytest_plugins = [
     "tests.streams.fixtures",
+    "tests.compose.fixtures",
+    "tests.scenario.fixtures",
 ]

@@ -1,0 +1,149 @@
+"""docker-compose.yml against the Compose Specification schema, and the Dockerfile's inputs.
+
+There is no Docker engine here, so the stack is validated, not run (brief §5).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft201909Validator
+from jsonschema.exceptions import ValidationError
+from jsonschema.validators import validator_for
+
+from services.settings import Settings, Topics
+
+
+def _schema_errors(doc: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    validator_cls = validator_for(schema, default=Draft201909Validator)
+    validator = validator_cls(schema)
+    return [
+        f"{'/'.join(str(p) for p in e.absolute_path)}: {e.message}"
+        for e in validator.iter_errors(doc)
+    ]
+
+
+def test_compose_file_matches_the_compose_specification(
+    compose_doc: dict[str, Any], compose_schema: dict[str, Any]
+) -> None:
+    assert _schema_errors(compose_doc, compose_schema) == []
+
+
+def test_schema_check_rejects_a_broken_file(
+    compose_doc: dict[str, Any], compose_schema: dict[str, Any]
+) -> None:
+    broken = copy.deepcopy(compose_doc)
+    broken["services"]["worker"]["healthcheck"]["interval_seconds"] = 15
+    broken["services"]["kafka"]["ports"] = "29092:29092"
+    errors = _schema_errors(broken, compose_schema)
+    assert any("interval_seconds" in e for e in errors)
+    assert any(e.startswith("services/kafka/ports") for e in errors)
+    with pytest.raises(ValidationError):
+        Draft201909Validator(compose_schema).validate(broken)
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def test_kafka_runs_in_kraft_mode(compose_doc: dict[str, Any]) -> None:
+    kafka = compose_doc["services"]["kafka"]
+    env = _env(kafka)
+    assert kafka["image"].startswith("apache/kafka:")
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    node_id = env["KAFKA_NODE_ID"]
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{node_id}@")
+    assert env["CLUSTER_ID"]
+    assert "zookeeper" not in json.dumps(compose_doc).lower()
+    assert kafka["healthcheck"]["test"]
+    # The worker's bootstrap address is one of the broker's advertised listeners.
+    worker_bootstrap = _env(compose_doc["services"]["worker"])["BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS"]
+    advertised = [a.split("://", 1)[1] for a in env["KAFKA_ADVERTISED_LISTENERS"].split(",")]
+    assert worker_bootstrap in advertised
+
+
+def test_worker_is_configured_by_real_settings(
+    compose_doc: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = compose_doc["services"]["worker"]
+    env = _env(worker)
+    known = {f"BUDGETVAKT_{name.upper()}" for name in Settings.model_fields}
+    known |= {f"BUDGETVAKT_TOPIC_{name.upper()}" for name in Topics.model_fields}
+    unknown = sorted(set(env) - known)
+    assert unknown == [], f"not settings of services.settings: {unknown}"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.kafka_bootstrap_servers == "kafka:9092"
+    assert settings.web_port == 6066
+    assert settings.data_dir == Path("/data")
+    # Real Kafka has no end-offset bug, so batches are not limited to one message.
+    assert settings.producer_max_batch_size == 16384
+    assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert f"{settings.web_port}" in json.dumps(worker["healthcheck"]["test"])
+    mounts = {v.split(":", 1)[1]: v.split(":", 1)[0] for v in worker["volumes"]}
+    assert mounts[str(settings.data_dir)] in compose_doc["volumes"]
+
+
+def _dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with line continuations joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        full = (pending + line).strip()
+        pending = ""
+        keyword, _, args = full.partition(" ")
+        out.append((keyword.upper(), args.strip()))
+    return out
+
+
+def _console_scripts(repo_root: Path) -> dict[str, str]:
+    with (repo_root / "pyproject.toml").open("rb") as fh:
+        scripts: dict[str, str] = tomllib.load(fh)["project"]["scripts"]
+    return scripts
+
+
+def test_dockerfile_copies_only_existing_sources(repo_root: Path) -> None:
+    copies = [
+        args for kw, args in _dockerfile_instructions(repo_root / "Dockerfile") if kw == "COPY"
+    ]
+    assert copies, "the Dockerfile copies nothing"
+    for args in copies:
+        parts = [p for p in shlex.split(args) if not p.startswith("--")]
+        for source in parts[:-1]:
+            assert (repo_root / source).exists(), f"COPY source {source!r} is not in the repo"
+    # The packages the wheel is built from are all copied before `pip install .`.
+    copied = {shlex.split(a)[0].rstrip("/") for a in copies}
+    for package in ("services", "forecasts", "streams", "pyproject.toml", "constraints.txt"):
+        assert package in copied or any(package in shlex.split(a) for a in copies)
+
+
+def test_image_command_is_a_real_console_script_and_cli_command(
+    repo_root: Path, compose_doc: dict[str, Any]
+) -> None:
+    from services.cli import app
+
+    instructions = _dockerfile_instructions(repo_root / "Dockerfile")
+    cmd = json.loads(next(args for kw, args in instructions if kw == "CMD"))
+    assert cmd[0] in _console_scripts(repo_root)
+    commands = {
+        c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands
+    }
+    assert cmd[1] in commands, f"{cmd[1]!r} is not a budgetvakt command: {sorted(commands)}"
+    assert compose_doc["services"]["worker"]["command"] == cmd
+    assert compose_doc["services"]["worker"]["build"]["dockerfile"] == "Dockerfile"

@@ -1,0 +1,20 @@
+"""Fixtures for the scenario generator and the demo."""
+
+from __future__ import annotations
+
+import pytest
+
+from forecasts.domain import DomainConfig
+from services.config_files import load_domain_config
+from services.scenario import Scenario, generate_scenario
+from services.settings import DEFAULT_CONFIG_DIR
+
+
+@pytest.fixture(scope="session")
+def domain() -> DomainConfig:
+    return load_domain_config(DEFAULT_CONFIG_DIR)
+
+
+@pytest.fixture(scope="session")
+def scenario(domain: DomainConfig) -> Scenario:
+    return generate_scenario(seed=2024, start_year=2023, years=2, overrun=True, domain=domain)
