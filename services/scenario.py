@@ -641,8 +641,6 @@ def register(app: typer.Typer) -> None:
         ] = "jsonl",
     ) -> None:
         """Write a demo municipality's monthly budget, cost and volume events (contract v1)."""
-        from rich.console import Console
-
         from services.config_files import load_domain_config
         from services.errors import UserError
         from services.settings import Settings
@@ -654,7 +652,7 @@ def register(app: typer.Typer) -> None:
         domain = load_domain_config(Settings().config_dir)
         scn = generate_scenario(seed, start_year, years, overrun, domain)
         paths = write_scenario(scn, out, file_format)
-        console = Console(highlight=False)
+
         for line in summary_lines(scn, domain):
-            console.print(line, markup=False)
-        console.print("Skrev: " + ", ".join(str(p) for p in paths), markup=False)
+            typer.echo(line)
+        typer.echo("Skrev: " + ", ".join(str(p) for p in paths))

@@ -14,7 +14,7 @@ COMPOSE_SCHEMA_PATH = Path(__file__).with_name("compose-spec.json")
 
 
 @pytest.fixture(scope="session")
-def repo_root() -> Path:
+def compose_repo_root() -> Path:
     return REPO_ROOT
 
 

@@ -112,21 +112,25 @@ def _dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def _console_scripts(repo_root: Path) -> dict[str, str]:
-    with (repo_root / "pyproject.toml").open("rb") as fh:
+def _console_scripts(compose_repo_root: Path) -> dict[str, str]:
+    with (compose_repo_root / "pyproject.toml").open("rb") as fh:
         scripts: dict[str, str] = tomllib.load(fh)["project"]["scripts"]
     return scripts
 
 
-def test_dockerfile_copies_only_existing_sources(repo_root: Path) -> None:
+def test_dockerfile_copies_only_existing_sources(compose_repo_root: Path) -> None:
     copies = [
-        args for kw, args in _dockerfile_instructions(repo_root / "Dockerfile") if kw == "COPY"
+        args
+        for kw, args in _dockerfile_instructions(compose_repo_root / "Dockerfile")
+        if kw == "COPY"
     ]
     assert copies, "the Dockerfile copies nothing"
     for args in copies:
         parts = [p for p in shlex.split(args) if not p.startswith("--")]
         for source in parts[:-1]:
-            assert (repo_root / source).exists(), f"COPY source {source!r} is not in the repo"
+            assert (compose_repo_root / source).exists(), (
+                f"COPY source {source!r} is not in the repo"
+            )
     # The packages the wheel is built from are all copied before `pip install .`.
     copied = {shlex.split(a)[0].rstrip("/") for a in copies}
     for package in ("services", "forecasts", "streams", "pyproject.toml", "constraints.txt"):
@@ -134,13 +138,13 @@ def test_dockerfile_copies_only_existing_sources(repo_root: Path) -> None:
 
 
 def test_image_command_is_a_real_console_script_and_cli_command(
-    repo_root: Path, compose_doc: dict[str, Any]
+    compose_repo_root: Path, compose_doc: dict[str, Any]
 ) -> None:
     from services.cli import app
 
-    instructions = _dockerfile_instructions(repo_root / "Dockerfile")
+    instructions = _dockerfile_instructions(compose_repo_root / "Dockerfile")
     cmd = json.loads(next(args for kw, args in instructions if kw == "CMD"))
-    assert cmd[0] in _console_scripts(repo_root)
+    assert cmd[0] in _console_scripts(compose_repo_root)
     commands = {
         c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands
     }

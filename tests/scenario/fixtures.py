@@ -11,10 +11,12 @@ from services.settings import DEFAULT_CONFIG_DIR
 
 
 @pytest.fixture(scope="session")
-def domain() -> DomainConfig:
+def scenario_domain() -> DomainConfig:
     return load_domain_config(DEFAULT_CONFIG_DIR)
 
 
 @pytest.fixture(scope="session")
-def scenario(domain: DomainConfig) -> Scenario:
-    return generate_scenario(seed=2024, start_year=2023, years=2, overrun=True, domain=domain)
+def scenario(scenario_domain: DomainConfig) -> Scenario:
+    return generate_scenario(
+        seed=2024, start_year=2023, years=2, overrun=True, domain=scenario_domain
+    )
