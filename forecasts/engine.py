@@ -1,0 +1,278 @@
+"""Full-year forecasts for many series at once: models, ``auto`` combination and 80 % intervals.
+
+``forecast_panel`` is the batch entry point (the streaming worker and the CLI call it with every
+touched series); ``forecasts.series.forecast_series`` wraps it for one series.
+
+For target year Y and as-of month m: ``full_year = actual(Jan..m) + Σ path(m+1..12)``. The
+year-to-date already fixes m/12 of the total, so every model forecasts only the remainder.
+
+``auto`` (the default) computes every vectorised candidate (``forecasts.candidates``) at the
+target year *and* at the same month m of up to ``MAX_ORIGINS`` earlier years (rolling-origin
+backtest on the series' own history). Each candidate's weight is the inverse of its mean squared
+backtest error of the remainder (relative to the year total), shrunk towards equal weights; the
+interval width comes from the combination's own backtest errors, shrunk towards a model-based
+width (SES error propagation), scaled by a calibration factor measured on real series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from forecasts.candidates import CANDIDATES, MONTHS, Array, candidate_paths
+
+#: Models a user can ask for. ``ets`` and ``prophet`` fit library models per series.
+MODELS: tuple[str, ...] = (
+    "auto",
+    "runrate",
+    "lastyear",
+    "seasonal",
+    "budget",
+    "ses",
+    "theta",
+    "ets",
+    "prophet",
+)
+#: Earlier years used as backtest origins.
+MAX_ORIGINS = 6
+#: Shrinkage of the inverse-MSE weights towards equal weights (fraction of the mean MSE added).
+WEIGHT_SHRINK = 0.5
+#: Pseudo-count of the model-based width against the backtest errors.
+PRIOR_ORIGINS = 2.0
+#: z of a central 80 % interval.
+Z80 = 1.2815515655446004
+#: Width calibration: ratio of the needed to the estimated width, measured once on the real
+#: monthly series of bench/forecast_accuracy.py (M1, M3, tourism); one number for all cutoffs.
+WIDTH_CALIBRATION = 1.0
+#: With the budget and a month or two of actuals, the budget carries this weight in ``auto``.
+EARLY_BUDGET_WEIGHT = 0.5
+
+_AUTO_POOL = tuple(c for c in CANDIDATES if c != "runrate")
+
+
+@dataclass
+class PanelForecast:
+    """Forecasts for n series at one as-of month (amounts signed as booked)."""
+
+    as_of: int
+    ytd: Array  # (n,)
+    path: Array  # (n, 12 - as_of)
+    full_year: Array  # (n,)
+    low: Array  # (n,)
+    high: Array  # (n,)
+    sigma: Array  # (n,) standard deviation of the full-year total, for roll-ups
+    model: NDArray[np.str_]  # (n,) model used, e.g. "auto", "auto:fallback", "runrate"
+    backtest_errors: Array  # (origins, n) SEK errors of the remainder at earlier origins (NaN)
+
+
+def _remainder_errors(
+    values: Array, year: int, as_of: int, budgets: Array | None, fallback: Array | None
+) -> tuple[Array, Array]:
+    """Backtest: candidates' remainder errors at the same month of earlier years.
+
+    Returns ``(relative errors (K, C, n), year totals (K, n))``, NaN where an origin year is
+    incomplete or has no earlier year to learn from.
+    """
+    n = values.shape[0]
+    origins = [year - k for k in range(1, MAX_ORIGINS + 1) if year - k >= 1]
+    errs = np.full((len(origins), len(CANDIDATES), n), np.nan)
+    totals = np.full((len(origins), n), np.nan)
+    for i, oy in enumerate(origins):
+        block = values[:, MONTHS * oy : MONTHS * (oy + 1)]
+        complete = ~np.isnan(block).any(axis=1) & ~np.isnan(values[:, MONTHS * (oy - 1)])
+        if not complete.any():
+            continue
+        cs = candidate_paths(values, oy, as_of, budgets, fallback)
+        total = block.sum(axis=1)
+        rem = block[:, as_of:].sum(axis=1)
+        scale = np.where(np.abs(total) > 0, np.abs(total), np.nan)
+        errs[i] = (cs.paths.sum(axis=2) - rem[None, :]) / scale[None, :]
+        errs[i][:, ~complete] = np.nan
+        totals[i] = np.where(complete, total, np.nan)
+    return errs, totals
+
+
+def _auto_weights(errs: Array, available: Array) -> tuple[Array, NDArray[np.bool_]]:
+    """Per-series weights over candidates from backtest MSE; equal weights without a backtest.
+
+    ``errs``: (K, C, n) relative errors; ``available``: (C, n) candidate has a forecast now.
+    Returns ``(weights (C, n), has_backtest (n,))``.
+    """
+    if errs.shape[0]:
+        cnt = (~np.isnan(errs)).sum(axis=0)
+        mse = np.where(cnt > 0, np.nansum(errs**2, axis=0) / np.maximum(cnt, 1), np.nan)
+    else:
+        mse = np.full(available.shape, np.nan)
+    scored = ~np.isnan(mse) & available
+    has_backtest = scored.sum(axis=0) >= 2
+    mean_mse = np.nansum(np.where(scored, mse, 0.0), axis=0) / np.maximum(scored.sum(axis=0), 1)
+    # A candidate without a backtest (e.g. a budget only for this year) counts as average.
+    mse = np.where(scored, mse, mean_mse[None, :])
+    w = 1.0 / (mse + WEIGHT_SHRINK * mean_mse[None, :] + 1e-18)
+    w = np.where(has_backtest[None, :], w, 1.0)
+    w = np.where(available, w, 0.0)
+    total = w.sum(axis=0)
+    return w / np.where(total > 0, total, 1.0), has_backtest
+
+
+def _model_sigma(cs_month_sigma: Array, level: Array, alpha: Array, index_rem: Array) -> Array:
+    """SD of the remainder's sum under SES with multiplicative noise (error propagation)."""
+    rem = index_rem.shape[1]
+    if rem == 0:
+        return np.zeros(level.shape)
+    j = np.arange(1, rem + 1, dtype=float)[None, :]
+    coef = 1.0 + alpha[:, None] * (rem - j)
+    var = (cs_month_sigma[:, None] ** 2) * (level[:, None] ** 2) * (index_rem**2) * coef**2
+    return np.sqrt(var.sum(axis=1))
+
+
+def forecast_panel(
+    values: Array,
+    as_of: int,
+    budgets: Array | None = None,
+    model: str = "auto",
+    fallback_profile: Array | None = None,
+    progress: Callable[[int], None] | None = None,
+    processes: int = 1,
+) -> PanelForecast:
+    """Forecast the last year of ``values`` (n, years × 12) at month ``as_of`` (1…12).
+
+    ``budgets``: optional (n, years, 12) monthly budgets, NaN where absent.
+    ``fallback_profile``: (n, 12) monthly shares (the category's periodisation profile) used
+    where a series has no complete earlier year.
+    Months of the target year up to ``as_of`` that are NaN count as zero (nothing booked).
+    """
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if not 1 <= as_of <= MONTHS:
+        raise ValueError(f"as_of must be a month 1..12, got {as_of}")
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2 or values.shape[1] % MONTHS:
+        raise ValueError("values must be (n_series, n_years * 12)")
+    n = values.shape[0]
+    year = values.shape[1] // MONTHS - 1
+    rem = MONTHS - as_of
+    start = MONTHS * year
+    values = values.copy()
+    values[:, start : start + as_of] = np.nan_to_num(values[:, start : start + as_of])
+    values[:, start + as_of :] = np.nan
+
+    cs = candidate_paths(values, year, as_of, budgets, fallback_profile)
+    ytd = cs.ytd
+    errs, _totals = _remainder_errors(values, year, as_of, budgets, fallback_profile)
+    labels = np.full(n, model, dtype=object)
+    available = ~np.isnan(cs.paths).any(axis=2)
+    budget_i = CANDIDATES.index("budget")
+
+    if model in ("ets", "prophet"):
+        from forecasts.library_models import library_paths
+
+        path = library_paths(values, year, as_of, model, progress=progress, processes=processes)
+        weights = None
+    elif model == "auto":
+        pool = np.array([c in _AUTO_POOL for c in CANDIDATES])
+        weights, has_backtest = _auto_weights(errs, available & pool[:, None])
+        if as_of <= 2:
+            # Early in the year the budget knows more than one or two months of actuals.
+            has_budget = available[budget_i]
+            lean = np.zeros(len(CANDIDATES))
+            lean[budget_i] = 1.0
+            weights = np.where(
+                has_budget[None, :],
+                (1 - EARLY_BUDGET_WEIGHT) * weights + EARLY_BUDGET_WEIGHT * lean[:, None],
+                weights,
+            )
+        none = weights.sum(axis=0) == 0
+        weights[CANDIDATES.index("runrate"), none] = 1.0
+        path = np.einsum("cn,cnh->nh", weights, np.nan_to_num(cs.paths))
+        labels[~has_backtest] = "auto:fallback"
+        labels[none] = "auto:runrate"
+    else:
+        name = {"ses": "ses", "theta": "theta"}.get(model, model)
+        i = CANDIDATES.index(name)
+        path = cs.paths[i].copy()
+        missing = ~available[i]
+        path[missing] = cs.paths[0][missing]
+        labels[missing] = f"{model}:runrate"
+        weights = np.zeros((len(CANDIDATES), n))
+        weights[i] = 1.0
+        weights[0, missing], weights[i, missing] = 1.0, 0.0
+
+    if rem == 0:
+        path = np.zeros((n, 0))
+    # Series with nothing booked ever: nothing to forecast.
+    empty = np.nan_to_num(np.abs(values[:, : start + as_of])).sum(axis=1) == 0
+    path[empty] = 0.0
+    full_year = ytd + path.sum(axis=1)
+
+    sigma = _interval_sigma(cs, errs, weights, full_year, rem)
+    sigma[empty] = 0.0
+    backtest_sek = _combined_errors_sek(errs, weights, _totals)
+    return PanelForecast(
+        as_of=as_of,
+        ytd=ytd,
+        path=path,
+        full_year=full_year,
+        low=full_year - Z80 * sigma,
+        high=full_year + Z80 * sigma,
+        sigma=sigma,
+        model=labels.astype(str),
+        backtest_errors=backtest_sek,
+    )
+
+
+def _combined_errors_sek(errs: Array, weights: Array | None, totals: Array) -> Array:
+    if weights is None:
+        weights = np.zeros(errs.shape[1:])
+        weights[CANDIDATES.index("ses_d")] = 1.0
+    comb = np.einsum("kcn,cn->kn", np.nan_to_num(errs), weights)
+    comb = np.where(np.isnan(errs[:, 0, :]) if errs.shape[0] else comb, np.nan, comb)
+    return comb * np.abs(totals)
+
+
+def _interval_sigma(
+    cs: object, errs: Array, weights: Array | None, full_year: Array, rem: int
+) -> Array:
+    """SD of the full-year total: backtest RMS of the used combination, shrunk to a model SD."""
+    from forecasts.candidates import CandidateSet
+
+    assert isinstance(cs, CandidateSet)
+    n = full_year.shape[0]
+    if rem == 0:
+        return np.zeros(n)
+    model_sd = _model_sigma(cs.month_sigma, cs.level, cs.alpha, cs.index_rem)
+    scale = np.maximum(np.abs(full_year), 1e-9)
+    model_rel = np.where(np.isnan(model_sd), np.nan, model_sd / scale)
+    if weights is None:  # library models: the width of the decomposition-index SES
+        weights = np.zeros(errs.shape[1:])
+        weights[CANDIDATES.index("ses_d")] = 1.0
+    if errs.shape[0]:
+        comb = np.einsum("kcn,cn->kn", np.nan_to_num(errs), weights)
+        valid = ~np.isnan(errs[:, 0, :]) & ~np.isnan(errs[:, CANDIDATES.index("ses"), :])
+        comb = np.where(valid, comb, np.nan)
+        k = valid.sum(axis=0).astype(float)
+        ss = np.nansum(comb**2, axis=0)
+    else:
+        k = np.zeros(n)
+        ss = np.zeros(n)
+    prior = np.where(np.isnan(model_rel), 0.0, model_rel**2)
+    prior_w = np.where(np.isnan(model_rel), 0.0, PRIOR_ORIGINS)
+    denom = k + prior_w
+    rel_var = np.where(denom > 0, (ss + prior_w * prior) / np.maximum(denom, 1e-12), np.nan)
+    # No backtest and no model noise (one month of data): a wide, honest default.
+    rel_sd = np.where(np.isnan(rel_var), 0.05 * np.sqrt(rem / MONTHS), np.sqrt(rel_var))
+    return WIDTH_CALIBRATION * rel_sd * scale
+
+
+def forecast_panel_many(
+    values: Array,
+    cutoffs: Sequence[int],
+    budgets: Array | None = None,
+    model: str = "auto",
+    fallback_profile: Array | None = None,
+) -> dict[int, PanelForecast]:
+    """Convenience: the same panel at several as-of months."""
+    return {m: forecast_panel(values, m, budgets, model, fallback_profile) for m in cutoffs}
