@@ -32,7 +32,7 @@ CHECKPOINT_MONTHS = (3, 4, 8, 12)
 WORKER_READY_TIMEOUT_S = 120.0
 CATCH_UP_TIMEOUT_S = 60.0
 WORKER_STOP_TIMEOUT_S = 30.0
-READINESS_PATHS = ("/ready", "/readyz", "/metrics")
+READINESS_PATH = "/ready"
 
 
 @dataclass
@@ -111,7 +111,6 @@ class WorkerProcess:
         self.log_path = log_path
         self.bootstrap_servers = bootstrap_servers
         self._proc: subprocess.Popen[bytes] | None = None
-        self.readiness_path: str | None = None
 
     def start(self) -> None:
         env = dict(os.environ)
@@ -143,17 +142,13 @@ class WorkerProcess:
             raise UserError(f"demo: the worker exited (code {code}); see {self.log_path}")
 
     def is_ready(self) -> bool:
-        paths = [self.readiness_path] if self.readiness_path else READINESS_PATHS
-        for path in paths:
-            try:
-                url = f"http://127.0.0.1:{self.port}{path}"
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
-                        self.readiness_path = path
-                        return True
-            except (urllib.error.URLError, OSError):
-                continue
-        return False
+        """The worker's readiness endpoint answers 200 once its partitions are assigned."""
+        try:
+            url = f"http://127.0.0.1:{self.port}{READINESS_PATH}"
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
 
     def stop(self) -> int | None:
         proc, self._proc = self._proc, None
