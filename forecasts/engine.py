@@ -137,6 +137,7 @@ def forecast_panel(
     fallback_profile: Array | None = None,
     progress: Callable[[int], None] | None = None,
     processes: int = 1,
+    preliminary_last_month: bool = False,
 ) -> PanelForecast:
     """Forecast the last year of ``values`` (n, years × 12) at month ``as_of`` (1…12).
 
@@ -152,6 +153,8 @@ def forecast_panel(
     values = np.asarray(values, dtype=float)
     if values.ndim != 2 or values.shape[1] % MONTHS:
         raise ValueError("values must be (n_series, n_years * 12)")
+    if preliminary_last_month and 2 <= as_of < MONTHS:
+        return _preliminary(values, as_of, budgets, model, fallback_profile, processes)
     n = values.shape[0]
     year = values.shape[1] // MONTHS - 1
     rem = MONTHS - as_of
@@ -221,6 +224,41 @@ def forecast_panel(
         sigma=sigma,
         model=labels.astype(str),
         backtest_errors=backtest_sek,
+    )
+
+
+def _preliminary(
+    values: Array,
+    as_of: int,
+    budgets: Array | None,
+    model: str,
+    fallback_profile: Array | None,
+    processes: int,
+) -> PanelForecast:
+    """The as-of month is preliminary: learn from the month before, move the shortfall of the
+    as-of month against its forecast into the next month (where late postings land)."""
+    earlier = forecast_panel(
+        values, as_of - 1, budgets, model, fallback_profile, processes=processes
+    )
+    year_start = values.shape[1] - MONTHS
+    actual_now = np.nan_to_num(values[:, year_start + as_of - 1])
+    expected_now = earlier.path[:, 0]
+    sign = np.where(expected_now < 0, -1.0, 1.0)
+    shortfall = np.maximum(sign * (expected_now - actual_now), 0.0) * sign
+    path = earlier.path[:, 1:].copy()
+    path[:, 0] += shortfall
+    ytd = earlier.ytd + actual_now
+    full_year = ytd + path.sum(axis=1)
+    return PanelForecast(
+        as_of=as_of,
+        ytd=ytd,
+        path=path,
+        full_year=full_year,
+        low=full_year - Z80 * earlier.sigma,
+        high=full_year + Z80 * earlier.sigma,
+        sigma=earlier.sigma,
+        model=np.char.add(earlier.model.astype(str), "+prelim"),
+        backtest_errors=earlier.backtest_errors,
     )
 
 
