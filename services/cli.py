@@ -31,6 +31,7 @@ def _root() -> None:
 # Modules that define ``register(app)``; imported at start, each keeps heavy imports inside its
 # commands so that ``budgetvakt --help`` stays fast.
 COMMAND_MODULES: list[str] = [
+    "services.forecast_cli",
     "services.broker",
     "services.scenario",
     "services.demo",

@@ -1,0 +1,488 @@
+"""``budgetvakt forecast`` and ``budgetvakt backtest``: full-year forecasts from CSV files.
+
+A.csv (actuals): ``org_unit,category,period,amount_sek`` (period ``YYYY-MM``; decimal point, or a
+Swedish decimal comma in a quoted field or a ``;``-separated file).
+B.csv (budget): ``org_unit,category,year,annual_sek`` with optional ``m01`` … ``m12``; without
+them the annual budget is split by the category's periodisation profile (config/categories.yaml).
+Bad input stops with the file and line in the message, exit code 2 and no output file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.errors import UserError
+
+ACTUALS_COLUMNS = ("org_unit", "category", "period", "amount_sek")
+BUDGET_COLUMNS = ("org_unit", "category", "year", "annual_sek")
+BUDGET_MONTHS = tuple(f"m{i:02d}" for i in range(1, 13))
+OUTPUT_COLUMNS = (
+    "org_unit",
+    "category",
+    "year",
+    "as_of",
+    "ytd_actual_sek",
+    "forecast_full_year_sek",
+    "forecast_low_sek",
+    "forecast_high_sek",
+    "budget_full_year_sek",
+    "deviation_sek",
+    "model",
+)
+FORECAST_MODELS = ("auto", "runrate", "seasonal", "budget", "ets", "prophet")
+BACKTEST_MODELS = ("auto", "runrate", "lastyear", "seasonal", "ses", "theta", "ets", "prophet")
+_PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+_NUMBER = re.compile(r"^[+-−]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
+SeriesKey = tuple[str, str]
+
+
+@dataclass
+class Actuals:
+    path: Path
+    series: dict[SeriesKey, dict[tuple[int, int], float]] = field(default_factory=dict)
+
+
+@dataclass
+class Budgets:
+    path: Path
+    # (org_unit, category) → year → 12 monthly amounts
+    series: dict[SeriesKey, dict[int, list[float]]] = field(default_factory=dict)
+
+
+def parse_amount(text: str) -> float:
+    """``"1234.5"``, ``"1 234,5"``, ``"-12,50"``, ``"−3"`` → float; ValueError otherwise."""
+    cleaned = text.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+    cleaned = cleaned.replace("−", "-")
+    if not cleaned or not _NUMBER.match(cleaned) or ("," in cleaned and "." in cleaned):
+        raise ValueError(text)
+    value = float(cleaned.replace(",", "."))
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def parse_period_text(text: str) -> tuple[int, int]:
+    match = _PERIOD.match(text.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(text)
+    return int(match.group(1)), int(match.group(2))
+
+
+def _rows(
+    path: Path, required: Sequence[str], optional: Sequence[str] = ()
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield ``(line number, row)`` of a CSV file after checking its header."""
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise UserError(f"{path}:1: empty file, expected the header {','.join(required)}")
+    delimiter = ";" if lines[0].count(";") > lines[0].count(",") else ","
+    reader = csv.reader(lines, delimiter=delimiter)
+    header = [h.strip() for h in next(reader)]
+    missing = [c for c in required if c not in header]
+    unknown = [c for c in header if c not in required and c not in optional]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown column(s) {', '.join(unknown)}")
+        raise UserError(
+            f"{path}:1: {'; '.join(parts)}; expected {','.join([*required, *optional])}"
+        )
+    dupes = {h for h in header if header.count(h) > 1}
+    if dupes:
+        raise UserError(f"{path}:1: duplicate column(s) {', '.join(sorted(dupes))}")
+    for line_no, fields in enumerate(reader, start=2):
+        if not fields or all(not f.strip() for f in fields):
+            continue
+        if len(fields) != len(header):
+            raise UserError(f"{path}:{line_no}: {len(fields)} fields, the header has {len(header)}")
+        yield line_no, {h: f.strip() for h, f in zip(header, fields, strict=True)}
+
+
+def _require(path: Path, line: int, row: dict[str, str], column: str) -> str:
+    value = row[column]
+    if not value:
+        raise UserError(f"{path}:{line}: empty {column}")
+    return value
+
+
+def read_actuals(path: Path) -> Actuals:
+    out = Actuals(path)
+    seen: dict[tuple[str, str, tuple[int, int]], int] = {}
+    for line, row in _rows(path, ACTUALS_COLUMNS):
+        unit = _require(path, line, row, "org_unit")
+        category = _require(path, line, row, "category")
+        try:
+            period = parse_period_text(row["period"])
+        except ValueError:
+            raise UserError(
+                f"{path}:{line}: bad period {row['period']!r}, expected YYYY-MM"
+            ) from None
+        try:
+            amount = parse_amount(row["amount_sek"])
+        except ValueError:
+            raise UserError(
+                f"{path}:{line}: amount_sek {row['amount_sek']!r} is not a number"
+            ) from None
+        key = (unit, category, period)
+        if key in seen:
+            raise UserError(
+                f"{path}:{line}: duplicate row for {unit}/{category}/"
+                f"{period[0]}-{period[1]:02d} (first on line {seen[key]})"
+            )
+        seen[key] = line
+        out.series.setdefault((unit, category), {})[period] = amount
+    return out
+
+
+def read_budgets(path: Path, profiles: dict[str, tuple[float, ...]]) -> Budgets:
+    out = Budgets(path)
+    seen: dict[tuple[str, str, int], int] = {}
+    for line, row in _rows(path, BUDGET_COLUMNS, BUDGET_MONTHS):
+        unit = _require(path, line, row, "org_unit")
+        category = _require(path, line, row, "category")
+        year_text = row["year"]
+        if not re.fullmatch(r"\d{4}", year_text):
+            raise UserError(f"{path}:{line}: bad year {year_text!r}, expected YYYY")
+        year = int(year_text)
+        try:
+            annual = parse_amount(row["annual_sek"])
+        except ValueError:
+            raise UserError(
+                f"{path}:{line}: annual_sek {row['annual_sek']!r} is not a number"
+            ) from None
+        given = [m for m in BUDGET_MONTHS if m in row and row[m] != ""]
+        if given and len(given) != 12:
+            lacking = [m for m in BUDGET_MONTHS if m not in given]
+            raise UserError(
+                f"{path}:{line}: monthly budget incomplete, missing {', '.join(lacking)}"
+            )
+        if given:
+            months = []
+            for m in BUDGET_MONTHS:
+                try:
+                    months.append(parse_amount(row[m]))
+                except ValueError:
+                    raise UserError(f"{path}:{line}: {m} {row[m]!r} is not a number") from None
+            if abs(sum(months) - annual) > max(1.0, 1e-6 * abs(annual)):
+                raise UserError(
+                    f"{path}:{line}: m01…m12 sum to {sum(months):.2f}, annual_sek is {annual:.2f}"
+                )
+        else:
+            weights = profiles.get(category, (1.0,) * 12)
+            total = sum(weights)
+            months = [annual * w / total for w in weights]
+        key = (unit, category, year)
+        if key in seen:
+            raise UserError(
+                f"{path}:{line}: duplicate budget for {unit}/{category}/{year} "
+                f"(first on line {seen[key]})"
+            )
+        seen[key] = line
+        out.series.setdefault((unit, category), {})[year] = months
+    return out
+
+
+def _load_profiles() -> dict[str, tuple[float, ...]]:
+    from services.config_files import load_domain_config
+    from services.settings import Settings
+
+    config = load_domain_config(Settings().config_dir)
+    return {cid: cat.profile for cid, cat in config.categories.items()}
+
+
+def _parse_as_of(text: str) -> tuple[int, int]:
+    try:
+        return parse_period_text(text)
+    except ValueError:
+        raise UserError(f"--as-of {text!r}: expected YYYY-MM, e.g. 2024-08") from None
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    return str(round(value))
+
+
+def write_atomically(path: Path, rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
+    """Write a CSV next to ``path`` and rename it into place: all or nothing."""
+    target_dir = path.parent if str(path.parent) else Path(".")
+    if not target_dir.is_dir():
+        raise UserError(f"{path}: directory {target_dir} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=target_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_forecast(
+    actuals_path: Path,
+    budget_path: Path | None,
+    as_of_text: str,
+    model: str,
+    out_path: Path,
+) -> tuple[int, list[SeriesKey]]:
+    """Read, forecast, write. Returns ``(rows written, series without data)``."""
+    if model not in FORECAST_MODELS:
+        raise UserError(f"--model {model!r}: choose one of {', '.join(FORECAST_MODELS)}")
+    year, month = _parse_as_of(as_of_text)
+    profiles = _load_profiles()
+    actuals = read_actuals(actuals_path)
+    budgets = read_budgets(budget_path, profiles) if budget_path is not None else None
+
+    from forecasts.domain import Category
+    from forecasts.series import forecast_many
+
+    keys = sorted(set(actuals.series) | (set(budgets.series) if budgets is not None else set()))
+    with_data: list[SeriesKey] = []
+    no_data: list[SeriesKey] = []
+    for key in keys:
+        entries = actuals.series.get(key, {})
+        if any(y == year and m <= month for (y, m) in entries):
+            with_data.append(key)
+        else:
+            no_data.append(key)
+    histories = [{f"{y}-{m:02d}": v for (y, m), v in actuals.series[k].items()} for k in with_data]
+    budget_rows = [
+        budgets.series.get(k, {}).get(year) if budgets is not None else None for k in with_data
+    ]
+    categories: list[Category | None] = [
+        Category(k[1], k[1], "cost", profiles[k[1]]) if k[1] in profiles else None
+        for k in with_data
+    ]
+    results = (
+        forecast_many(histories, year, month, budget_rows, model, categories) if with_data else []
+    )
+    by_key = dict(zip(with_data, results, strict=True))
+    rows: list[list[str]] = []
+    as_of = f"{year}-{month:02d}"
+    for key in keys:
+        budget_months = budgets.series.get(key, {}).get(year) if budgets is not None else None
+        budget_total = sum(budget_months) if budget_months is not None else None
+        fc = by_key.get(key)
+        if fc is None:
+            rows.append(
+                [
+                    key[0],
+                    key[1],
+                    str(year),
+                    as_of,
+                    "",
+                    "",
+                    "",
+                    "",
+                    _fmt(budget_total),
+                    "",
+                    "no_data",
+                ]
+            )
+            continue
+        deviation = budget_total - fc.full_year if budget_total is not None else None
+        rows.append(
+            [
+                key[0],
+                key[1],
+                str(year),
+                as_of,
+                _fmt(fc.ytd),
+                _fmt(fc.full_year),
+                _fmt(fc.low),
+                _fmt(fc.high),
+                _fmt(budget_total),
+                _fmt(deviation),
+                fc.model,
+            ]
+        )
+    write_atomically(out_path, rows, OUTPUT_COLUMNS)
+    return len(rows), no_data
+
+
+def backtest_panel_from_actuals(
+    actuals: Actuals, budgets: Budgets | None
+) -> tuple[list[SeriesKey], object, object]:
+    """Right-align every series on its last full calendar year (the held-out year)."""
+    import numpy as np
+
+    keys: list[SeriesKey] = []
+    rows: list[np.ndarray] = []
+    bud_rows: list[np.ndarray] = []
+    n_years = 11
+    for key, entries in sorted(actuals.series.items()):
+        years = sorted({y for y, _ in entries})
+        full = [y for y in years if all((y, m) in entries for m in range(1, 13))]
+        if not full:
+            continue
+        last = full[-1]
+        first_year, first_month = min(entries)
+        row = np.full(n_years * 12, np.nan)
+        bud = np.full((n_years, 12), np.nan)
+        for k in range(n_years):
+            y = last - (n_years - 1 - k)
+            for m in range(1, 13):
+                if (y, m) >= (first_year, first_month):
+                    row[k * 12 + m - 1] = entries.get((y, m), 0.0)
+            if budgets is not None and y in budgets.series.get(key, {}):
+                bud[k] = budgets.series[key][y]
+        keys.append(key)
+        rows.append(row)
+        bud_rows.append(bud)
+    panel = np.array(rows) if rows else np.zeros((0, n_years * 12))
+    bud_panel = np.array(bud_rows) if budgets is not None and bud_rows else None
+    return keys, panel, bud_panel
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("forecast")
+    def forecast(
+        actuals: Annotated[Path, typer.Option("--actuals", help="A.csv with monthly actuals")],
+        as_of: Annotated[str, typer.Option("--as-of", help="As-of month, YYYY-MM")],
+        out: Annotated[Path, typer.Option("--out", help="Output CSV (written atomically)")],
+        budget: Annotated[
+            Path | None, typer.Option("--budget", help="B.csv with annual/monthly budgets")
+        ] = None,
+        model: Annotated[
+            str, typer.Option("--model", help="auto|runrate|seasonal|budget|ets|prophet")
+        ] = "auto",
+    ) -> None:
+        """Full-year forecast per (org_unit, category) with an 80 % interval."""
+        from rich.console import Console
+
+        written, no_data = run_forecast(actuals, budget, as_of, model, out)
+        err = Console(stderr=True)
+        for unit, category in no_data:
+            err.print(
+                f"no data: {unit}/{category} has no actuals up to {as_of}; not forecast",
+                highlight=False,
+            )
+        err.print(f"wrote {written} rows to {out}", highlight=False)
+
+    @app.command("backtest")
+    def backtest(
+        actuals: Annotated[Path, typer.Option("--actuals", help="A.csv with monthly actuals")],
+        cutoffs: Annotated[
+            str, typer.Option("--cutoffs", help="As-of months, comma separated")
+        ] = "4,8,10",
+        models: Annotated[
+            str, typer.Option("--models", help=f"Comma separated: {','.join(BACKTEST_MODELS)}")
+        ] = "auto",
+        budget: Annotated[Path | None, typer.Option("--budget", help="B.csv budgets")] = None,
+        csv_out: Annotated[
+            Path | None, typer.Option("--csv", help="Write the table as CSV")
+        ] = None,
+        json_out: Annotated[
+            Path | None, typer.Option("--json", help="Write the table as JSON")
+        ] = None,
+    ) -> None:
+        """Hold out each series' last full year; errors and coverage per cutoff and model."""
+        run_backtest(actuals, cutoffs, models, budget, csv_out, json_out)
+
+
+def _parse_cutoffs(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit() or not 1 <= int(part) <= 11:
+            raise UserError(f"--cutoffs {text!r}: expected months 1..11, e.g. 4,8,10")
+        out.append(int(part))
+    return sorted(set(out))
+
+
+def _parse_models(text: str) -> list[str]:
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in models if m not in BACKTEST_MODELS]
+    if bad or not models:
+        raise UserError(
+            f"--models {text!r}: unknown {', '.join(bad) or '(none)'}; "
+            f"choose from {', '.join(BACKTEST_MODELS)}"
+        )
+    return models
+
+
+def run_backtest(
+    actuals_path: Path,
+    cutoffs_text: str,
+    models_text: str,
+    budget_path: Path | None,
+    csv_out: Path | None,
+    json_out: Path | None,
+) -> list[dict[str, object]]:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from forecasts.backtest import BASELINES, backtest_panel, eligible
+
+    cutoffs = _parse_cutoffs(cutoffs_text)
+    models = _parse_models(models_text)
+    for target in (csv_out, json_out):
+        if target is not None and not (target.parent if str(target.parent) else Path(".")).is_dir():
+            raise UserError(f"{target}: directory {target.parent} does not exist")
+    profiles = _load_profiles()
+    actuals = read_actuals(actuals_path)
+    budgets = read_budgets(budget_path, profiles) if budget_path is not None else None
+    _keys, panel, bud = backtest_panel_from_actuals(actuals, budgets)
+    n_ok = int(eligible(panel).sum()) if len(_keys) else 0  # type: ignore[arg-type]
+    if n_ok == 0:
+        raise UserError(
+            f"{actuals_path}: no series has a full calendar year and two full years before it"
+        )
+    ordered = list(BASELINES) + [m for m in models if m not in BASELINES]
+    per_series = sum(1 for m in ordered if m in ("ets", "prophet"))
+    total = len(cutoffs) * per_series * n_ok
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=total < 200) as progress:
+        task = progress.add_task("backtest", total=max(total, 1))
+        rows, _errors = backtest_panel(
+            panel,  # type: ignore[arg-type]
+            cutoffs,
+            models,
+            bud,  # type: ignore[arg-type]
+            progress=lambda k: progress.advance(task, k),
+        )
+    table = Table(title=f"Backtest: {n_ok} series, last full year held out")
+    for col in ("Cutoff", "Model", "Median APE %", "Mean APE %", "80 % coverage %"):
+        table.add_column(col, justify="right")
+    records = [r.as_dict() for r in rows]
+    for r in rows:
+        table.add_row(
+            str(r.cutoff),
+            r.model,
+            f"{r.median_ape_pct:.2f}",
+            f"{r.mean_ape_pct:.2f}",
+            f"{r.coverage_80_pct:.1f}",
+        )
+    Console().print(table)
+    if csv_out is not None:
+        header = list(records[0].keys())
+        write_atomically(csv_out, [[str(rec[h]) for h in header] for rec in records], header)
+    if json_out is not None:
+        tmp = json_out.with_name(f".{json_out.name}.tmp")
+        tmp.write_text(json.dumps(records, indent=2), encoding="utf-8")
+        os.replace(tmp, json_out)
+    sys.stdout.flush()
+    return records
