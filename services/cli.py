@@ -35,6 +35,7 @@ COMMAND_MODULES: list[str] = [
     "services.broker",
     "services.scenario",
     "services.demo",
+    "services.worker",
 ]
 
 for _module in COMMAND_MODULES:

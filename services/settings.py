@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     # changelog recovery exact there. Production Kafka does not need it (brief §5).
     producer_max_batch_size: int = Field(default=1, ge=1)
     broker_session_timeout_s: float = Field(default=8.0, gt=0)
+    # Stream worker: the Faust app id is also the consumer group and the table topics' prefix.
+    app_id: str = "budgetvakt"
+    table_store: str = Field(default="rocksdb", pattern="^(rocksdb|memory)$")
+    worker_batch_size: int = Field(default=2000, ge=1)
+    worker_batch_within_s: float = Field(default=0.2, gt=0)
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     log_level: str = "INFO"
 

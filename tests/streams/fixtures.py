@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -34,3 +44,213 @@ def broker(
 @pytest.fixture
 def bootstrap_servers(broker: EmbeddedBroker) -> str:
     return broker.bootstrap_servers
+
+
+# --- Stream workers ------------------------------------------------------------------------------
+# Real ``budgetvakt worker`` processes on the session broker. Every test gets its own Faust app id
+# and topic names, so tests on the one broker never see each other's events or consumer groups.
+
+WORKER_READY_TIMEOUT_S = 60.0
+
+
+class WorkerProcess:
+    """One ``budgetvakt worker`` child process with its own web port and data dir."""
+
+    def __init__(self, env: dict[str, str], data_dir: Path, log_path: Path) -> None:
+        from services.broker import free_port
+
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.env = {
+            **env,
+            "BUDGETVAKT_WEB_PORT": str(self.port),
+            "BUDGETVAKT_WEB_HOST": "127.0.0.1",
+            "BUDGETVAKT_DATA_DIR": str(data_dir),
+            "BUDGETVAKT_LOG_FORMAT": "json",
+        }
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self._log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "services", "worker"],
+            env={**os.environ, **self.env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        return self
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def ready(self) -> dict[str, Any] | None:
+        """The /ready answer when it is 200, else None."""
+        try:
+            with urllib.request.urlopen(self.url("/ready"), timeout=2) as resp:
+                answer: dict[str, Any] = json.loads(resp.read())
+                return answer
+        except (OSError, ValueError):
+            return None
+
+    def wait_ready(self, timeout_s: float = WORKER_READY_TIMEOUT_S) -> dict[str, Any]:
+        answer: dict[str, Any] | None = None
+
+        def is_ready() -> bool:
+            nonlocal answer
+            assert self.alive(), f"worker exited with {self.returncode}; log: {self.log_path}"
+            answer = self.ready()
+            return answer is not None
+
+        wait_until(is_ready, timeout_s, f"worker on port {self.port} ready")
+        assert answer is not None
+        return answer
+
+    def samples(self) -> list[tuple[str, dict[str, str], float]]:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(self.url("/metrics"), timeout=5) as resp:
+            text = resp.read().decode("utf-8")
+        return [
+            (sample.name, dict(sample.labels), float(sample.value))
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        ]
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.poll()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        proc, self._proc = self._proc, None
+        code = 0
+        if proc is not None:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+            try:
+                code = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+                code = -9
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return code
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for: {what}")
+        time.sleep(0.2)
+
+
+def metric_sum(
+    samples: Sequence[tuple[str, dict[str, str], float]], name: str, **labels: str
+) -> float:
+    return sum(
+        value
+        for sample_name, sample_labels, value in samples
+        if sample_name == name and all(sample_labels.get(k) == v for k, v in labels.items())
+    )
+
+
+@dataclass
+class StreamCase:
+    """Unique topics and app id for one test, and the workers it started."""
+
+    bootstrap_servers: str
+    app_id: str
+    topics: dict[str, str]
+    tmp_path: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {
+            "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "BUDGETVAKT_APP_ID": self.app_id,
+            "BUDGETVAKT_BROKER_SESSION_TIMEOUT_S": "6",
+        }
+        env.update({f"BUDGETVAKT_TOPIC_{k.upper()}": v for k, v in self.topics.items()})
+        return env
+
+    def start_worker(self, data_dir: Path | None = None, wait: bool = True) -> WorkerProcess:
+        index = len(self.workers)
+        data_dir = data_dir or self.tmp_path / f"worker{index}-data"
+        worker = WorkerProcess(self.env, data_dir, self.tmp_path / f"worker{index}.log")
+        self.workers.append(worker.start())
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    def producer(self) -> Any:
+        from kafka import KafkaProducer
+
+        return KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=5)
+
+    def publish(self, topic: str, events: Sequence[dict[str, Any] | bytes]) -> None:
+        """Send events (dicts as contract JSON, bytes as is) keyed by org_unit; wait for acks."""
+        producer = self.producer()
+        try:
+            futures = []
+            for event in events:
+                if isinstance(event, bytes):
+                    value, key = event, b"poison"
+                else:
+                    value = json.dumps(event).encode("utf-8")
+                    key = str(event.get("org_unit", "")).encode("utf-8")
+                futures.append(producer.send(self.topics[topic], key=key, value=value))
+            producer.flush()
+            for future in futures:
+                future.get(timeout=30)
+        finally:
+            producer.close()
+
+    def samples(self) -> list[tuple[str, dict[str, str], float]]:
+        """Samples of all running workers, concatenated (sum them for totals)."""
+        return [s for w in self.workers if w.alive() for s in w.samples()]
+
+
+@pytest.fixture
+def stream_case(
+    request: pytest.FixtureRequest, broker: EmbeddedBroker, tmp_path: Path
+) -> Iterator[StreamCase]:
+    case_id = f"t{uuid.uuid4().hex[:10]}"
+    names = ("cost", "volume", "budget", "period_close", "forecast", "alert", "dead_letter")
+    case = StreamCase(
+        bootstrap_servers=broker.bootstrap_servers,
+        app_id=f"budgetvakt-{case_id}",
+        topics={name: f"{case_id}.{name}" for name in names},
+        tmp_path=tmp_path,
+    )
+    try:
+        yield case
+    finally:
+        for worker in case.workers:
+            worker.stop()
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            KEPT_LOGS.mkdir(exist_ok=True)
+            for index, worker in enumerate(case.workers):
+                kept = KEPT_LOGS / f"{request.node.name}-worker{index}.log"
+                shutil.copyfile(worker.log_path, kept)
+                print(f"\nworker log kept at {kept.resolve()}")
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    # Lets fixtures see whether the test body failed (to keep worker logs).
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)

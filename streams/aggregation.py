@@ -1,0 +1,272 @@
+"""Pure state logic of the stream worker: table keys, applying events, and the metric views.
+
+No Kafka here. The worker keeps ONE changelog-backed table; every key starts with the SOURCE
+partition (``p{partition}|...``) so that a key is only ever written from its own partition:
+
+* ``p{p}|{org_unit}|{YYYY-MM}``      → ``{"ids": [...], "cost": {category: sek},
+  "volume": {measure: value}}``
+* ``p{p}|{org_unit}|budget|{YYYY}``  → ``{"ids": [...], "budget": {name: {"kind", "version",
+  "annual", "monthly"}}}``
+* ``p{p}|{org_unit}|closed``         → ``{"ids": [...], "closed": ["YYYY-MM", ...]}``
+
+The de-duplication ids live in the same value as the aggregates they changed, so one table write
+records both: replaying events after a crash (changelog written, offset not yet committed) finds
+their ids and changes nothing. That is the exactly-once-by-idempotence argument.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from forecasts.domain import DomainConfig
+from forecasts.hierarchy import OrgTree
+
+Outcome = Literal["accepted", "duplicate", "failed"]
+StateValue = dict[str, Any]
+
+BUDGET_SEGMENT = "budget"
+CLOSED_SEGMENT = "closed"
+
+
+def _event_type(event: Any) -> str:
+    return str(event.type)
+
+
+def _period(event: Any) -> str:
+    """``YYYY-MM`` whatever the record type uses (str or date-like)."""
+    period = event.period
+    if isinstance(period, str):
+        return period[:7]
+    return f"{period.year:04d}-{period.month:02d}"
+
+
+def state_key(partition: int, event: Any) -> str:
+    """The table key an event updates; it includes the source partition (see module doc)."""
+    kind = _event_type(event)
+    prefix = f"p{partition}|{event.org_unit}"
+    if kind in ("cost", "volume"):
+        return f"{prefix}|{_period(event)}"
+    if kind == "budget":
+        return f"{prefix}|{BUDGET_SEGMENT}|{int(event.year):04d}"
+    if kind == "period_close":
+        return f"{prefix}|{CLOSED_SEGMENT}"
+    raise ValueError(f"unknown event type {kind!r}")
+
+
+@dataclass(frozen=True)
+class ParsedKey:
+    partition: int
+    org_unit: str
+    kind: Literal["month", "budget", "closed"]
+    year: int | None = None
+    month: int | None = None
+
+
+def parse_key(key: str) -> ParsedKey:
+    head, _, rest = key.partition("|")
+    partition = int(head[1:])
+    if rest.endswith(f"|{CLOSED_SEGMENT}"):
+        return ParsedKey(partition, rest[: -len(CLOSED_SEGMENT) - 1], "closed")
+    unit, _, last = rest.rpartition("|")
+    if unit.endswith(f"|{BUDGET_SEGMENT}"):
+        return ParsedKey(partition, unit[: -len(BUDGET_SEGMENT) - 1], "budget", int(last))
+    year, _, month = last.partition("-")
+    return ParsedKey(partition, unit, "month", int(year), int(month))
+
+
+def budget_monthly(event: Any, domain: DomainConfig) -> list[float]:
+    """The event's own monthly split, else the category's profile, else flat (measures)."""
+    monthly = getattr(event, "monthly", None)
+    if monthly:
+        return [float(v) for v in monthly]
+    annual = float(event.annual)
+    category = getattr(event, "category", None)
+    if category is not None and category in domain.categories:
+        return domain.periodise(category, annual)
+    months = [annual / 12.0] * 12
+    months[-1] = annual - sum(months[:-1])
+    return months
+
+
+def _apply_one(value: StateValue, event: Any, domain: DomainConfig) -> None:
+    """Mutate ``value``; everything that can raise is computed before the first mutation."""
+    kind = _event_type(event)
+    if kind == "cost":
+        category, amount = str(event.category), float(event.amount_sek)
+        costs = value.setdefault("cost", {})
+        costs[category] = costs.get(category, 0.0) + amount
+    elif kind == "volume":
+        measure, amount = str(event.measure), float(event.value)
+        volumes = value.setdefault("volume", {})
+        volumes[measure] = volumes.get(measure, 0.0) + amount
+    elif kind == "budget":
+        category = getattr(event, "category", None)
+        name = str(category if category is not None else event.measure)
+        line = {
+            "kind": "category" if category is not None else "measure",
+            "version": getattr(event, "version", None),
+            "annual": float(event.annual),
+            "monthly": budget_monthly(event, domain),
+        }
+        # A later budget for the same (org_unit, year, category) replaces the earlier one: a
+        # revised budget is a new version of the whole line, not an addition to it.
+        value.setdefault("budget", {})[name] = line
+    elif kind == "period_close":
+        period = _period(event)
+        closed = value.setdefault("closed", [])
+        if period not in closed:
+            closed.append(period)
+            closed.sort()
+    else:
+        raise ValueError(f"unknown event type {kind!r}")
+
+
+@dataclass
+class ApplyResult:
+    value: StateValue
+    outcomes: list[Outcome]
+    errors: list[str | None]
+    changed: bool
+
+
+def apply_events(
+    current: Mapping[str, Any] | None, events: Sequence[Any], domain: DomainConfig
+) -> ApplyResult:
+    """Apply events (all for the same state key) in order; an id already seen is a duplicate.
+
+    A correction is an ordinary posting (it carries its own id and a signed amount), so it simply
+    adds. An event whose application raises is reported as ``failed`` and leaves the value as it
+    was, so one bad event cannot poison the others.
+    """
+    value: StateValue = _copy(current) if current else {"ids": []}
+    seen = set(value["ids"])
+    outcomes: list[Outcome] = []
+    errors: list[str | None] = []
+    changed = False
+    for event in events:
+        event_id = str(event.event_id)
+        if event_id in seen:
+            outcomes.append("duplicate")
+            errors.append(None)
+            continue
+        try:
+            _apply_one(value, event, domain)
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            outcomes.append("failed")
+            errors.append(f"processing failed: {type(err).__name__}")
+            continue
+        value["ids"].append(event_id)
+        seen.add(event_id)
+        outcomes.append("accepted")
+        errors.append(None)
+        changed = True
+    return ApplyResult(value, outcomes, errors, changed)
+
+
+def _copy(value: Mapping[str, Any]) -> StateValue:
+    out: StateValue = {}
+    for k, v in value.items():
+        if isinstance(v, dict):
+            out[k] = {ik: (dict(iv) if isinstance(iv, dict) else iv) for ik, iv in v.items()}
+        elif isinstance(v, list):
+            out[k] = list(v)
+        else:
+            out[k] = v
+    return out
+
+
+LabelKey = tuple[str, str, int]  # (node, category_or_measure, year)
+
+
+@dataclass
+class Snapshot:
+    """Metric values for the active partitions, rolled up over the org tree."""
+
+    actual_ytd: dict[LabelKey, float] = field(default_factory=dict)
+    budget_full_year: dict[LabelKey, float] = field(default_factory=dict)
+    volume_ytd: dict[LabelKey, float] = field(default_factory=dict)
+    volume_budget_full_year: dict[LabelKey, float] = field(default_factory=dict)
+    last_month: dict[tuple[str, int], int] = field(default_factory=dict)
+    last_closed: dict[str, int] = field(default_factory=dict)
+    unmapped_units: set[str] = field(default_factory=set)
+
+
+class ActiveState:
+    """What this worker knows: the table values of its active partitions, without the ids.
+
+    Updated after each batch and rebuilt from the table on assignment; the metrics are computed
+    from it at scrape time, so after a restart or rebalance they come from recovered state.
+    """
+
+    def __init__(self) -> None:
+        self._partitions: dict[int, dict[str, StateValue]] = {}
+        self.version = 0
+
+    @property
+    def partitions(self) -> set[int]:
+        return set(self._partitions)
+
+    def put(self, key: str, value: Mapping[str, Any]) -> None:
+        partition = parse_key(key).partition
+        stripped = {k: v for k, v in value.items() if k != "ids"}
+        self._partitions.setdefault(partition, {})[key] = stripped
+        self.version += 1
+
+    def drop_partitions(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self._partitions.pop(partition, None)
+        self.version += 1
+
+    def rebuild(self, items: Iterable[tuple[str, Mapping[str, Any]]], active: set[int]) -> None:
+        self._partitions = {p: {} for p in active}
+        for key, value in items:
+            if value is not None and parse_key(key).partition in active:
+                self.put(key, value)
+        self.version += 1
+
+    def snapshot(self, org: OrgTree) -> Snapshot:
+        actual: dict[LabelKey, list[float]] = defaultdict(list)
+        budget: dict[LabelKey, list[float]] = defaultdict(list)
+        volume: dict[LabelKey, list[float]] = defaultdict(list)
+        volume_budget: dict[LabelKey, list[float]] = defaultdict(list)
+        snap = Snapshot()
+        for values in self._partitions.values():
+            for key, value in values.items():
+                parsed = parse_key(key)
+                unit = parsed.org_unit
+                if not org.is_known(unit):
+                    snap.unmapped_units.add(unit)
+                path = org.path(unit)
+                if parsed.kind == "month":
+                    assert parsed.year is not None and parsed.month is not None
+                    year = parsed.year
+                    for category, amount in value.get("cost", {}).items():
+                        for node in path:
+                            actual[(node, category, year)].append(amount)
+                    for measure, amount in value.get("volume", {}).items():
+                        for node in path:
+                            volume[(node, measure, year)].append(amount)
+                    if value.get("cost"):
+                        for node in path:
+                            previous = snap.last_month.get((node, year), 0)
+                            snap.last_month[(node, year)] = max(previous, parsed.month)
+                elif parsed.kind == "budget":
+                    assert parsed.year is not None
+                    for name, line in value.get("budget", {}).items():
+                        target = budget if line.get("kind") == "category" else volume_budget
+                        for node in path:
+                            target[(node, name, parsed.year)].append(float(line["annual"]))
+                else:
+                    closed = value.get("closed", [])
+                    if closed:
+                        latest = closed[-1]
+                        snap.last_closed[unit] = int(latest[:4]) * 100 + int(latest[5:7])
+        snap.actual_ytd = {k: math.fsum(v) for k, v in actual.items()}
+        snap.budget_full_year = {k: math.fsum(v) for k, v in budget.items()}
+        snap.volume_ytd = {k: math.fsum(v) for k, v in volume.items()}
+        snap.volume_budget_full_year = {k: math.fsum(v) for k, v in volume_budget.items()}
+        return snap

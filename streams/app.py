@@ -1,0 +1,258 @@
+"""The Faust app of the stream worker: input topics, the aggregate table, the ingest agent.
+
+One agent consumes the four input topics as raw bytes (so bad JSON reaches our validator instead
+of Faust's deserializer, which would drop it silently) in batches. Per batch: validate every
+message (invalid ones go to the dead-letter topic), group the valid events by state key, read each
+key once, apply its events (de-duplicated by ``event_id``), write it once. See
+``streams.aggregation`` for the state layout and ``docs/architecture.md`` for the argument why
+this counts every event exactly once without Kafka transactions.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import weakref
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import structlog
+from faust.streams import _current_event  # the context var Faust tables read the partition from
+from faust.types import EventT
+from faust.web import Request, Response, View
+
+from forecasts.domain import DomainConfig
+from services.settings import Settings
+from streams.aggregation import ActiveState, apply_events, parse_key, state_key
+from streams.metrics import CONTENT_TYPE, WorkerMetrics
+
+log = structlog.get_logger(__name__)
+
+TABLE_NAME = "aggregates"
+
+
+def reason_kind(reason: str, err: Exception | None = None) -> str:
+    """A small fixed set of label values for the dead-letter counter."""
+    kind = getattr(err, "kind", None)
+    if isinstance(kind, str) and kind:
+        return kind
+    text = reason.lower()
+    if "personnummer" in text or "samordningsnummer" in text or "personal" in text:
+        return "personal_id"
+    if "json" in text or "utf-8" in text or "empty" in text:
+        return "bad_json"
+    if "topic" in text:
+        return "wrong_topic"
+    if "processing failed" in text:
+        return "processing"
+    return "schema"
+
+
+def dead_letter_record(event: EventT, reason: str, now: datetime | None = None) -> bytes:
+    msg = event.message
+    raw_value = msg.value if isinstance(msg.value, bytes | bytearray) else b""
+    raw_key = msg.key if isinstance(msg.key, bytes | bytearray) else None
+    record = {
+        "reason": reason,
+        "topic": msg.topic,
+        "partition": msg.partition,
+        "offset": msg.offset,
+        # Keys and values are arbitrary bytes and may hold what we refuse to read: base64.
+        "key": base64.b64encode(raw_key).decode("ascii") if raw_key is not None else None,
+        "original": base64.b64encode(raw_value).decode("ascii"),
+        "rejected_at": (now or datetime.now(UTC)).isoformat(),
+    }
+    return json.dumps(record, ensure_ascii=False).encode("utf-8")
+
+
+@dataclass
+class WorkerApp:
+    app: faust.App
+    table: Any
+    state: ActiveState
+    metrics: WorkerMetrics
+    settings: Settings
+    domain: DomainConfig
+    input_topic_names: dict[str, str]  # topic name → event type it carries
+    ready: bool = False
+
+    def active_partitions(self) -> set[int]:
+        cost_topic = self.settings.topics().cost
+        return {
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == cost_topic
+        }
+
+    def rebuild_state(self) -> None:
+        active = self.active_partitions()
+        items = ((k, v) for k, v in self.table.data.items() if parse_key(k).partition in active)
+        self.state.rebuild(items, active)
+        log.info("state_rebuilt", partitions=sorted(active), version=self.state.version)
+
+
+def _broker_urls(bootstrap_servers: str) -> list[str]:
+    return [f"kafka://{s.strip()}" for s in bootstrap_servers.split(",") if s.strip()]
+
+
+def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
+    topics = settings.topics()
+    store = "rocksdb://" if settings.table_store == "rocksdb" else "memory://"
+    app = faust.App(
+        settings.app_id,
+        broker=_broker_urls(settings.kafka_bootstrap_servers),
+        store=store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.topic_partitions,
+        # Tansu workaround (brief §5): aiokafka's max batch size in bytes; 1 = one message per
+        # batch, which makes changelog recovery exact on Tansu. Production Kafka sets it larger.
+        producer_max_batch_size=settings.producer_max_batch_size,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        # Tansu has no transactions; correctness comes from event_id de-duplication.
+        processing_guarantee="at_least_once",
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+    )
+    partitions = settings.topic_partitions
+    input_topic_names = {
+        topics.cost: "cost",
+        topics.volume: "volume",
+        topics.budget: "budget",
+        topics.period_close: "period_close",
+    }
+    input_topic = app.topic(
+        *input_topic_names,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+    dead_letter_topic = app.topic(
+        topics.dead_letter,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+    table = app.Table(
+        TABLE_NAME,
+        default=None,
+        key_type=str,
+        partitions=partitions,
+    )
+    state = ActiveState()
+    metrics = WorkerMetrics(state, domain.org)
+    worker = WorkerApp(app, table, state, metrics, settings, domain, input_topic_names)
+
+    from streams.validation import InvalidEvent, parse_event
+
+    async def send_dead_letter(event: EventT, reason: str, err: Exception | None = None) -> None:
+        msg = event.message
+        await dead_letter_topic.send(key=msg.key, value=dead_letter_record(event, reason))
+        metrics.events.labels(msg.topic, "rejected").inc()
+        metrics.dead_letters.labels(reason_kind(reason, err)).inc()
+        # Only coordinates and the reason (which never holds a personal id), never the payload.
+        log.warning(
+            "event_rejected",
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            reason=reason,
+        )
+
+    async def process_batch(events: Sequence[EventT]) -> None:
+        metrics.batches.inc()
+        groups: dict[str, list[tuple[EventT, Any]]] = defaultdict(list)
+        for event in events:
+            msg = event.message
+            raw = msg.value
+            try:
+                if not isinstance(raw, bytes | bytearray) or not raw:
+                    raise InvalidEvent("empty message (no value)")
+                parsed = parse_event(bytes(raw), domain)
+            except InvalidEvent as err:
+                await send_dead_letter(event, err.reason, err)
+                continue
+            expected = input_topic_names.get(msg.topic)
+            if expected is not None and str(parsed.type) != expected:
+                await send_dead_letter(
+                    event, f"event type {parsed.type!r} does not belong on the {expected} topic"
+                )
+                continue
+            groups[state_key(msg.partition, parsed)].append((event, parsed))
+
+        for key, group in groups.items():
+            # Faust tables take the changelog partition (and the RocksDB shard) from the
+            # "current event"; every event of a group comes from the key's own partition.
+            token = _current_event.set(weakref.ref(group[0][0]))
+            try:
+                result = apply_events(table.get(key), [p for _, p in group], domain)
+                if result.changed:
+                    table[key] = result.value
+                    metrics.table_writes.inc()
+                    state.put(key, result.value)
+            finally:
+                _current_event.reset(token)
+            for (event, parsed), outcome, error in zip(
+                group, result.outcomes, result.errors, strict=True
+            ):
+                if outcome == "failed":
+                    await send_dead_letter(event, error or "processing failed")
+                    continue
+                metrics.events.labels(event.message.topic, outcome).inc()
+                if outcome == "accepted" and not domain.org.is_known(parsed.org_unit):
+                    metrics.unmapped_events.labels(parsed.org_unit).inc()
+
+    @app.agent(input_topic, name="ingest")
+    async def ingest(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(
+            settings.worker_batch_size, within=settings.worker_batch_within_s
+        ):
+            # Poison messages are handled per event inside; anything raised here is a broker or
+            # store failure, and crashing is right: take_events would ack the batch otherwise.
+            await process_batch(events)
+
+    @app.task
+    async def _declare_dead_letter_topic() -> None:
+        # Faust declares the topics it consumes; this one it only produces to.
+        await dead_letter_topic.maybe_declare()
+
+    @table.on_recover
+    async def _on_recover() -> None:
+        worker.rebuild_state()
+        worker.ready = True
+
+    @app.on_partitions_revoked.connect
+    async def _on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        partitions = {tp.partition for tp in revoked if tp.topic == topics.cost}
+        state.drop_partitions(partitions)
+        worker.ready = False
+
+    @app.page("/metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(metrics.exposition(), content_type=CONTENT_TYPE)
+
+    @app.page("/ready")
+    class ReadyView(View):
+        async def get(self, request: Request) -> Response:
+            ok = (
+                worker.ready
+                and not app.rebalancing
+                and app.tables.recovery.completed.is_set()
+                and not app.in_recovery
+            )
+            return self.json(
+                {"ready": ok, "partitions": sorted(state.partitions)}, status=200 if ok else 503
+            )
+
+    return worker

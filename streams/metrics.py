@@ -1,0 +1,132 @@
+"""Prometheus metrics of the stream worker, on a registry of its own.
+
+Counters (events, dead letters, unmapped events) count what this process handled since it
+started. The money and volume gauges are NOT kept incrementally: a collector computes them at
+scrape time from the table state of the partitions this worker currently owns, so after a restart
+or rebalance they come from the recovered tables. With several workers each one exports its own
+partitions' share; the total is ``sum()`` over the workers in PromQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from forecasts.hierarchy import OrgTree
+from streams.aggregation import ActiveState, Snapshot
+
+CONTENT_TYPE = "text/plain; version=0.0.4"
+
+
+class StateCollector(Collector):
+    """Gauges computed from :class:`ActiveState`; recomputed only when the state changed."""
+
+    def __init__(self, state: ActiveState, org: OrgTree) -> None:
+        self.state = state
+        self.org = org
+        self._cached: tuple[int, list[Metric]] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        version = self.state.version
+        if self._cached is None or self._cached[0] != version:
+            self._cached = (version, self._families(self.state.snapshot(self.org)))
+        yield from self._cached[1]
+
+    def describe(self) -> Iterator[Metric]:
+        # Without describe() the registry would call collect() at registration time.
+        return iter(self._families(Snapshot()))
+
+    def _families(self, snap: Snapshot) -> list[Metric]:
+        level = self.org.level_of
+        actual = GaugeMetricFamily(
+            "budgetvakt_actual_ytd_sek",
+            "Actual cost year to date (sum of the months of the year received so far), SEK",
+            labels=["org_unit", "category", "year", "level"],
+        )
+        for (node, category, year), value in sorted(snap.actual_ytd.items()):
+            actual.add_metric([node, category, str(year), level(node)], value)
+        budget = GaugeMetricFamily(
+            "budgetvakt_budget_full_year_sek",
+            "Full-year budget (latest version received), SEK",
+            labels=["org_unit", "category", "year", "level"],
+        )
+        for (node, category, year), value in sorted(snap.budget_full_year.items()):
+            budget.add_metric([node, category, str(year), level(node)], value)
+        volume = GaugeMetricFamily(
+            "budgetvakt_volume_ytd",
+            "Volume year to date (sum of the months of the year received so far)",
+            labels=["org_unit", "measure", "year", "level"],
+        )
+        for (node, measure, year), value in sorted(snap.volume_ytd.items()):
+            volume.add_metric([node, measure, str(year), level(node)], value)
+        volume_budget = GaugeMetricFamily(
+            "budgetvakt_volume_budget_full_year",
+            "Full-year volume budget (latest version received)",
+            labels=["org_unit", "measure", "year", "level"],
+        )
+        for (node, measure, year), value in sorted(snap.volume_budget_full_year.items()):
+            volume_budget.add_metric([node, measure, str(year), level(node)], value)
+        last_month = GaugeMetricFamily(
+            "budgetvakt_actual_last_month",
+            "Latest month (1-12) of the year with cost postings received",
+            labels=["org_unit", "year", "level"],
+        )
+        for (node, year), month in sorted(snap.last_month.items()):
+            last_month.add_metric([node, str(year), level(node)], month)
+        last_closed = GaugeMetricFamily(
+            "budgetvakt_last_closed_period",
+            "Latest period closed in the ledger for the cost centre, as YYYYMM",
+            labels=["org_unit"],
+        )
+        for unit, period in sorted(snap.last_closed.items()):
+            last_closed.add_metric([unit], period)
+        unmapped = GaugeMetricFamily(
+            "budgetvakt_unmapped_org_unit",
+            "1 for each cost centre with events that is not in the org hierarchy "
+            "(rolled up under 'omappad')",
+            labels=["org_unit"],
+        )
+        for unit in sorted(snap.unmapped_units):
+            unmapped.add_metric([unit], 1)
+        return [actual, budget, volume, volume_budget, last_month, last_closed, unmapped]
+
+
+class WorkerMetrics:
+    def __init__(self, state: ActiveState, org: OrgTree) -> None:
+        disable_created_metrics()  # the *_created series only add noise here
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events = Counter(
+            "budgetvakt_events",
+            "Events handled by this worker process",
+            ["topic", "outcome"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "budgetvakt_dead_letter",
+            "Events sent to the dead-letter topic, by kind of reason",
+            ["reason_kind"],
+            registry=self.registry,
+        )
+        self.unmapped_events = Counter(
+            "budgetvakt_unmapped_events",
+            "Accepted events for cost centres that are not in the org hierarchy",
+            ["org_unit"],
+            registry=self.registry,
+        )
+        self.batches = Counter(
+            "budgetvakt_batches",
+            "Batches processed by this worker process",
+            registry=self.registry,
+        )
+        self.table_writes = Counter(
+            "budgetvakt_table_writes",
+            "Writes to the aggregate table (one per state key per batch)",
+            registry=self.registry,
+        )
+        self.registry.register(StateCollector(state, org))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

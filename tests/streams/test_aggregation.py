@@ -1,0 +1,221 @@
+"""Unit tests of the worker's pure state logic: keys, de-duplication, budgets, roll-ups."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from forecasts.domain import DomainConfig
+from services.config_files import load_domain_config
+from services.settings import DEFAULT_CONFIG_DIR
+from streams.aggregation import ActiveState, apply_events, parse_key, state_key
+
+
+@pytest.fixture(scope="module")
+def domain() -> DomainConfig:
+    return load_domain_config(DEFAULT_CONFIG_DIR)
+
+
+def cost(event_id: str, unit: str, period: str, category: str, amount: float) -> Any:
+    return SimpleNamespace(
+        type="cost",
+        event_id=event_id,
+        org_unit=unit,
+        period=period,
+        category=category,
+        amount_sek=amount,
+    )
+
+
+def volume(event_id: str, unit: str, period: str, measure: str, value: float) -> Any:
+    return SimpleNamespace(
+        type="volume", event_id=event_id, org_unit=unit, period=period, measure=measure, value=value
+    )
+
+
+def budget(
+    event_id: str,
+    unit: str,
+    year: int,
+    annual: float,
+    category: str | None = "salaries",
+    measure: str | None = None,
+    monthly: list[float] | None = None,
+    version: str = "KF",
+) -> Any:
+    return SimpleNamespace(
+        type="budget",
+        event_id=event_id,
+        org_unit=unit,
+        year=year,
+        category=category,
+        measure=measure,
+        annual=annual,
+        monthly=monthly,
+        version=version,
+    )
+
+
+def test_keys_carry_the_source_partition_and_parse_back() -> None:
+    key = state_key(3, cost("a", "1110", "2025-04", "salaries", 1.0))
+    assert key == "p3|1110|2025-04"
+    assert parse_key(key) == parse_key("p3|1110|2025-04")
+    parsed = parse_key(key)
+    assert (parsed.partition, parsed.org_unit, parsed.kind, parsed.year, parsed.month) == (
+        3,
+        "1110",
+        "month",
+        2025,
+        4,
+    )
+    budget_key = state_key(0, budget("b", "X|Y", 2026, 1.0))
+    assert budget_key == "p0|X|Y|budget|2026"
+    parsed_budget = parse_key(budget_key)
+    assert (parsed_budget.org_unit, parsed_budget.kind, parsed_budget.year) == (
+        "X|Y",
+        "budget",
+        2026,
+    )
+    close = SimpleNamespace(type="period_close", event_id="c", org_unit="1110", period="2025-03")
+    assert parse_key(state_key(1, close)).kind == "closed"
+
+
+def test_costs_and_volumes_add_and_a_resent_id_counts_once(domain: DomainConfig) -> None:
+    events = [
+        cost("e1", "1110", "2025-01", "salaries", 100.0),
+        cost("e2", "1110", "2025-01", "salaries", 50.5),
+        cost("e1", "1110", "2025-01", "salaries", 100.0),
+        volume("v1", "1110", "2025-01", "home_care_hours", 12.0),
+    ]
+    result = apply_events(None, events, domain)
+    assert result.outcomes == ["accepted", "accepted", "duplicate", "accepted"]
+    assert result.value["cost"] == {"salaries": 150.5}
+    assert result.value["volume"] == {"home_care_hours": 12.0}
+    again = apply_events(result.value, events, domain)
+    assert again.outcomes == ["duplicate"] * 4
+    assert not again.changed
+    assert again.value["cost"] == {"salaries": 150.5}
+
+
+def test_applying_does_not_mutate_the_stored_value(domain: DomainConfig) -> None:
+    first = apply_events(None, [cost("e1", "1110", "2025-01", "salaries", 1.0)], domain).value
+    apply_events(first, [cost("e2", "1110", "2025-01", "salaries", 2.0)], domain)
+    assert first == {"ids": ["e1"], "cost": {"salaries": 1.0}}
+
+
+def test_a_correction_is_an_ordinary_posting(domain: DomainConfig) -> None:
+    original = cost("e1", "1110", "2025-01", "overtime", 1000.0)
+    correction = cost("e2", "1110", "2025-01", "overtime", -400.0)
+    correction.corrects = "e1"
+    result = apply_events(None, [original, correction], domain)
+    assert result.value["cost"]["overtime"] == pytest.approx(600.0)
+
+
+def test_budget_without_monthly_is_periodised_by_the_category_profile(
+    domain: DomainConfig,
+) -> None:
+    result = apply_events(None, [budget("b1", "1110", 2025, 1_200_000.0, "substitutes")], domain)
+    line = result.value["budget"]["substitutes"]
+    assert line["annual"] == 1_200_000.0
+    assert line["monthly"] == domain.periodise("substitutes", 1_200_000.0)
+    assert line["monthly"][6] > line["monthly"][0]  # summer substitutes
+    assert sum(line["monthly"]) == pytest.approx(1_200_000.0)
+
+
+def test_budget_monthly_split_is_kept_and_measure_budgets_are_flat(domain: DomainConfig) -> None:
+    split = [float(m) for m in range(1, 13)]
+    result = apply_events(
+        None,
+        [
+            budget("b1", "1110", 2025, 78.0, "premises", monthly=split),
+            budget("b2", "1110", 2025, 1200.0, None, measure="home_care_hours"),
+        ],
+        domain,
+    )
+    assert result.value["budget"]["premises"]["monthly"] == split
+    assert result.value["budget"]["home_care_hours"]["kind"] == "measure"
+    assert result.value["budget"]["home_care_hours"]["monthly"] == [100.0] * 12
+
+
+def test_a_later_budget_version_replaces_the_earlier(domain: DomainConfig) -> None:
+    first = apply_events(None, [budget("b1", "1110", 2025, 100.0)], domain).value
+    revised = apply_events(first, [budget("b2", "1110", 2025, 130.0, version="revised")], domain)
+    assert revised.value["budget"]["salaries"]["annual"] == 130.0
+    assert revised.value["budget"]["salaries"]["version"] == "revised"
+    resent_old = apply_events(revised.value, [budget("b1", "1110", 2025, 100.0)], domain)
+    assert resent_old.outcomes == ["duplicate"]
+    assert resent_old.value["budget"]["salaries"]["annual"] == 130.0
+
+
+def test_an_event_that_cannot_be_applied_fails_alone(domain: DomainConfig) -> None:
+    broken = cost("bad", "1110", "2025-01", "salaries", 0.0)
+    broken.amount_sek = "not a number"
+    result = apply_events(None, [broken, cost("ok", "1110", "2025-01", "salaries", 5.0)], domain)
+    assert result.outcomes == ["failed", "accepted"]
+    assert result.errors[0] == "processing failed: ValueError"
+    assert result.value == {"ids": ["ok"], "cost": {"salaries": 5.0}}
+
+
+def _state_from(events_by_partition: dict[int, list[Any]], domain: DomainConfig) -> ActiveState:
+    state = ActiveState()
+    values: dict[str, Any] = {}
+    for partition, events in events_by_partition.items():
+        for event in events:
+            key = state_key(partition, event)
+            values[key] = apply_events(values.get(key), [event], domain).value
+    for key, value in values.items():
+        state.put(key, value)
+    return state
+
+
+def test_snapshot_rolls_up_ytd_and_puts_unknown_units_under_omappad(
+    domain: DomainConfig,
+) -> None:
+    state = _state_from(
+        {
+            0: [
+                cost("a", "1110", "2025-01", "salaries", 100.0),
+                cost("b", "1110", "2025-02", "salaries", 10.0),
+                cost("old", "1110", "2024-12", "salaries", 999.0),
+            ],
+            1: [
+                cost("c", "1120", "2025-03", "salaries", 1.0),
+                cost("d", "2110", "2025-01", "salaries", 1000.0),
+                cost("u", "9999", "2025-01", "overtime", 7.0),
+                budget("b1", "1110", 2025, 1200.0),
+            ],
+        },
+        domain,
+    )
+    snap = state.snapshot(domain.org)
+    assert snap.actual_ytd[("1110", "salaries", 2025)] == 110.0
+    assert snap.actual_ytd[("1110", "salaries", 2024)] == 999.0
+    assert snap.actual_ytd[("AO", "salaries", 2025)] == 111.0
+    assert snap.actual_ytd[("VOF", "salaries", 2025)] == 1111.0
+    assert snap.actual_ytd[("VON", "salaries", 2025)] == 1111.0
+    assert snap.actual_ytd[("omappad", "overtime", 2025)] == 7.0
+    assert snap.actual_ytd[("VON", "overtime", 2025)] == 7.0
+    assert ("VOF", "overtime", 2025) not in snap.actual_ytd
+    assert snap.unmapped_units == {"9999"}
+    assert snap.budget_full_year[("VON", "salaries", 2025)] == 1200.0
+    assert snap.last_month[("1110", 2025)] == 2
+    assert snap.last_month[("AO", 2025)] == 3
+
+
+def test_dropping_a_partition_removes_its_share(domain: DomainConfig) -> None:
+    state = _state_from(
+        {
+            0: [cost("a", "1110", "2025-01", "salaries", 100.0)],
+            1: [cost("b", "1110", "2025-01", "salaries", 5.0)],
+        },
+        domain,
+    )
+    before = state.version
+    state.drop_partitions({0})
+    assert state.version > before
+    assert state.snapshot(domain.org).actual_ytd[("1110", "salaries", 2025)] == 5.0
+    state.rebuild([("p0|1110|2025-01", {"ids": ["a"], "cost": {"salaries": 1.0}})], {0})
+    assert state.partitions == {0}
+    assert state.snapshot(domain.org).actual_ytd[("1110", "salaries", 2025)] == 1.0

@@ -1,0 +1,341 @@
+"""The stream worker end to end: embedded broker, real ``budgetvakt worker`` processes,
+kafka-python as the producer, totals read back from ``/metrics``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import signal
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from forecasts.domain import DomainConfig
+from services.config_files import load_domain_config
+from services.settings import DEFAULT_CONFIG_DIR
+from tests.streams.fixtures import StreamCase, metric_sum, wait_until
+
+pytestmark = pytest.mark.integration
+
+CATCH_UP_TIMEOUT_S = 90.0
+# Known cost centres from config/org.yaml plus one that is not in the hierarchy.
+UNITS = ("1110", "1120", "1210", "2110", "2130", "3110", "3130", "9999")
+CATEGORIES = ("salaries", "substitutes", "overtime", "revenue_fees")
+Samples = Sequence[tuple[str, dict[str, str], float]]
+
+
+@pytest.fixture(scope="module")
+def domain() -> DomainConfig:
+    return load_domain_config(DEFAULT_CONFIG_DIR)
+
+
+def cost_events(prefix: str, count: int, seed: int, year: int = 2025) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    events = []
+    for i in range(count):
+        category = rng.choice(CATEGORIES)
+        amount = round(rng.uniform(100, 90_000), 2)
+        events.append(
+            {
+                "event_id": f"{prefix}-{i}",
+                "type": "cost",
+                "org_unit": UNITS[i % len(UNITS)],
+                "period": f"{year}-{1 + (i // len(UNITS)) % 12:02d}",
+                "category": category,
+                "amount_sek": -amount if category.startswith("revenue") else amount,
+            }
+        )
+    return events
+
+
+def volume_events(prefix: str, count: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        {
+            "event_id": f"{prefix}-v{i}",
+            "type": "volume",
+            "org_unit": UNITS[i % 2],
+            "period": f"2025-{1 + i % 12:02d}",
+            "measure": "home_care_hours",
+            "value": float(rng.randint(1_000, 9_000)),
+            "unit": "h",
+        }
+        for i in range(count)
+    ]
+
+
+def budget_events(prefix: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": f"{prefix}-b{i}",
+            "type": "budget",
+            "org_unit": unit,
+            "year": 2025,
+            "category": "salaries",
+            "annual": 1_000_000.0 * (i + 1),
+            "version": "KF",
+        }
+        for i, unit in enumerate(("1110", "1120", "2110"))
+    ]
+
+
+def expected_rollup(
+    events: Sequence[dict[str, Any]], domain: DomainConfig, field: str, name_field: str
+) -> dict[tuple[str, str, str], float]:
+    """What /metrics must show, summed the plain way: every unique event into every ancestor."""
+    seen: set[str] = set()
+    out: dict[tuple[str, str, str], float] = defaultdict(float)
+    for event in events:
+        if event["event_id"] in seen:
+            continue
+        seen.add(event["event_id"])
+        year = str(event["year"]) if "year" in event else event["period"][:4]
+        for node in domain.org.path(event["org_unit"]):
+            out[(node, event[name_field], year)] += event[field]
+    return dict(out)
+
+
+def gauges(samples: Samples, name: str, label: str) -> dict[tuple[str, str, str], float]:
+    out: dict[tuple[str, str, str], float] = defaultdict(float)
+    for sample_name, labels, value in samples:
+        if sample_name == name:
+            out[(labels["org_unit"], labels[label], labels["year"])] += value
+    return dict(out)
+
+
+def matches(actual: dict[Any, float], expected: dict[Any, float]) -> bool:
+    return actual.keys() == expected.keys() and all(
+        actual[k] == pytest.approx(v, rel=1e-9, abs=1e-6) for k, v in expected.items()
+    )
+
+
+def assert_totals(samples: Samples, costs: Sequence[dict[str, Any]], domain: DomainConfig) -> None:
+    actual = gauges(samples, "budgetvakt_actual_ytd_sek", "category")
+    expected = expected_rollup(costs, domain, "amount_sek", "category")
+    assert actual.keys() == expected.keys()
+    for key, value in expected.items():
+        assert actual[key] == pytest.approx(value, rel=1e-9, abs=1e-6), key
+
+
+def handled(case: StreamCase, topic: str, outcome: str | None = None) -> float:
+    labels = {"topic": case.topics[topic]}
+    if outcome is not None:
+        labels["outcome"] = outcome
+    return metric_sum(case.samples(), "budgetvakt_events_total", **labels)
+
+
+def wait_handled(case: StreamCase, topic: str, count: int) -> None:
+    wait_until(
+        lambda: handled(case, topic) >= count,
+        CATCH_UP_TIMEOUT_S,
+        f"{count} events of {topic} handled",
+    )
+    assert handled(case, topic) == count
+
+
+def test_totals_are_exact_rolled_up_and_a_resent_file_counts_once(
+    stream_case: StreamCase, domain: DomainConfig
+) -> None:
+    worker = stream_case.start_worker()
+    costs = cost_events("a", 400, seed=1)
+    costs_with_repeats = costs + costs[:25]
+    volumes = volume_events("a", 24, seed=2)
+    budgets = budget_events("a")
+    stream_case.publish("cost", costs_with_repeats)
+    stream_case.publish("volume", volumes)
+    stream_case.publish("budget", budgets)
+
+    wait_handled(stream_case, "cost", len(costs_with_repeats))
+    wait_handled(stream_case, "volume", len(volumes))
+    wait_handled(stream_case, "budget", len(budgets))
+    samples = worker.samples()
+    assert handled(stream_case, "cost", "accepted") == 400
+    assert handled(stream_case, "cost", "duplicate") == 25
+    assert_totals(samples, costs, domain)
+    # Spot checks against hand-picked labels, not only against the helper above.
+    leaf = metric_sum(
+        samples,
+        "budgetvakt_actual_ytd_sek",
+        org_unit="1110",
+        category="salaries",
+        year="2025",
+        level="enhet",
+    )
+    assert leaf == pytest.approx(
+        sum(
+            e["amount_sek"] for e in costs if (e["org_unit"], e["category"]) == ("1110", "salaries")
+        )
+    )
+    namnd = metric_sum(samples, "budgetvakt_actual_ytd_sek", org_unit="VON", level="namnd")
+    assert namnd == pytest.approx(sum(e["amount_sek"] for e in costs))
+    unmapped = metric_sum(
+        samples, "budgetvakt_actual_ytd_sek", org_unit="omappad", level="avdelning"
+    )
+    assert unmapped == pytest.approx(sum(e["amount_sek"] for e in costs if e["org_unit"] == "9999"))
+    assert metric_sum(samples, "budgetvakt_unmapped_org_unit", org_unit="9999") == 1
+    assert metric_sum(samples, "budgetvakt_unmapped_events_total", org_unit="9999") == 50
+    assert matches(
+        gauges(samples, "budgetvakt_volume_ytd", "measure"),
+        expected_rollup(volumes, domain, "value", "measure"),
+    )
+    assert metric_sum(
+        samples, "budgetvakt_budget_full_year_sek", org_unit="VOF", category="salaries"
+    ) == pytest.approx(6_000_000.0)
+
+    # The same "file" again: every event is a duplicate, the totals do not move.
+    stream_case.publish("cost", costs)
+    wait_handled(stream_case, "cost", len(costs_with_repeats) + len(costs))
+    assert handled(stream_case, "cost", "duplicate") == 25 + 400
+    assert_totals(worker.samples(), costs, domain)
+
+
+PERSONNUMMER = "19121212-1212"  # Skatteverket's test number: valid date and check digit
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_flows_on(
+    stream_case: StreamCase, domain: DomainConfig
+) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    worker = stream_case.start_worker()
+    good = cost_events("p", 3, seed=3)
+    missing_amount = {k: v for k, v in cost_events("bad-schema", 1, seed=4)[0].items()}
+    del missing_amount["amount_sek"]
+    unknown_category = {**cost_events("bad-cat", 1, seed=5)[0], "category": "champagne"}
+    with_personnummer = {**cost_events("pnr", 1, seed=6)[0], "source": f"lön {PERSONNUMMER}"}
+    poison: list[bytes] = [
+        b"{this is not json",
+        json.dumps(missing_amount).encode(),
+        json.dumps(unknown_category).encode(),
+        json.dumps(with_personnummer).encode(),
+        json.dumps(volume_events("wrong-topic", 1, seed=7)[0]).encode(),
+    ]
+    stream_case.publish("cost", [good[0], *poison, good[1]])
+    wait_handled(stream_case, "cost", 2 + len(poison))
+    assert worker.alive()
+    assert handled(stream_case, "cost", "rejected") == len(poison)
+    assert handled(stream_case, "cost", "accepted") == 2
+    samples = worker.samples()
+    assert metric_sum(samples, "budgetvakt_dead_letter_total") == len(poison)
+
+    consumer = KafkaConsumer(
+        stream_case.topics["dead_letter"],
+        bootstrap_servers=stream_case.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1000,
+        group_id=None,
+    )
+    letters: list[dict[str, Any]] = []
+    try:
+        wait_until(
+            lambda: letters.extend(json.loads(m.value) for m in consumer) or len(letters) >= 5,
+            60,
+            "dead letters readable",
+        )
+    finally:
+        consumer.close()
+    assert len(letters) == len(poison)
+    assert sorted(base64.b64decode(letter["original"]) for letter in letters) == sorted(poison)
+    for letter in letters:
+        assert letter["topic"] == stream_case.topics["cost"]
+        assert letter["reason"]
+        assert "1212" not in letter["reason"]
+        assert letter["rejected_at"]
+        # topic/partition/offset point at exactly the rejected message.
+        reader = KafkaConsumer(bootstrap_servers=stream_case.bootstrap_servers, group_id=None)
+        try:
+            tp = TopicPartition(letter["topic"], letter["partition"])
+            reader.assign([tp])
+            reader.seek(tp, letter["offset"])
+            fetched = reader.poll(timeout_ms=10_000, max_records=1)[tp][0]
+        finally:
+            reader.close()
+        assert fetched.value == base64.b64decode(letter["original"])
+    reasons = " | ".join(letter["reason"] for letter in letters).lower()
+    assert "json" in reasons and "categor" in reasons
+    assert PERSONNUMMER not in worker.log_path.read_text(encoding="utf-8")
+    assert "121212" not in worker.log_path.read_text(encoding="utf-8")
+
+    # The worker is alive and later events still count.
+    stream_case.publish("cost", [good[2]])
+    wait_handled(stream_case, "cost", 3 + len(poison))
+    assert_totals(worker.samples(), good, domain)
+
+
+def test_restart_keeps_totals_with_local_store_and_after_changelog_recovery(
+    stream_case: StreamCase, domain: DomainConfig
+) -> None:
+    first_batch = cost_events("r1", 200, seed=11)
+    worker = stream_case.start_worker()
+    stream_case.publish("cost", first_batch)
+    wait_handled(stream_case, "cost", len(first_batch))
+    assert worker.stop(signal.SIGTERM) == 0
+
+    # Same data dir: the local RocksDB store plus the rest of the changelog.
+    worker = stream_case.start_worker(data_dir=worker.data_dir)
+    assert_totals(worker.samples(), first_batch, domain)
+    second_batch = cost_events("r2", 150, seed=12)
+    stream_case.publish("cost", second_batch + first_batch[:50])
+    wait_handled(stream_case, "cost", len(second_batch) + 50)
+    assert handled(stream_case, "cost", "duplicate") == 50
+    assert_totals(worker.samples(), first_batch + second_batch, domain)
+    assert worker.stop(signal.SIGTERM) == 0
+
+    # Fresh data dir: everything comes back from the changelog topic.
+    worker = stream_case.start_worker()
+    assert_totals(worker.samples(), first_batch + second_batch, domain)
+    third_batch = cost_events("r3", 120, seed=13)
+    stream_case.publish("cost", third_batch + second_batch[:30])
+    wait_handled(stream_case, "cost", len(third_batch) + 30)
+    assert handled(stream_case, "cost", "duplicate") == 30
+    assert_totals(worker.samples(), first_batch + second_batch + third_batch, domain)
+
+
+def test_two_workers_in_one_group_share_partitions_and_sum_exactly(
+    stream_case: StreamCase, domain: DomainConfig
+) -> None:
+    first = stream_case.start_worker()
+    second = stream_case.start_worker()
+
+    def split_settled() -> bool:
+        answers = [first.ready(), second.ready()]
+        if any(a is None for a in answers):
+            return False
+        parts = [set(a["partitions"]) for a in answers if a is not None]
+        return bool(parts[0]) and bool(parts[1]) and not parts[0] & parts[1]
+
+    wait_until(split_settled, 60, "both workers own disjoint partitions")
+    costs = cost_events("two", 600, seed=21)
+    stream_case.publish("cost", costs)
+    wait_until(
+        lambda: matches(
+            gauges(stream_case.samples(), "budgetvakt_actual_ytd_sek", "category"),
+            expected_rollup(costs, domain, "amount_sek", "category"),
+        ),
+        CATCH_UP_TIMEOUT_S,
+        "sum of both workers' gauges equals the published totals",
+    )
+    assert handled(stream_case, "cost", "accepted") == 600
+    assert first.samples() and second.samples()
+    shares = [
+        metric_sum(w.samples(), "budgetvakt_actual_ytd_sek", org_unit="VON", level="namnd")
+        for w in (first, second)
+    ]
+    assert all(share != 0 for share in shares)
+
+    # One worker leaves: the other takes over its partitions from the changelog, and neither
+    # re-sent nor new events are double counted.
+    assert second.stop(signal.SIGTERM) == 0
+    more = cost_events("two-more", 100, seed=22)
+    stream_case.publish("cost", costs[:100] + more)
+    wait_until(
+        lambda: matches(
+            gauges(first.samples(), "budgetvakt_actual_ytd_sek", "category"),
+            expected_rollup(costs + more, domain, "amount_sek", "category"),
+        ),
+        CATCH_UP_TIMEOUT_S,
+        "the remaining worker holds all totals exactly",
+    )
