@@ -304,9 +304,9 @@ def candidate_paths(
         paths[1] = ly[:, m:] * ratio[:, None]
 
     # Seasonal shape averaged over up to SHAPE_YEARS earlier years.
-    profile, used = seasonal_profile(x, year, fallback_profile)
+    profile, _used = seasonal_profile(x, year, fallback_profile)
     p_ytd = profile[:, :m].sum(axis=1)
-    ok = (used > 0) & (p_ytd > 1e-6)
+    ok = p_ytd > 1e-6  # without an earlier year, the fallback (category) profile
     paths[2] = np.where(
         ok[:, None], profile[:, m:] * (ytd / np.maximum(p_ytd, 1e-6))[:, None], np.nan
     )

@@ -168,7 +168,6 @@ def forecast_panel(
     errs, _totals = _remainder_errors(values, year, as_of, budgets, fallback_profile)
     labels = np.full(n, model, dtype=object)
     available = ~np.isnan(cs.paths).any(axis=2)
-    budget_i = CANDIDATES.index("budget")
 
     if model in ("ets", "prophet"):
         from forecasts.library_models import library_paths
@@ -178,19 +177,19 @@ def forecast_panel(
     elif model == "auto":
         pool = np.array([c in _AUTO_POOL for c in CANDIDATES])
         weights, has_backtest = _auto_weights(errs, available & pool[:, None])
-        if as_of <= 2:
-            # Early in the year the budget knows more than one or two months of actuals.
-            has_budget = available[budget_i]
-            lean = np.zeros(len(CANDIDATES))
-            lean[budget_i] = 1.0
-            weights = np.where(
-                has_budget[None, :],
-                (1 - EARLY_BUDGET_WEIGHT) * weights + EARLY_BUDGET_WEIGHT * lean[:, None],
-                weights,
-            )
         none = weights.sum(axis=0) == 0
         weights[CANDIDATES.index("runrate"), none] = 1.0
         path = np.einsum("cn,cnh->nh", weights, np.nan_to_num(cs.paths))
+        if as_of <= 2 and budgets is not None and budgets.shape[1] > year:
+            # Early in the year the plan knows more than one or two months of actuals: half of
+            # the remainder comes from the periodised budget as it stands.
+            plan = budgets[:, year, as_of:]
+            has_plan = ~np.isnan(plan).any(axis=1)
+            path = np.where(
+                has_plan[:, None],
+                (1 - EARLY_BUDGET_WEIGHT) * path + EARLY_BUDGET_WEIGHT * np.nan_to_num(plan),
+                path,
+            )
         labels[~has_backtest] = "auto:fallback"
         labels[none] = "auto:runrate"
     else:
