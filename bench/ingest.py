@@ -1,0 +1,318 @@
+"""Ingest benchmark: events per second through one worker and through two, end to end.
+
+Starts the embedded broker (or uses BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS), starts real
+``budgetvakt worker`` processes, publishes contract-v1 cost events with kafka-python and measures
+from the first send until every event is counted in the workers' /metrics and the nämnd total of
+``budgetvakt_actual_ytd_sek`` equals the published sum (visible in the aggregates).
+
+The events model a larger municipality than the demo: ``--units`` cost centres (a generated org
+tree in a temporary config dir), published month by month as an ERP export would be, shuffled
+within the month, with several postings per cost centre, category and month.
+
+    .venv/bin/python bench/ingest.py                  # 1 and 2 workers, 60 000 events each
+    .venv/bin/python bench/ingest.py --events 20000 --workers 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from services.broker import EmbeddedBroker, free_port  # noqa: E402
+from services.settings import DEFAULT_CONFIG_DIR  # noqa: E402
+
+CATEGORIES = ("salaries", "substitutes", "overtime", "sick_pay", "premises", "revenue_fees")
+
+
+def machine() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def write_config(target: Path, units: int) -> list[str]:
+    """The shipped categories/accounts plus an org tree with ``units`` cost centres."""
+    target.mkdir(parents=True)
+    for name in ("categories.yaml", "accounts.yaml"):
+        shutil.copy(DEFAULT_CONFIG_DIR / name, target / name)
+    ids = [f"{5000 + i}" for i in range(units)]
+    per_avdelning = math.ceil(units / 5)
+    avdelningar = []
+    for a in range(5):
+        children = [
+            {"id": uid, "name": f"Enhet {uid}", "level": "enhet"}
+            for uid in ids[a * per_avdelning : (a + 1) * per_avdelning]
+        ]
+        avdelningar.append(
+            {"id": f"AVD{a}", "name": f"Avdelning {a}", "level": "avdelning", "children": children}
+        )
+    org = {
+        "municipality": "Benchkommun",
+        "tree": {
+            "id": "NMD",
+            "name": "Nämnden",
+            "level": "namnd",
+            "children": [
+                {
+                    "id": "FVG",
+                    "name": "Förvaltningen",
+                    "level": "forvaltning",
+                    "children": avdelningar,
+                }
+            ],
+        },
+    }
+    (target / "org.yaml").write_text(json.dumps(org), encoding="utf-8")  # JSON is valid YAML
+    return ids
+
+
+def make_events(count: int, units: list[str], seed: int) -> list[tuple[bytes, bytes, float]]:
+    """(key, value, amount) tuples; month by month, shuffled within the month."""
+    rng = random.Random(seed)
+    per_month = math.ceil(count / 24)
+    events: list[tuple[bytes, bytes, float]] = []
+    for month_index in range(24):
+        year, month = 2024 + month_index // 12, 1 + month_index % 12
+        batch = []
+        for _ in range(min(per_month, count - len(events))):
+            unit = rng.choice(units)
+            amount = round(rng.uniform(100, 50_000), 2)
+            event = {
+                "event_id": uuid.UUID(int=rng.getrandbits(128)).hex,
+                "type": "cost",
+                "org_unit": unit,
+                "period": f"{year}-{month:02d}",
+                "category": rng.choice(CATEGORIES),
+                "amount_sek": amount,
+            }
+            batch.append((unit.encode(), json.dumps(event).encode(), amount))
+        rng.shuffle(batch)
+        events.extend(batch)
+    return events
+
+
+class Worker:
+    def __init__(
+        self, env: dict[str, str], workdir: Path, index: int, profile: Path | None = None
+    ) -> None:
+        self.port = free_port()
+        self.log_path = workdir / f"worker{index}.log"
+        self.env = {
+            **os.environ,
+            **env,
+            "BUDGETVAKT_WEB_PORT": str(self.port),
+            "BUDGETVAKT_DATA_DIR": str(workdir / f"worker{index}-data"),
+            "BUDGETVAKT_LOG_FORMAT": "json",
+        }
+        command = [sys.executable, "-m", "services", "worker"]
+        if profile is not None:
+            out = profile / f"worker{index}.prof"
+            command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "services", "worker"]
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO,
+            )
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as err:
+            return err.code, b""
+        except OSError:
+            return 0, b""
+
+    def partitions(self) -> set[int] | None:
+        status, body = self.get("/ready")
+        return set(json.loads(body)["partitions"]) if status == 200 else None
+
+    def totals(self, topic: str) -> tuple[float, float]:
+        """(events handled on ``topic``, nämnd-level actual YTD summed over years)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        status, body = self.get("/metrics")
+        if status != 200:
+            return 0.0, 0.0
+        handled = actual = 0.0
+        for family in text_string_to_metric_families(body.decode()):
+            for s in family.samples:
+                if s.name == "budgetvakt_events_total" and s.labels.get("topic") == topic:
+                    handled += s.value
+                elif s.name == "budgetvakt_actual_ytd_sek" and s.labels.get("level") == "namnd":
+                    actual += s.value
+        return handled, actual
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wait(condition: Any, timeout_s: float, what: str, workers: list[Worker]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        for w in workers:
+            if w.proc.poll() is not None:
+                raise SystemExit(f"worker exited ({w.proc.returncode}); see {w.log_path}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(1.0)
+
+
+def run(
+    bootstrap: str, n_workers: int, events: list[tuple[bytes, bytes, float]], args: Any
+) -> dict[str, float]:
+    from kafka import KafkaProducer
+
+    run_id = uuid.uuid4().hex[:8]
+    topic = f"bench-{run_id}.cost"
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-ingest-{run_id}-"))
+    env = {
+        "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "BUDGETVAKT_APP_ID": f"bench-{run_id}",
+        "BUDGETVAKT_CONFIG_DIR": str(args.config_dir),
+        "BUDGETVAKT_BROKER_SESSION_TIMEOUT_S": "6",
+        "BUDGETVAKT_TOPIC_COST": topic,
+        "BUDGETVAKT_TOPIC_VOLUME": f"bench-{run_id}.volume",
+        "BUDGETVAKT_TOPIC_BUDGET": f"bench-{run_id}.budget",
+        "BUDGETVAKT_TOPIC_PERIOD_CLOSE": f"bench-{run_id}.period-close",
+        "BUDGETVAKT_TOPIC_DEAD_LETTER": f"bench-{run_id}.dead-letter",
+    }
+    if args.producer_max_batch_size:
+        env["BUDGETVAKT_PRODUCER_MAX_BATCH_SIZE"] = str(args.producer_max_batch_size)
+    workers: list[Worker] = []
+    try:
+        for i in range(n_workers):
+            workers.append(Worker(env, workdir, i, args.profile))
+
+        def settled() -> bool:
+            parts = [w.partitions() for w in workers]
+            if any(p is None or not p for p in parts):
+                return False
+            union: set[int] = set()
+            for p in parts:
+                assert p is not None
+                if union & p:
+                    return False
+                union |= p
+            return len(union) == args.partitions
+
+        wait(settled, 120, "workers ready with disjoint partitions", workers)
+        expected_sum = math.fsum(amount for _, _, amount in events)
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=50, batch_size=1024 * 1024
+        )
+        t0 = time.monotonic()
+        for key, value, _ in events:
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+        t_published = time.monotonic() - t0
+        producer.close()
+
+        def caught_up() -> bool:
+            totals = [w.totals(topic) for w in workers]
+            return sum(t[0] for t in totals) >= len(events)
+
+        wait(caught_up, 900, "all events handled", workers)
+        t_handled = time.monotonic() - t0
+        actual = sum(w.totals(topic)[1] for w in workers)
+        if abs(actual - expected_sum) > 1e-6 * abs(expected_sum):
+            raise SystemExit(f"aggregates wrong: {actual} != {expected_sum}")
+        return {
+            "workers": n_workers,
+            "events": len(events),
+            "publish_s": t_published,
+            "end_to_end_s": t_handled,
+            "events_per_s": len(events) / t_handled,
+        }
+    finally:
+        for w in workers:
+            w.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--units", type=int, default=200, help="cost centres in the org tree")
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to run")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--producer-max-batch-size",
+        type=int,
+        default=0,
+        help="override BUDGETVAKT_PRODUCER_MAX_BATCH_SIZE (default: the setting, 1 for Tansu)",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", type=Path, help="write a cProfile of each worker here")
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-config-") as config_tmp:
+        args.config_dir = Path(config_tmp) / "config"
+        units = write_config(args.config_dir, args.units)
+        events = make_events(args.events, units, args.seed)
+        print(
+            f"events: {len(events)} cost events, {args.units} cost centres, 24 months, "
+            f"{args.partitions} partitions"
+        )
+        bootstrap = os.environ.get("BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS", "")
+        broker = None
+        if not bootstrap:
+            broker = EmbeddedBroker(log_path=Path(config_tmp) / "tansu.log")
+            bootstrap = broker.start()
+            print(f"broker: embedded Tansu at {bootstrap}")
+        else:
+            print(f"broker: {bootstrap}")
+        try:
+            for n in (int(x) for x in args.workers.split(",")):
+                result = run(bootstrap, n, events, args)
+                print(
+                    f"{n} worker(s): {result['events']} events, published in "
+                    f"{result['publish_s']:.1f} s, all in the aggregates after "
+                    f"{result['end_to_end_s']:.1f} s → {result['events_per_s']:,.0f} events/s "
+                    f"end to end ({result['events_per_s'] / n:,.0f} per worker)"
+                )
+        finally:
+            if broker is not None:
+                broker.stop()
+
+
+if __name__ == "__main__":
+    main()
