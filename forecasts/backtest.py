@@ -27,7 +27,7 @@ class BacktestRow:
     mean_ape_pct: float
     coverage_80_pct: float
 
-    def as_dict(self) -> dict[str, float | int | str]:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 

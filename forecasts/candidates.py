@@ -320,7 +320,7 @@ def candidate_paths(
         sm = _smoothing_paths(x, index, end, rem)
         paths[offset], paths[offset + 1], paths[offset + 2] = sm.ses, sm.theta, sm.damped
         # Too-short series: the smoothing models need a handful of points.
-        paths[offset : offset + 3, sm.n_obs < 6, :] = np.nan
+        paths[offset : offset + 3, np.less(sm.n_obs, 6), :] = np.nan
         if offset == 3:
             first = sm
     index_rem = share_index[:, m:]
@@ -329,11 +329,11 @@ def candidate_paths(
     if budgets is not None and budgets.shape[1] > year:
         bud = budgets[:, year, :] * sgn[:, None]
         b_ytd = bud[:, :m].sum(axis=1)
-        ok = ~np.isnan(bud).any(axis=1)
+        has_budget: NDArray[np.bool_] = np.asarray(~np.isnan(bud).any(axis=1))
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(ok & (b_ytd > 0) & (m > 0), ytd / b_ytd, 1.0)
+            ratio = np.where(has_budget & (b_ytd > 0) & (m > 0), ytd / b_ytd, 1.0)
         paths[CANDIDATES.index("budget")] = np.where(
-            ok[:, None], bud[:, m:] * ratio[:, None], np.nan
+            has_budget[:, None], bud[:, m:] * ratio[:, None], np.nan
         )
 
     paths = paths * sgn[None, :, None]

@@ -24,6 +24,7 @@ from dataclasses import replace
 import numpy as np
 
 from forecasts.candidates import MONTHS
+from forecasts.engine import Z80, PanelForecast
 
 #: Models whose path is a level carried forward (they cannot know about a pay revision).
 LEVEL_MODELS = ("runrate", "ses", "theta", "auto:fallback", "auto:runrate", "runrate:runrate")
@@ -44,12 +45,9 @@ def pay_revision_factors(as_of: int, revision_month: int, increase: float) -> np
 
 
 def apply_pay_revision(
-    fc: object, revision_months: Sequence[int | None], increase: float
-) -> object:
+    fc: PanelForecast, revision_months: Sequence[int | None], increase: float
+) -> PanelForecast:
     """Raise level-model paths for series whose category has a pay-revision month."""
-    from forecasts.engine import Z80, PanelForecast
-
-    assert isinstance(fc, PanelForecast)
     path = fc.path.copy()
     for row, month in enumerate(revision_months):
         if month is None or str(fc.model[row]) not in LEVEL_MODELS:

@@ -95,7 +95,7 @@ def _remainder_errors(
     return errs, totals
 
 
-def _auto_weights(errs: Array, available: Array) -> tuple[Array, NDArray[np.bool_]]:
+def _auto_weights(errs: Array, available: NDArray[np.bool_]) -> tuple[Array, NDArray[np.bool_]]:
     """Per-series weights over candidates from backtest MSE; equal weights without a backtest.
 
     ``errs``: (K, C, n) relative errors; ``available``: (C, n) candidate has a forecast now.
@@ -167,7 +167,7 @@ def forecast_panel(
     ytd = cs.ytd
     errs, _totals = _remainder_errors(values, year, as_of, budgets, fallback_profile)
     labels = np.full(n, model, dtype=object)
-    available = ~np.isnan(cs.paths).any(axis=2)
+    available: NDArray[np.bool_] = np.asarray(~np.isnan(cs.paths).any(axis=2))
 
     if model in ("ets", "prophet"):
         from forecasts.library_models import library_paths
@@ -184,7 +184,7 @@ def forecast_panel(
             # Early in the year the plan knows more than one or two months of actuals: half of
             # the remainder comes from the periodised budget as it stands.
             plan = budgets[:, year, as_of:]
-            has_plan = ~np.isnan(plan).any(axis=1)
+            has_plan: NDArray[np.bool_] = np.asarray(~np.isnan(plan).any(axis=1))
             path = np.where(
                 has_plan[:, None],
                 (1 - EARLY_BUDGET_WEIGHT) * path + EARLY_BUDGET_WEIGHT * np.nan_to_num(plan),
