@@ -305,8 +305,8 @@ def signal_line(rows: Sequence[AvdelningRow], year: int, month: int) -> str:
     if pct > -1.0:
         return f"Inga större avvikelser {when}."
     return (
-        f"Signal {when}: {worst.name} ligger {format_mnkr(worst.deviation)} mnkr "
-        f"({format_number_sv(pct)} %) efter periodiserad budget."
+        f"Signal {when}: {worst.name} har {format_mnkr(-worst.deviation)} mnkr "
+        f"({format_number_sv(-pct)} %) högre utfall än periodiserad budget."
     )
 
 
