@@ -337,6 +337,12 @@ def run_demo(data_root: Path, seed: int, console: Any) -> dict[str, list[Avdelni
     topics = settings.topics()
     results: dict[str, list[AvdelningRow]] = {}
 
+    if settings.kafka_bootstrap_servers:
+        console.print(
+            "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS är satt, men demon kör alltid mot en egen "
+            "inbäddad broker så att dess summor börjar från noll.",
+            highlight=False,
+        )
     with EmbeddedBroker(log_path=demo_dir / "tansu.log") as broker:
         console.print(f"Broker (Tansu) på {broker.bootstrap_servers}", highlight=False)
         worker = WorkerProcess(
