@@ -1,6 +1,7 @@
 """Shared pytest set-up. Each area keeps its fixtures in ``tests/<area>/fixtures.py``."""
 
 pytest_plugins = [
+    "tests.contract.fixtures",
     "tests.forecasts.fixtures",
     "tests.streams.fixtures",
     "tests.compose.fixtures",

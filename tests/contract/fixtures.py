@@ -1,0 +1,34 @@
+"""Contract fixtures: the shipped domain config and builders for valid events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from forecasts.domain import DomainConfig
+from services.config_files import load_domain_config
+from services.settings import DEFAULT_CONFIG_DIR
+
+
+@pytest.fixture(scope="session")
+def domain() -> DomainConfig:
+    return load_domain_config(DEFAULT_CONFIG_DIR)
+
+
+def cost_event(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "cost",
+        "event_id": "c-1",
+        "org_unit": "1110",
+        "period": "2024-03",
+        "category": "substitutes",
+        "amount_sek": 1_234_567.5,
+    }
+    event.update(overrides)
+    return {k: v for k, v in event.items() if v is not None}
+
+
+def as_bytes(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, ensure_ascii=False).encode()
