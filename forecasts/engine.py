@@ -38,8 +38,27 @@ MODELS: tuple[str, ...] = (
 )
 #: Earlier years used as backtest origins.
 MAX_ORIGINS = 6
-#: Shrinkage of the inverse-MSE weights towards equal weights (fraction of the mean MSE added).
-WEIGHT_SHRINK = 0.5
+#: Shrinkage of the inverse-MSE weights towards the prior (fraction of the mean MSE added).
+WEIGHT_SHRINK = 0.2
+#: Weights ∝ prior / (MSE + shrink · mean MSE) ** WEIGHT_POWER.
+WEIGHT_POWER = 1.5
+#: Model families; the prior gives every family the same weight, so that three smoothing
+#: variants on one seasonal index do not outvote the seasonal shapes three to one.
+FAMILIES: dict[str, str] = {
+    "runrate": "runrate",
+    "lastyear": "shape",
+    "seasonal": "shape",
+    "ses": "smoothing_shares",
+    "theta": "smoothing_shares",
+    "damped": "smoothing_shares",
+    "ses_d": "smoothing_decomposition",
+    "theta_d": "smoothing_decomposition",
+    "damped_d": "smoothing_decomposition",
+    "budget": "budget",
+}
+_FAMILY_PRIOR = np.array(
+    [1.0 / sum(1 for f in FAMILIES.values() if f == FAMILIES[c]) for c in CANDIDATES]
+)
 #: Pseudo-count of the model-based width against the backtest errors.
 PRIOR_ORIGINS = 2.0
 #: z of a central 80 % interval.
@@ -96,7 +115,7 @@ def _remainder_errors(
 
 
 def _auto_weights(errs: Array, available: NDArray[np.bool_]) -> tuple[Array, NDArray[np.bool_]]:
-    """Per-series weights over candidates from backtest MSE; equal weights without a backtest.
+    """Per-series weights over candidates from backtest MSE; the family prior without one.
 
     ``errs``: (K, C, n) relative errors; ``available``: (C, n) candidate has a forecast now.
     Returns ``(weights (C, n), has_backtest (n,))``.
@@ -111,8 +130,8 @@ def _auto_weights(errs: Array, available: NDArray[np.bool_]) -> tuple[Array, NDA
     mean_mse = np.nansum(np.where(scored, mse, 0.0), axis=0) / np.maximum(scored.sum(axis=0), 1)
     # A candidate without a backtest (e.g. a budget only for this year) counts as average.
     mse = np.where(scored, mse, mean_mse[None, :])
-    w = 1.0 / (mse + WEIGHT_SHRINK * mean_mse[None, :] + 1e-18)
-    w = np.where(has_backtest[None, :], w, 1.0)
+    w = 1.0 / (mse + WEIGHT_SHRINK * mean_mse[None, :] + 1e-18) ** WEIGHT_POWER
+    w = np.where(has_backtest[None, :], w, 1.0) * _FAMILY_PRIOR[:, None]
     w = np.where(available, w, 0.0)
     total = w.sum(axis=0)
     return w / np.where(total > 0, total, 1.0), has_backtest

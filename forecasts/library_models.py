@@ -40,10 +40,14 @@ def prophet_path(y: Array, horizon: int, first_month_index: int = 0) -> Array:
     """Prophet with monthly data and a yearly seasonality, tuned for speed (no MCMC, no
     uncertainty sampling, few changepoints)."""
     import pandas as pd
+
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # "Importing plotly failed"
     from prophet import Prophet
 
-    logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
-    logging.getLogger("prophet").setLevel(logging.WARNING)
+    # cmdstanpy logs every chain at INFO and resets its level on each fit: switch it off.
+    logging.getLogger("cmdstanpy").disabled = True
+    for name in ("prophet", "prophet.plot"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     start = pd.Timestamp(year=BASE_YEAR, month=1, day=1) + pd.DateOffset(months=first_month_index)
     ds = pd.date_range(start, periods=y.size + horizon, freq="MS")
     model = Prophet(

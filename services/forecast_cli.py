@@ -246,6 +246,7 @@ def run_forecast(
     as_of_text: str,
     model: str,
     out_path: Path,
+    processes: int = 1,
 ) -> tuple[int, list[SeriesKey]]:
     """Read, forecast, write. Returns ``(rows written, series without data)``."""
     if model not in FORECAST_MODELS:
@@ -276,7 +277,9 @@ def run_forecast(
         for k in with_data
     ]
     results = (
-        forecast_many(histories, year, month, budget_rows, model, categories) if with_data else []
+        forecast_many(histories, year, month, budget_rows, model, categories, processes=processes)
+        if with_data
+        else []
     )
     by_key = dict(zip(with_data, results, strict=True))
     rows: list[list[str]] = []
@@ -368,11 +371,14 @@ def register(app: typer.Typer) -> None:
         model: Annotated[
             str, typer.Option("--model", help="auto|runrate|seasonal|budget|ets|prophet")
         ] = "auto",
+        processes: Annotated[
+            int, typer.Option("--processes", min=1, help="Processes for ets/prophet fits")
+        ] = 1,
     ) -> None:
         """Full-year forecast per (org_unit, category) with an 80 % interval."""
         from rich.console import Console
 
-        written, no_data = run_forecast(actuals, budget, as_of, model, out)
+        written, no_data = run_forecast(actuals, budget, as_of, model, out, processes)
         err = Console(stderr=True)
         for unit, category in no_data:
             err.print(
@@ -397,9 +403,12 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[
             Path | None, typer.Option("--json", help="Write the table as JSON")
         ] = None,
+        processes: Annotated[
+            int, typer.Option("--processes", min=1, help="Processes for ets/prophet fits")
+        ] = 1,
     ) -> None:
         """Hold out each series' last full year; errors and coverage per cutoff and model."""
-        run_backtest(actuals, cutoffs, models, budget, csv_out, json_out)
+        run_backtest(actuals, cutoffs, models, budget, csv_out, json_out, processes)
 
 
 def _parse_cutoffs(text: str) -> list[int]:
@@ -430,6 +439,7 @@ def run_backtest(
     budget_path: Path | None,
     csv_out: Path | None,
     json_out: Path | None,
+    processes: int = 1,
 ) -> list[dict[str, object]]:
     from rich.console import Console
     from rich.progress import Progress
@@ -463,6 +473,7 @@ def run_backtest(
             models,
             bud,  # type: ignore[arg-type]
             progress=lambda k: progress.advance(task, k),
+            processes=processes,
         )
     table = Table(title=f"Backtest: {n_ok} series, last full year held out")
     for col in ("Cutoff", "Model", "Median APE %", "Mean APE %", "80 % coverage %"):
