@@ -7,6 +7,7 @@ from importlib import import_module
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from services.errors import UserError
 from services.logs import configure_logging
@@ -33,6 +34,7 @@ def _root() -> None:
 COMMAND_MODULES: list[str] = [
     "services.forecast_cli",
     "services.broker",
+    "services.publish",
     "services.scenario",
     "services.demo",
     "services.worker",
@@ -46,5 +48,7 @@ def main() -> None:
     try:
         app()
     except UserError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold red]error:[/] {escape(str(err))}", highlight=False
+        )
         sys.exit(err.exit_code)

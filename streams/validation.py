@@ -33,16 +33,19 @@ class InvalidEvent(Exception):
         self.reason = reason
 
 
+def pii_reason(place: str) -> str:
+    return (
+        f"{place} contains a Swedish personal identity number (redacted); "
+        "events must not carry personal data"
+    )
+
+
 def _pii_reason(text: str) -> str:
     try:
         where = field_with_personal_id(json.loads(text))
     except ValueError:
         where = None
-    place = f"field '{where}'" if where else "the message"
-    return (
-        f"{place} contains a Swedish personal identity number (redacted); "
-        "events must not carry personal data"
-    )
+    return pii_reason(f"field '{where}'" if where else "the message")
 
 
 def _format_validation_error(err: ValidationError) -> str:
