@@ -310,6 +310,40 @@ def signal_line(rows: Sequence[AvdelningRow], year: int, month: int) -> str:
     )
 
 
+def volume_line(
+    samples: Sequence[tuple[str, dict[str, str], float]],
+    scenario: Any,
+    domain: Any,
+    year: int,
+    month: int,
+    measure: str = "home_care_hours",
+    avdelning: str = "AO",
+) -> str:
+    """Home-care hours to date against plan: the volume side of the äldreomsorg story."""
+    from services.scenario import avdelning_of, format_number_sv
+
+    plan = sum(
+        sum(b["monthly"][:month])
+        for b in scenario.budgets
+        if b["year"] == year
+        and b.get("measure") == measure
+        and avdelning_of(domain, b["org_unit"]) == avdelning
+    )
+    actual = sum_metric(
+        samples,
+        "budgetvakt_volume_ytd",
+        org_unit=avdelning,
+        measure=measure,
+        year=str(year),
+        level="avdelning",
+    )
+    pct = 100 * (actual - plan) / plan if plan else 0.0
+    return (
+        f"Hemtjänsttimmar t.o.m. månaden: {format_number_sv(actual, 0)} h mot plan "
+        f"{format_number_sv(plan, 0)} h ({'+' if pct >= 0 else ''}{format_number_sv(pct)} %)."
+    )
+
+
 # --- The command -----------------------------------------------------------------------------
 
 
@@ -408,6 +442,9 @@ def run_demo(data_root: Path, seed: int, console: Any) -> dict[str, list[Avdelni
                         )
                     )
                     progress.console.print(signal_line(rows, story_year, month), highlight=False)
+                    progress.console.print(
+                        volume_line(samples, scenario, domain, story_year, month), highlight=False
+                    )
             console.print(
                 f"Publicerade {published} händelser. Underlag och loggar: {demo_dir}",
                 highlight=False,

@@ -14,7 +14,7 @@ import pytest
 
 from forecasts.domain import DomainConfig
 from services.demo import AvdelningRow, parse_samples, render_table, sum_metric
-from services.scenario import Scenario, avdelning_of, format_mnkr
+from services.scenario import Scenario, avdelning_of, format_mnkr, format_number_sv
 
 NUMBER = r"\u2212?\d{1,3}(?: \d{3})*,\d"
 ROW = re.compile(rf"\((AO|LSS|IFO|VON)\)\s+((?:{NUMBER}\s*)+)$")
@@ -85,6 +85,15 @@ def test_demo_prints_the_scenarios_totals_and_stops_what_it_started(
         assert utfall == format_mnkr(actual[avd])
         assert deviation == format_mnkr(budget[avd] - actual[avd])
     assert december["VON"][2] == format_mnkr(sum(actual.values()))
+    hours = re.findall(r"Hemtjänsttimmar t\.o\.m\. månaden: ([\d ]+) h mot plan ([\d ]+) h", output)
+    assert len(hours) == 4
+    year_hours = [
+        v
+        for v in scenario.volumes
+        if v["measure"] == "home_care_hours" and v["period"][:4] == "2024"
+    ]
+    assert hours[-1][0] == format_number_sv(sum(v["value"] for v in year_hours), 0)
+    assert hours[-1][1] == format_number_sv(346_000, 0)
     # The story: äldreomsorgen is over its periodised budget at the March forecast already.
     assert tables["mars"]["AO"][3].startswith("\u2212")
     assert "Signal t.o.m. april" in proc.stdout and "Äldreomsorg" in proc.stdout
