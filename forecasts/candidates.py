@@ -35,6 +35,7 @@ CANDIDATES: tuple[str, ...] = (
     "ses_d",
     "theta_d",
     "damped_d",
+    "holt_winters",
     "budget",
 )
 #: How many earlier years the seasonal shape averages over (all of them, in practice: more years
@@ -200,6 +201,45 @@ def _damped_grid(d: Array, grid: Array) -> tuple[Array, Array, Array]:
     return level, trend, sse
 
 
+HW_GRID = np.array([(a, g) for a in (0.1, 0.2, 0.4, 0.7) for g in (0.02, 0.1, 0.25)])
+
+
+def _holt_winters(x: Array, index0: Array, end: int, rem: int) -> Array:
+    """Multiplicative Holt-Winters without trend (level and seasonal index both smoothed),
+    every (alpha, gamma) of ``HW_GRID`` at once, the best by in-sample relative one-step error.
+    ``index0`` (n, 12) starts the seasonal states; returns the path (n, rem)."""
+    n = x.shape[0]
+    grid = HW_GRID.shape[0]
+    a, g = HW_GRID[:, 0][None, :], HW_GRID[:, 1][None, :]
+    level = np.full((n, grid), np.nan)
+    season = np.repeat(index0[:, None, :], grid, axis=1)
+    sse = np.zeros((n, grid))
+    seen = np.zeros(n)
+    for t in range(end):
+        j = t % MONTHS
+        obs = x[:, t]
+        valid = ~np.isnan(obs)
+        started = ~np.isnan(level[:, 0])
+        s_j = season[:, :, j]
+        pred = level * s_j
+        with np.errstate(invalid="ignore", divide="ignore"):
+            err = (obs[:, None] - pred) / np.maximum(np.abs(pred), 1e-9)
+            scored = (valid & started & (seen >= MONTHS))[:, None]
+            sse += np.where(scored, err * err, 0.0)
+            upd = (valid & started)[:, None]
+            new_level = a * (obs[:, None] / np.maximum(s_j, 1e-3)) + (1 - a) * level
+            new_s = g * (obs[:, None] / np.where(np.abs(new_level) > 1e-9, new_level, np.nan))
+            new_s = new_s + (1 - g) * s_j
+        new_s = np.where(np.isfinite(new_s), np.clip(new_s, 0.02, 20.0), s_j)
+        season[:, :, j] = np.where(upd, new_s, s_j)
+        level = np.where(upd, new_level, level)
+        level = np.where((valid & ~started)[:, None], obs[:, None] / np.maximum(s_j, 1e-3), level)
+        seen += valid
+    best = np.argmin(sse, axis=1)
+    rows = np.arange(n)
+    return level[rows, best][:, None] * season[rows, best][:, MONTHS - rem :]
+
+
 def _ols_slope(d: Array) -> Array:
     t = np.arange(d.shape[1], dtype=float)[None, :]
     valid = ~np.isnan(d)
@@ -324,6 +364,9 @@ def candidate_paths(
         if offset == 3:
             first = sm
     index_rem = share_index[:, m:]
+    hw = _holt_winters(x, decomp_index, end, rem)
+    hw[first.n_obs < 2 * MONTHS] = np.nan
+    paths[CANDIDATES.index("holt_winters")] = hw
 
     # Periodised budget corrected by the year-to-date deviation (ratio of actual to budget).
     if budgets is not None and budgets.shape[1] > year:

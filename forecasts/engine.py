@@ -33,6 +33,7 @@ MODELS: tuple[str, ...] = (
     "budget",
     "ses",
     "theta",
+    "holt_winters",
     "ets",
     "prophet",
 )
@@ -54,6 +55,7 @@ FAMILIES: dict[str, str] = {
     "ses_d": "smoothing_decomposition",
     "theta_d": "smoothing_decomposition",
     "damped_d": "smoothing_decomposition",
+    "holt_winters": "holt_winters",
     "budget": "budget",
 }
 _FAMILY_PRIOR = np.array(
