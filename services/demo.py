@@ -377,81 +377,76 @@ def run_demo(data_root: Path, seed: int, console: Any) -> dict[str, list[Avdelni
             "inbäddad broker så att dess summor börjar från noll.",
             highlight=False,
         )
-    with EmbeddedBroker(log_path=demo_dir / "tansu.log") as broker:
+    # Not a ``with`` block: an interrupt while the broker starts must still stop it.
+    broker = EmbeddedBroker(log_path=demo_dir / "tansu.log")
+    worker = WorkerProcess(broker.bootstrap_servers, demo_dir / "worker", demo_dir / "worker.log")
+    try:
+        broker.start()
         console.print(f"Broker (Tansu) på {broker.bootstrap_servers}", highlight=False)
-        worker = WorkerProcess(
-            broker.bootstrap_servers, demo_dir / "worker", demo_dir / "worker.log"
-        )
-        try:
-            worker.start()
-            with console.status("Startar budgetvakt worker …"):
-                _wait_for(
-                    worker.is_ready, WORKER_READY_TIMEOUT_S, "worker ready", worker.check_alive
+        worker.start()
+        with console.status("Startar budgetvakt worker …"):
+            _wait_for(worker.is_ready, WORKER_READY_TIMEOUT_S, "worker ready", worker.check_alive)
+        console.print(f"Worker redo: http://127.0.0.1:{worker.port}/metrics", highlight=False)
+
+        def month_events(year: int, month: int) -> list[dict[str, Any]]:
+            period = f"{year:04d}-{month:02d}"
+            return [
+                e
+                for e in (*scenario.costs, *scenario.volumes, *scenario.period_closes)
+                if e["period"] == period
+            ]
+
+        batches: list[tuple[str, list[dict[str, Any]], int | None]] = [
+            ("Budgetar", list(scenario.budgets), None),
+            (
+                f"Historik {history_year}",
+                [e for m in range(1, 13) for e in month_events(history_year, m)],
+                None,
+            ),
+        ]
+        batches += [(f"{story_year}-{m:02d}", month_events(story_year, m), m) for m in range(1, 13)]
+        total_events = sum(len(b) for _, b, _ in batches)
+        published = 0
+        published_by_topic: dict[str, int] = {}
+        # The worker aggregates these; period_close only matters from the snapshot issue on.
+        watched = (topics.cost, topics.volume, topics.budget)
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("Publicerar", total=total_events)
+            for label, events, month in batches:
+                progress.update(task, description=f"Publicerar {label}")
+                for topic, count in publish_events(
+                    broker.bootstrap_servers, events, topics
+                ).items():
+                    published_by_topic[topic] = published_by_topic.get(topic, 0) + count
+                    published += count
+                progress.update(task, completed=published)
+                if month not in CHECKPOINT_MONTHS:
+                    continue
+                progress.update(task, description=f"Väntar på worker ({label})")
+                samples = _wait_caught_up(worker, watched, published_by_topic)
+                rows = avdelning_rows(samples, scenario, domain, story_year, month)
+                results[f"{story_year}-{month:02d}"] = rows
+                progress.console.print(
+                    render_table(rows, story_year, month, domain.org.root.name, domain.org.root.id)
                 )
-            console.print(f"Worker redo: http://127.0.0.1:{worker.port}/metrics", highlight=False)
-
-            def month_events(year: int, month: int) -> list[dict[str, Any]]:
-                period = f"{year:04d}-{month:02d}"
-                return [
-                    e
-                    for e in (*scenario.costs, *scenario.volumes, *scenario.period_closes)
-                    if e["period"] == period
-                ]
-
-            batches: list[tuple[str, list[dict[str, Any]], int | None]] = [
-                ("Budgetar", list(scenario.budgets), None),
-                (
-                    f"Historik {history_year}",
-                    [e for m in range(1, 13) for e in month_events(history_year, m)],
-                    None,
-                ),
-            ]
-            batches += [
-                (f"{story_year}-{m:02d}", month_events(story_year, m), m) for m in range(1, 13)
-            ]
-            total_events = sum(len(b) for _, b, _ in batches)
-            published = 0
-            published_by_topic: dict[str, int] = {}
-            # The worker aggregates these; period_close only matters from the snapshot issue on.
-            watched = (topics.cost, topics.volume, topics.budget)
-            with Progress(
-                TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=console,
-                transient=True,
-            ) as progress:
-                task = progress.add_task("Publicerar", total=total_events)
-                for label, events, month in batches:
-                    progress.update(task, description=f"Publicerar {label}")
-                    for topic, count in publish_events(
-                        broker.bootstrap_servers, events, topics
-                    ).items():
-                        published_by_topic[topic] = published_by_topic.get(topic, 0) + count
-                        published += count
-                    progress.update(task, completed=published)
-                    if month not in CHECKPOINT_MONTHS:
-                        continue
-                    progress.update(task, description=f"Väntar på worker ({label})")
-                    samples = _wait_caught_up(worker, watched, published_by_topic)
-                    rows = avdelning_rows(samples, scenario, domain, story_year, month)
-                    results[f"{story_year}-{month:02d}"] = rows
-                    progress.console.print(
-                        render_table(
-                            rows, story_year, month, domain.org.root.name, domain.org.root.id
-                        )
-                    )
-                    progress.console.print(signal_line(rows, story_year, month), highlight=False)
-                    progress.console.print(
-                        volume_line(samples, scenario, domain, story_year, month), highlight=False
-                    )
-            console.print(
-                f"Publicerade {published} händelser. Underlag och loggar: {demo_dir}",
-                highlight=False,
-            )
-        finally:
-            code = worker.stop()
-            console.print(f"Worker stoppad (kod {code}); broker stoppas.", highlight=False)
+                progress.console.print(signal_line(rows, story_year, month), highlight=False)
+                progress.console.print(
+                    volume_line(samples, scenario, domain, story_year, month), highlight=False
+                )
+        console.print(
+            f"Publicerade {published} händelser. Underlag och loggar: {demo_dir}",
+            highlight=False,
+        )
+    finally:
+        code = worker.stop()
+        broker.stop()
+        console.print(f"Worker stoppad (kod {code}); broker stoppad.", highlight=False)
     return results
 
 
