@@ -29,6 +29,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """True when something accepts TCP connections there (cheap; says nothing about Kafka)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def kafka_answers(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
     """True when the broker answers a real Kafka request (metadata), not merely a TCP connect."""
     from kafka import KafkaAdminClient
@@ -105,7 +114,8 @@ class EmbeddedBroker:
                     f"embedded broker exited with code {self._proc.returncode} on {url}"
                     + (f"; see {self.log_path}" if self.log_path else "")
                 )
-            if kafka_answers(self.bootstrap_servers, timeout_s=1.0):
+            # A TCP accept first (cheap), then a real Kafka request.
+            if port_open(self.host, self.port) and kafka_answers(self.bootstrap_servers, 1.0):
                 log.info("broker_ready", bootstrap_servers=self.bootstrap_servers)
                 return self.bootstrap_servers
             time.sleep(0.05)
