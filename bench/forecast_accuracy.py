@@ -61,6 +61,13 @@ def main() -> None:
     parser.add_argument("--models", default="auto", help="comma separated, besides baselines")
     parser.add_argument("--cutoffs", default="4,8,10")
     parser.add_argument("--json", help="write all rows as JSON here")
+    parser.add_argument(
+        "--library-sample",
+        type=int,
+        default=0,
+        help="also backtest ets and prophet (2 processes) on this many seeded real series",
+    )
+    parser.add_argument("--skip-main", action="store_true", help="only the library sample")
     args = parser.parse_args()
     models = [m for m in args.models.split(",") if m]
     cutoffs = [int(c) for c in args.cutoffs.split(",")]
@@ -74,6 +81,19 @@ def main() -> None:
         corpora[f"real: {label}"] = real[source == label]
     corpora["synthetic municipal"] = synthetic
     report: dict[str, list[dict[str, object]]] = {}
+    if args.library_sample:
+        rng = np.random.default_rng(42)
+        pool = np.flatnonzero(eligible(real))
+        pick = np.sort(rng.choice(pool, size=min(args.library_sample, pool.size), replace=False))
+        corpora_lib = real[pick]
+        start = time.perf_counter()
+        rows, _ = backtest_panel(corpora_lib, cutoffs, ["auto", "ets", "prophet"], processes=2)
+        secs = time.perf_counter() - start
+        title = f"real sample for library models (seed 42): {pick.size} series, {secs:.0f} s"
+        _print(title, rows)
+        report["library sample"] = [r.as_dict() for r in rows]
+    if args.skip_main:
+        corpora = {}
     for title, panel in corpora.items():
         start = time.perf_counter()
         rows, _ = backtest_panel(panel, cutoffs, models)
