@@ -31,11 +31,24 @@ class _EventBase(BaseModel):
     source: str | None = Field(default=None, max_length=200)
 
 
-class CostEvent(_EventBase):
+class _MonthlyEvent(_EventBase):
+    """An event about one calendar month (``period`` = YYYY-MM)."""
+
+    period: str = Field(pattern=PERIOD_PATTERN)
+
+    @property
+    def year(self) -> int:
+        return int(self.period[:4])
+
+    @property
+    def month(self) -> int:
+        return int(self.period[5:7])
+
+
+class CostEvent(_MonthlyEvent):
     """A ledger posting: debit/cost positive, credit/revenue negative; a correction is a posting."""
 
     type: Literal["cost"] = "cost"
-    period: str = Field(pattern=PERIOD_PATTERN)
     category: str | None = Field(default=None, pattern=MEASURE_PATTERN)
     account: int | None = Field(default=None, ge=0, le=99_999_999)
     amount_sek: float
@@ -49,31 +62,14 @@ class CostEvent(_EventBase):
             raise ValueError("exactly one of 'category' and 'account' is required")
         return self
 
-    @property
-    def year(self) -> int:
-        return int(self.period[:4])
 
-    @property
-    def month(self) -> int:
-        return int(self.period[5:7])
-
-
-class VolumeEvent(_EventBase):
+class VolumeEvent(_MonthlyEvent):
     type: Literal["volume"] = "volume"
-    period: str = Field(pattern=PERIOD_PATTERN)
     measure: str = Field(pattern=MEASURE_PATTERN, max_length=64)
     value: float = Field(ge=0)
     unit: str = Field(min_length=1, max_length=32)
 
     _value_finite = field_validator("value")(_finite)
-
-    @property
-    def year(self) -> int:
-        return int(self.period[:4])
-
-    @property
-    def month(self) -> int:
-        return int(self.period[5:7])
 
 
 class BudgetEvent(_EventBase):
@@ -119,11 +115,10 @@ class BudgetEvent(_EventBase):
         return self.category or self.measure or ""
 
 
-class PeriodCloseEvent(_EventBase):
+class PeriodCloseEvent(_MonthlyEvent):
     """The month is closed in the ledger (triggers the monthly snapshot in a later release)."""
 
     type: Literal["period_close"] = "period_close"
-    period: str = Field(pattern=PERIOD_PATTERN)
 
 
 Event = Annotated[
