@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forecasts.engine import Z80
+from forecasts.engine import Z80, PanelForecast
 from forecasts.hierarchy import OrgTree
 
 #: Correlation assumed between sibling forecast errors when the backtest cannot tell.
@@ -94,3 +94,17 @@ def rollup_tree(tree: OrgTree, leaves: Mapping[str, Leaf]) -> dict[str, Aggregat
         for node_id in tree.path(unit_id):
             members.setdefault(node_id, []).append(leaf)
     return {node_id: aggregate(group) for node_id, group in members.items()}
+
+
+def leaves_from_panel(fc: PanelForecast) -> list[Leaf]:
+    """One ``Leaf`` per row of a panel forecast (same order), with its backtest errors."""
+    errors = fc.backtest_errors
+    return [
+        Leaf(
+            ytd=float(fc.ytd[i]),
+            full_year=float(fc.full_year[i]),
+            sigma=float(fc.sigma[i]),
+            backtest_errors=tuple(float(e) for e in errors[:, i]) if errors.size else (),
+        )
+        for i in range(fc.ytd.shape[0])
+    ]

@@ -91,3 +91,20 @@ def test_rollup_tree_sums_every_level_and_counts_unknown_units() -> None:
     assert out["A"].rho == pytest.approx(1.0)
     assert out["A"].sigma == pytest.approx(10.0)
     assert out["A"].low == pytest.approx(300.0 - 1.2815515655446004 * 10.0)
+
+
+def test_panel_rollup_of_correlated_children_is_wider_than_independent(
+    municipal_panel: tuple[list[tuple[str, str]], np.ndarray],
+) -> None:
+    from forecasts.rollup import leaves_from_panel
+
+    keys, panel = municipal_panel
+    rows = [i for i, (_unit, cat) in enumerate(keys) if cat == "salaries"]
+    fc = forecast_panel(panel[rows], 8)
+    leaves = leaves_from_panel(fc)
+    agg = aggregate(leaves)
+    assert agg.full_year == pytest.approx(float(fc.full_year.sum()))
+    independent = float(np.sqrt((fc.sigma**2).sum()))
+    assert independent <= agg.sigma + 1e-9
+    assert agg.sigma <= float(fc.sigma.sum()) + 1e-9
+    assert all(len(leaf.backtest_errors) == fc.backtest_errors.shape[0] for leaf in leaves)
