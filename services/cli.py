@@ -38,6 +38,7 @@ COMMAND_MODULES: list[str] = [
     "services.scenario",
     "services.demo",
     "services.worker",
+    "services.schemas",
 ]
 
 for _module in COMMAND_MODULES:

@@ -1,0 +1,171 @@
+"""``budgetvakt schemas``: JSON Schemas (draft 2020-12) of event contract v1 and the dead letter.
+
+The schemas are generated from the pydantic models in ``streams.records`` (the worker validates
+with those models), written with sorted keys so that the files in ``config/schemas/`` change only
+when the contract does; a test regenerates them and compares bytes.
+
+Two rules of the models are added by hand because pydantic cannot express model validators:
+``type`` is required on the wire (the worker dispatches on it), and a cost event carries exactly
+one of ``category``/``account`` and a budget exactly one of ``category``/``measure``. That
+``monthly`` adds up to ``annual`` (within 1 SEK) and that a category is known to the config are
+checked by the worker only.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.errors import UserError
+from services.settings import DEFAULT_CONFIG_DIR
+from streams.records import EVENT_ADAPTER, EVENT_TYPES
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ID_BASE = "https://budgetvakt.example/schemas/"
+DEFAULT_SCHEMA_DIR = DEFAULT_CONFIG_DIR / "schemas"
+BASE64_PATTERN = r"^[A-Za-z0-9+/]*={0,2}$"
+
+EVENT_DESCRIPTIONS: dict[str, str] = {
+    "cost": (
+        "A ledger posting for one cost centre and month, signed as booked: cost positive, "
+        "revenue negative. A correction is a posting like any other. Carries exactly one of "
+        "'category' and 'account' (mapped to a category by config/accounts.yaml)."
+    ),
+    "volume": "An activity volume (hours, residents, placement days, ...) for one cost centre "
+    "and month.",
+    "budget": (
+        "An annual budget for one cost centre, year and category (SEK) or measure (volume). "
+        "Optional 'monthly' (12 numbers adding up to 'annual' within 1); without it the "
+        "category's periodisation profile splits 'annual'. A later budget event for the same "
+        "org_unit, year and category replaces the earlier one."
+    ),
+    "period_close": "The month is closed in the ledger for this cost centre.",
+}
+EVENT_UNION_DESCRIPTION = (
+    "Any budgetvakt event, contract v1: one JSON object per Kafka message, key = org_unit. "
+    "'type' selects the event type."
+)
+# (field a, field b, JSON type of a, JSON type of b): exactly one of the two must be non-null.
+EXACTLY_ONE_OF: dict[str, tuple[str, str, str, str]] = {
+    "cost": ("category", "account", "string", "integer"),
+    "budget": ("category", "measure", "string", "string"),
+}
+
+
+class DeadLetterRecord(BaseModel):
+    """What the worker writes to the dead-letter topic for every rejected message.
+
+    The Kafka key of the dead letter is the original message's key, unchanged.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field(
+        min_length=1,
+        description="Why the message was rejected: the field and the problem. Never contains "
+        "a personal identity number.",
+    )
+    topic: str = Field(min_length=1, description="Topic the rejected message was read from.")
+    partition: int = Field(ge=0, description="Partition of the rejected message.")
+    offset: int = Field(ge=0, description="Offset of the rejected message in its partition.")
+    key: str | None = Field(
+        pattern=BASE64_PATTERN,
+        description="The rejected message's key, base64; null when it had none.",
+    )
+    original: str = Field(
+        pattern=BASE64_PATTERN,
+        description="The rejected message's value (the original bytes), base64.",
+    )
+    rejected_at: datetime = Field(description="When the worker rejected it (ISO 8601, UTC).")
+
+
+def _non_null(field: str, json_type: str) -> dict[str, Any]:
+    return {"required": [field], "properties": {field: {"type": json_type}}}
+
+
+def _wire_rules(event_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the rules pydantic keeps in validators to one event type's object schema."""
+    schema["required"] = sorted({*schema.get("required", []), "type"})
+    if event_type in EXACTLY_ONE_OF:
+        first, second, first_type, second_type = EXACTLY_ONE_OF[event_type]
+        schema["anyOf"] = [_non_null(first, first_type), _non_null(second, second_type)]
+        schema["not"] = {
+            "required": [first, second],
+            "properties": {first: {"type": first_type}, second: {"type": second_type}},
+        }
+    schema["description"] = EVENT_DESCRIPTIONS[event_type]
+    return schema
+
+
+def _document(name: str, title: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **schema,
+        "$schema": SCHEMA_DIALECT,
+        "$id": f"{SCHEMA_ID_BASE}{name}.v1.json",
+        "title": title,
+        "description": description,
+    }
+
+
+def build_schemas() -> dict[str, dict[str, Any]]:
+    """File name → schema document, for every event type, the union and the dead letter."""
+    documents: dict[str, dict[str, Any]] = {}
+    for event_type, model in EVENT_TYPES.items():
+        schema = _wire_rules(event_type, model.model_json_schema(mode="validation"))
+        documents[f"{event_type}.v1.json"] = _document(
+            event_type,
+            f"budgetvakt {event_type} event v1",
+            EVENT_DESCRIPTIONS[event_type],
+            schema,
+        )
+    union = EVENT_ADAPTER.json_schema(mode="validation")
+    by_model_name = {model.__name__: event_type for event_type, model in EVENT_TYPES.items()}
+    for model_name, definition in union.get("$defs", {}).items():
+        if model_name in by_model_name:
+            _wire_rules(by_model_name[model_name], definition)
+    documents["event.v1.json"] = _document(
+        "event", "budgetvakt event v1", EVENT_UNION_DESCRIPTION, union
+    )
+    documents["dead_letter.v1.json"] = _document(
+        "dead_letter",
+        "budgetvakt dead letter v1",
+        str(DeadLetterRecord.__doc__).split("\n\n")[0].strip()
+        + " The Kafka key is the original message's key.",
+        DeadLetterRecord.model_json_schema(mode="validation"),
+    )
+    return documents
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_schemas(out_dir: Path) -> list[Path]:
+    """Write every schema into ``out_dir`` (created if missing); returns the paths written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{out_dir}: cannot create the directory: {err.strerror}") from None
+    written = []
+    for name, schema in sorted(build_schemas().items()):
+        path = out_dir / name
+        path.write_text(render(schema), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def schemas(
+        out: Annotated[
+            Path, typer.Option(help="Directory to write the JSON Schema files into")
+        ] = DEFAULT_SCHEMA_DIR,
+    ) -> None:
+        """Write the JSON Schemas of event contract v1 and of the dead-letter record."""
+        for path in write_schemas(out):
+            typer.echo(str(path))
