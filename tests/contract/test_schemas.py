@@ -209,3 +209,50 @@ def test_events_doc_examples_are_valid(tag: str, body: str, domain: DomainConfig
     assert tag == "", f"unknown example tag {tag!r} in docs/events.md"
     assert list(validator("event").iter_errors(example)) == []
     parse_event(body.encode("utf-8"), domain)
+
+
+# Messages whose rejection reason docs/events.md quotes word for word.
+QUOTED_REJECTIONS: list[bytes] = [
+    b"\xff\xfe",
+    b'{"type":"cost",',
+    b"[1,2]",
+    b'{"event_id":"x"}',
+    as_bytes(cost_event(type="costs")),
+    as_bytes({k: v for k, v in cost_event().items() if k != "period"}),
+    as_bytes(cost_event(period="2024-13")),
+    as_bytes(cost_event(amount_sek="abc")),
+    b'{"type":"cost","event_id":"c","org_unit":"1110","period":"2024-03","category":"salaries",'
+    b'"amount_sek":NaN}',
+    as_bytes(cost_event(amout=5)),
+    as_bytes(cost_event(account=5020)),
+    as_bytes(cost_event(category=None, account=9500)),
+    as_bytes(cost_event(source="lön 19121212-1212")),
+    b'{"type":"volume","event_id":"v","org_unit":"1110","period":"2024-03",'
+    b'"measure":"home_care_hours","value":-1,"unit":"h"}',
+    b'{"type":"budget","event_id":"b","org_unit":"1110","year":2024,"annual":1200}',
+    b'{"type":"budget","event_id":"b","org_unit":"1110","year":2024,"category":"overtime",'
+    b'"annual":1200,"monthly":[100,100,100,100,100,100,100,100,100,100,100,50]}',
+]
+
+
+@pytest.mark.parametrize("raw", QUOTED_REJECTIONS)
+def test_events_doc_quotes_the_workers_rejection_reasons(raw: bytes, domain: DomainConfig) -> None:
+    with pytest.raises(InvalidEvent) as rejected:
+        parse_event(raw, domain)
+    quoted = "`" + rejected.value.reason.replace("|", "\\|") + "`"
+    assert quoted in EVENTS_DOC.read_text(encoding="utf-8"), "docs/events.md misquotes a reason"
+
+
+def test_events_doc_csv_examples_publish_without_rejections(
+    tmp_path: Path, domain: DomainConfig
+) -> None:
+    from services.publish import read_events
+
+    blocks = re.findall(r"^```csv\n(.*?)^```", EVENTS_DOC.read_text(encoding="utf-8"), re.M | re.S)
+    assert len(blocks) == 3
+    for number, block in enumerate(blocks):
+        path = tmp_path / f"example{number}.csv"
+        path.write_text(block, encoding="utf-8")
+        loaded = read_events(path, domain)
+        assert loaded.rejections == []
+        assert len(loaded.events) == block.count("\n") - 1
