@@ -1,12 +1,30 @@
 """``budgetvakt demo``: the scenario replayed through an embedded broker and a real worker.
 
 Starts the embedded Tansu broker and one ``budgetvakt worker`` process, publishes the scenario
-(``services.scenario``): all budgets, the first year as history, then the overrun year month by
-month. At the checkpoints (mars, april, augusti, december) it reads the worker's ``/metrics`` and
-prints per avdelning the full-year budget, the actual to date and the deviation against the
-periodised budget, so that the overrun in äldreomsorgen shows from the March forecast on. It stops
-everything it started, also on errors and Ctrl-C. Files (scenario, broker and worker logs, worker
-state) go to ``<data dir>/demo``, which is cleared at the start of each run.
+(``services.scenario``): all budgets, then both years month by month, waiting after each month
+until the worker has handled everything published. At the checkpoints (mars, april, augusti,
+december) it prints per avdelning and for the nämnd the full-year budget, the periodised budget,
+the actual to date and its deviation, and the full-year forecast ("Prognos helår") with its 80 %
+interval and the forecast deviation (budget − forecast; negative = underskott). A terminal too
+narrow for one table gets the forecast columns as a second table.
+
+The forecasts use only what the worker aggregated, never the scenario in memory: after each month
+the demo reads ``budgetvakt_actual_ytd_sek`` per (enhet, category, year) from ``/metrics``; the
+month's actual is the difference of two successive YTD readings. The budgets are the worker's
+``budgetvakt_budget_full_year_sek`` per (enhet, category) periodised with the category profile
+(``DomainConfig.periodise``). Every (enhet, category) leaf is forecast in one
+``forecasts.series.forecast_many`` call (``auto`` model) per checkpoint, and the leaves are summed
+into enheter, avdelningar and the nämnd with ``forecasts.rollup.rollup_tree`` (sums; the interval
+by its equicorrelation method; with one history year there is no backtest to estimate the
+correlation from, so it uses ``DEFAULT_RHO``).
+
+The closing line says when the overrun was caught: the first checkpoint at which the nämnd's
+forecast deviation is below −1 % of its full-year budget AND the whole 80 % interval lies above
+the budget (the interval's lower bound exceeds it), compared with the year-end outcome (the
+December checkpoint's budget − actual).
+
+It stops everything it started, also on errors and Ctrl-C. Files (scenario, broker and worker
+logs, worker state) go to ``<data dir>/demo``, which is cleared at the start of each run.
 """
 
 from __future__ import annotations
@@ -19,7 +37,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +65,36 @@ class AvdelningRow:
     def deviation(self) -> float:
         """Periodised budget to date − actual to date: negative means over budget."""
         return self.budget_ytd - self.actual_ytd
+
+
+@dataclass(frozen=True)
+class ForecastFigures:
+    """A node's full-year forecast with its 80 % interval, against its full-year budget."""
+
+    budget_full_year: float
+    full_year: float
+    low: float
+    high: float
+
+    @property
+    def deviation(self) -> float:
+        """Budget − forecast: negative means a forecast deficit (underskott)."""
+        return self.budget_full_year - self.full_year
+
+    @property
+    def overrun_certain(self) -> bool:
+        """Even the interval's lower bound lies above the budget."""
+        return self.low > self.budget_full_year
+
+
+@dataclass
+class Checkpoint:
+    """What the demo printed at one checkpoint: actuals per avdelning and the forecasts."""
+
+    year: int
+    month: int
+    rows: list[AvdelningRow]
+    forecasts: dict[str, ForecastFigures]  # avdelning and nämnd ids
 
 
 # --- Metrics ---------------------------------------------------------------------------------
@@ -223,6 +271,128 @@ def publish_events(
     return sent
 
 
+# --- Forecasts from what the worker aggregated ------------------------------------------------
+
+LeafKey = tuple[str, str]  # (enhet, category)
+
+
+def leaf_values(
+    samples: Sequence[tuple[str, dict[str, str], float]], name: str, year: int
+) -> dict[LeafKey, float]:
+    """A metric per (enhet, category) of one year, as the worker exposes it."""
+    out: dict[LeafKey, float] = {}
+    for n, labels, value in samples:
+        if n == name and labels.get("level") == "enhet" and labels.get("year") == str(year):
+            key = (labels["org_unit"], labels["category"])
+            out[key] = out.get(key, 0.0) + value
+    return out
+
+
+class MonthlyActuals:
+    """Monthly actuals per leaf, recovered as differences of successive YTD readings.
+
+    The demo publishes one month at a time and reads the worker's YTD after it has caught up, so
+    the month's amount is this reading minus the previous one of the same year.
+    """
+
+    def __init__(self) -> None:
+        self.history: dict[LeafKey, dict[str, float]] = {}
+        self._last_ytd: dict[tuple[str, str, int], float] = {}
+
+    def record(
+        self, samples: Sequence[tuple[str, dict[str, str], float]], year: int, month: int
+    ) -> None:
+        period = f"{year:04d}-{month:02d}"
+        for key, ytd in leaf_values(samples, "budgetvakt_actual_ytd_sek", year).items():
+            previous = self._last_ytd.get((*key, year), 0.0)
+            self._last_ytd[(*key, year)] = ytd
+            self.history.setdefault(key, {})[period] = ytd - previous
+
+
+def _tree_with_leaves(tree: Any, keys: Sequence[LeafKey]) -> Any:
+    """The org tree with one node per (enhet, category) under its enhet, for ``rollup_tree``."""
+    from forecasts.hierarchy import UNMAPPED_ID, OrgNode, OrgTree
+
+    nodes = dict(tree.nodes)
+    for unit, category in keys:
+        parent = unit if unit in nodes else UNMAPPED_ID
+        leaf_id = f"{unit}/{category}"
+        nodes[leaf_id] = OrgNode(leaf_id, leaf_id, "konto", parent)
+    return OrgTree(nodes)
+
+
+def forecast_nodes(
+    actuals: MonthlyActuals,
+    budgets_full_year: dict[LeafKey, float],
+    domain: Any,
+    year: int,
+    month: int,
+) -> dict[str, ForecastFigures]:
+    """Forecast every (enhet, category) leaf in one call and roll the leaves up the tree.
+
+    Inputs are the worker's figures only: monthly actuals from its YTD readings and its
+    full-year budgets periodised with the category profile. Parents are sums of their leaves;
+    their intervals come from ``forecasts.rollup`` (equicorrelated errors).
+    """
+    from forecasts.rollup import Leaf, rollup_tree
+    from forecasts.series import forecast_many
+
+    keys = sorted(set(actuals.history) | set(budgets_full_year))
+    budgets: list[Sequence[float] | None] = [
+        domain.periodise(cat, budgets_full_year[(unit, cat)])
+        if (unit, cat) in budgets_full_year and cat in domain.categories
+        else None
+        for unit, cat in keys
+    ]
+    results = forecast_many(
+        [actuals.history.get(key, {}) for key in keys],
+        year,
+        month,
+        budgets,
+        model="auto",
+        categories=[domain.categories.get(cat) for _, cat in keys],
+    )
+    leaves = {
+        f"{unit}/{cat}": Leaf(ytd=fc.ytd, full_year=fc.full_year, sigma=fc.sigma)
+        for (unit, cat), fc in zip(keys, results, strict=True)
+    }
+    tree = _tree_with_leaves(domain.org, keys)
+    budget_per_node = tree.rollup({f"{u}/{c}": v for (u, c), v in budgets_full_year.items()})
+    return {
+        node_id: ForecastFigures(
+            budget_per_node.get(node_id, 0.0), agg.full_year, agg.low, agg.high
+        )
+        for node_id, agg in rollup_tree(tree, leaves).items()
+        if tree.level_of(node_id) != "konto"
+    }
+
+
+def caught_line(checkpoints: Sequence[Checkpoint], namnd_id: str) -> str:
+    """When the nämnd's deficit first showed in the forecast, against the year-end outcome.
+
+    "Showed" means: forecast deviation below −1 % of the full-year budget and the whole 80 %
+    interval above budget (its lower bound exceeds the budget).
+    """
+    from services.scenario import MONTH_NAMES_SV, format_mnkr
+
+    last = checkpoints[-1]
+    final = last.forecasts[namnd_id]
+    outcome = (
+        f"utfall vid årets slut {format_mnkr(final.deviation)} mnkr"
+        if last.month == 12
+        else f"prognos t.o.m. {MONTH_NAMES_SV[last.month - 1]} {format_mnkr(final.deviation)} mnkr"
+    )
+    for cp in checkpoints:
+        fc = cp.forecasts[namnd_id]
+        if fc.deviation < -0.01 * abs(fc.budget_full_year) and fc.overrun_certain:
+            when = "redan" if cp.month < 12 else "först"
+            return (
+                f"Underskottet syntes i prognosen {when} i {MONTH_NAMES_SV[cp.month - 1]}: "
+                f"prognos {format_mnkr(fc.deviation)} mnkr för nämnden ({outcome})."
+            )
+    return f"Prognosen visade inget tydligt underskott för nämnden ({outcome})."
+
+
 # --- Report ----------------------------------------------------------------------------------
 
 
@@ -259,20 +429,30 @@ def avdelning_rows(
 
 
 def render_table(
-    rows: Sequence[AvdelningRow], year: int, month: int, namnd: str, namnd_id: str = "VON"
+    rows: Sequence[AvdelningRow],
+    year: int,
+    month: int,
+    namnd: str,
+    namnd_id: str = "VON",
+    forecasts: Mapping[str, ForecastFigures] | None = None,
 ) -> Any:
+    """The checkpoint table; with ``forecasts`` (avdelning and nämnd ids) the forecast columns."""
     from rich import box
     from rich.table import Table
 
     from services.scenario import MONTH_NAMES_SV, format_mnkr, format_number_sv
 
+    title = f"{namnd}: utfall t.o.m. {MONTH_NAMES_SV[month - 1]} {year}"
     table = Table(
-        title=f"{namnd}: utfall t.o.m. {MONTH_NAMES_SV[month - 1]} {year} (mnkr)",
+        title=f"{title} och prognos helår (mnkr)" if forecasts else f"{title} (mnkr)",
         box=box.SIMPLE_HEAD,
         title_justify="left",
     )
     table.add_column("Verksamhet")
-    for heading in ("Budget helår", "Periodiserad budget", "Utfall", "Avvikelse", "Avvikelse %"):
+    headings = ["Budget helår", "Periodiserad budget", "Utfall", "Avvikelse", "Avvikelse %"]
+    if forecasts:
+        headings += ["Prognos helår", "80 %-intervall", "Prognos avvikelse"]
+    for heading in headings:
         table.add_column(heading, justify="right")
     total = AvdelningRow(namnd_id, "Summa nämnden", 0.0, 0.0, 0.0)
     for row in [*rows, None]:
@@ -284,16 +464,85 @@ def render_table(
             total.actual_ytd += row.actual_ytd
         pct = 100 * row.deviation / row.budget_ytd if row.budget_ytd else 0.0
         style = "bold red" if pct <= -2 else None
-        table.add_row(
+        cells = [
             f"{row.name} ({row.id})",
             format_mnkr(row.budget_full_year),
             format_mnkr(row.budget_ytd),
             format_mnkr(row.actual_ytd),
             format_mnkr(row.deviation),
             format_number_sv(pct),
-            style=style,
+        ]
+        if forecasts:
+            fc = forecasts.get(row.id)
+            cells += (
+                [
+                    format_mnkr(fc.full_year),
+                    f"{format_mnkr(fc.low)}\u2013{format_mnkr(fc.high)}",
+                    format_mnkr(fc.deviation),
+                ]
+                if fc is not None
+                else ["", "", ""]
+            )
+        table.add_row(*cells, style=style)
+    return table
+
+
+def render_forecast_table(
+    rows: Sequence[AvdelningRow],
+    year: int,
+    month: int,
+    namnd: str,
+    namnd_id: str,
+    forecasts: Mapping[str, ForecastFigures],
+) -> Any:
+    """The forecast columns on their own, for terminals too narrow for the combined table."""
+    from rich import box
+    from rich.table import Table
+
+    from services.scenario import MONTH_NAMES_SV, format_mnkr
+
+    table = Table(
+        title=f"{namnd}: prognos helår t.o.m. {MONTH_NAMES_SV[month - 1]} {year} (mnkr)",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
+    table.add_column("Verksamhet")
+    for heading in ("Budget helår", "Prognos helår", "80 %-intervall", "Prognos avvikelse"):
+        table.add_column(heading, justify="right")
+    for node_id, name in [*((r.id, r.name) for r in rows), (namnd_id, "Summa nämnden")]:
+        fc = forecasts.get(node_id)
+        if fc is None:
+            continue
+        table.add_row(
+            f"{name} ({node_id})",
+            format_mnkr(fc.budget_full_year),
+            format_mnkr(fc.full_year),
+            f"{format_mnkr(fc.low)}\u2013{format_mnkr(fc.high)}",
+            format_mnkr(fc.deviation),
+            style="bold red" if fc.overrun_certain else None,
         )
     return table
+
+
+def print_checkpoint(
+    console: Any,
+    rows: Sequence[AvdelningRow],
+    year: int,
+    month: int,
+    namnd: str,
+    namnd_id: str,
+    forecasts: Mapping[str, ForecastFigures],
+) -> None:
+    """One table with actuals and forecast; two tables if the terminal is too narrow for one."""
+    from rich.measure import Measurement
+
+    combined = render_table(rows, year, month, namnd, namnd_id, forecasts)
+    unbounded = console.options.update(max_width=10_000)  # the table's natural width
+    if Measurement.get(console, unbounded, combined).maximum <= console.width:
+        console.print(combined)
+        return
+    console.print(render_table(rows, year, month, namnd, namnd_id))
+    console.print(render_forecast_table(rows, year, month, namnd, namnd_id, forecasts))
 
 
 def signal_line(rows: Sequence[AvdelningRow], year: int, month: int) -> str:
@@ -347,8 +596,8 @@ def volume_line(
 # --- The command -----------------------------------------------------------------------------
 
 
-def run_demo(data_root: Path, seed: int, console: Any) -> dict[str, list[AvdelningRow]]:
-    """Run the demo; returns the printed rows per checkpoint period (``YYYY-MM``)."""
+def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
+    """Run the demo; returns what it printed at each checkpoint."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from services.broker import EmbeddedBroker
@@ -369,7 +618,7 @@ def run_demo(data_root: Path, seed: int, console: Any) -> dict[str, list[Avdelni
         console.print(line, markup=False, highlight=False)
     history_year, story_year = scenario.years[0], scenario.years[-1]
     topics = settings.topics()
-    results: dict[str, list[AvdelningRow]] = {}
+    checkpoints: list[Checkpoint] = []
 
     if settings.kafka_bootstrap_servers:
         console.print(
@@ -396,20 +645,22 @@ def run_demo(data_root: Path, seed: int, console: Any) -> dict[str, list[Avdelni
                 if e["period"] == period
             ]
 
-        batches: list[tuple[str, list[dict[str, Any]], int | None]] = [
-            ("Budgetar", list(scenario.budgets), None),
-            (
-                f"Historik {history_year}",
-                [e for m in range(1, 13) for e in month_events(history_year, m)],
-                None,
-            ),
+        # One batch per month, both years: the worker's YTD after each month gives the monthly
+        # actuals the forecasts are made from.
+        batches: list[tuple[str, list[dict[str, Any]], int | None, int | None]] = [
+            ("Budgetar", list(scenario.budgets), None, None)
         ]
-        batches += [(f"{story_year}-{m:02d}", month_events(story_year, m), m) for m in range(1, 13)]
-        total_events = sum(len(b) for _, b, _ in batches)
+        batches += [
+            (f"{y}-{m:02d}", month_events(y, m), y, m)
+            for y in (history_year, story_year)
+            for m in range(1, 13)
+        ]
+        total_events = sum(len(b[1]) for b in batches)
         published = 0
         published_by_topic: dict[str, int] = {}
         # The worker aggregates these; period_close only matters from the snapshot issue on.
         watched = (topics.cost, topics.volume, topics.budget)
+        actuals = MonthlyActuals()
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -418,7 +669,7 @@ def run_demo(data_root: Path, seed: int, console: Any) -> dict[str, list[Avdelni
             transient=True,
         ) as progress:
             task = progress.add_task("Publicerar", total=total_events)
-            for label, events, month in batches:
+            for label, events, year, month in batches:
                 progress.update(task, description=f"Publicerar {label}")
                 for topic, count in publish_events(
                     broker.bootstrap_servers, events, topics
@@ -426,19 +677,32 @@ def run_demo(data_root: Path, seed: int, console: Any) -> dict[str, list[Avdelni
                     published_by_topic[topic] = published_by_topic.get(topic, 0) + count
                     published += count
                 progress.update(task, completed=published)
-                if month not in CHECKPOINT_MONTHS:
+                if year is None or month is None:
                     continue
                 progress.update(task, description=f"Väntar på worker ({label})")
                 samples = _wait_caught_up(worker, watched, published_by_topic)
+                actuals.record(samples, year, month)
+                if year != story_year or month not in CHECKPOINT_MONTHS:
+                    continue
                 rows = avdelning_rows(samples, scenario, domain, story_year, month)
-                results[f"{story_year}-{month:02d}"] = rows
-                progress.console.print(
-                    render_table(rows, story_year, month, domain.org.root.name, domain.org.root.id)
+                budgets = leaf_values(samples, "budgetvakt_budget_full_year_sek", story_year)
+                forecasts = forecast_nodes(actuals, budgets, domain, story_year, month)
+                checkpoints.append(Checkpoint(story_year, month, rows, forecasts))
+                print_checkpoint(
+                    progress.console,
+                    rows,
+                    story_year,
+                    month,
+                    domain.org.root.name,
+                    domain.org.root.id,
+                    forecasts,
                 )
                 progress.console.print(signal_line(rows, story_year, month), highlight=False)
                 progress.console.print(
                     volume_line(samples, scenario, domain, story_year, month), highlight=False
                 )
+        if checkpoints:
+            console.print(caught_line(checkpoints, domain.org.root.id), highlight=False)
         console.print(
             f"Publicerade {published} händelser. Underlag och loggar: {demo_dir}",
             highlight=False,
@@ -447,7 +711,7 @@ def run_demo(data_root: Path, seed: int, console: Any) -> dict[str, list[Avdelni
         code = worker.stop()
         broker.stop()
         console.print(f"Worker stoppad (kod {code}); broker stoppad.", highlight=False)
-    return results
+    return checkpoints
 
 
 def register(app: typer.Typer) -> None:

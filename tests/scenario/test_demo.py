@@ -13,11 +13,39 @@ from pathlib import Path
 import pytest
 
 from forecasts.domain import DomainConfig
-from services.demo import AvdelningRow, parse_samples, render_table, sum_metric
-from services.scenario import Scenario, avdelning_of, format_mnkr, format_number_sv
+from services.demo import (
+    AvdelningRow,
+    Checkpoint,
+    ForecastFigures,
+    MonthlyActuals,
+    caught_line,
+    forecast_nodes,
+    leaf_values,
+    parse_samples,
+    print_checkpoint,
+    render_table,
+    sum_metric,
+)
+from services.scenario import (
+    MONTH_NAMES_SV,
+    Scenario,
+    avdelning_of,
+    format_mnkr,
+    format_number_sv,
+)
 
 NUMBER = r"\u2212?\d{1,3}(?: \d{3})*,\d"
-ROW = re.compile(rf"\((AO|LSS|IFO|VON)\)\s+((?:{NUMBER}\s*)+)$")
+# Numbers separated by spaces, or by the en dash of an interval ("1 051,3–1 094,5").
+ROW = re.compile(rf"\((AO|LSS|IFO|VON)\)\s+((?:{NUMBER}[\s\u2013]*)+)$")
+FORECAST_HEADINGS = ("Prognos helår", "80 %-intervall", "Prognos avvikelse")
+CAUGHT = re.compile(
+    rf"Underskottet syntes i prognosen (?:redan|först) i (\w+): prognos ({NUMBER}) mnkr "
+    rf"för nämnden \(utfall vid årets slut ({NUMBER}) mnkr\)\."
+)
+
+
+def _mnkr(text: str) -> float:
+    return float(text.replace("\u2212", "-").replace(" ", "").replace(",", "."))
 
 
 def _demo_env(tmp_path: Path) -> dict[str, str]:
@@ -79,12 +107,41 @@ def test_demo_prints_the_scenarios_totals_and_stops_what_it_started(
         actual[avd] = actual.get(avd, 0) + amount
     december = tables["december"]
     for avd in ("AO", "LSS", "IFO"):
-        budget_full_year, periodised, utfall, deviation, _pct = december[avd]
+        budget_full_year, periodised, utfall, deviation, _pct, *_forecast = december[avd]
         assert budget_full_year == format_mnkr(budget[avd])
         assert periodised == format_mnkr(budget[avd])
         assert utfall == format_mnkr(actual[avd])
         assert deviation == format_mnkr(budget[avd] - actual[avd])
     assert december["VON"][2] == format_mnkr(sum(actual.values()))
+
+    # The forecast columns at every checkpoint, for every avdelning and the nämnd:
+    # forecast, interval low, interval high, forecast deviation; the forecast inside its interval
+    # and the deviation equal to budget − forecast.
+    assert proc.stdout.count("Prognos avvikelse") == 4, proc.stdout[-3000:]
+    for heading in FORECAST_HEADINGS:
+        assert heading in proc.stdout
+    for name, table in tables.items():
+        assert set(table) == {"AO", "LSS", "IFO", "VON"}, name
+        for avd, cells in table.items():
+            assert len(cells) == 9, (name, avd, cells)
+            full_budget, forecast, low, high, forecast_deviation = (
+                _mnkr(c) for c in (cells[0], *cells[5:])
+            )
+            assert low <= forecast <= high, (name, avd, cells)
+            assert abs(full_budget - forecast - forecast_deviation) <= 0.15, (name, avd)
+    # In December the forecast is the year's actual, with nothing left to be uncertain about.
+    for avd, cells in december.items():
+        actual_mnkr = _mnkr(cells[2])
+        assert all(abs(_mnkr(c) - actual_mnkr) <= 0.1 for c in cells[5:8]), (avd, cells)
+        assert abs(_mnkr(cells[8]) - _mnkr(cells[3])) <= 0.1, (avd, cells)
+    # The story: the nämnd's forecast shows the deficit in April, and the closing line says when
+    # the forecast caught it (no later than the delårsrapport in August) against the outcome.
+    assert tables["april"]["VON"][8].startswith("\u2212"), tables["april"]["VON"]
+    caught = CAUGHT.search(proc.stdout)
+    assert caught, proc.stdout[-2000:]
+    assert caught.group(1) in MONTH_NAMES_SV[:8]
+    assert caught.group(2).startswith("\u2212")
+    assert caught.group(3) == format_mnkr(sum(budget.values()) - sum(actual.values()))
     hours = re.findall(r"Hemtjänsttimmar t\.o\.m\. månaden: ([\d ]+) h mot plan ([\d ]+) h", output)
     assert len(hours) == 4
     year_hours = [
@@ -185,3 +242,121 @@ def test_table_uses_swedish_format() -> None:
     text = console.export_text()
     assert "utfall t.o.m. april 2024" in text
     assert _tables(text)["april"]["AO"] == ["590,5", "200,0", "206,0", "\u22126,0", "\u22123,0"]
+
+
+def _metric_lines(name: str, values: dict[tuple[str, str, int], float]) -> list[str]:
+    lines = [f"# TYPE {name} gauge"]
+    for (unit, category, year), value in values.items():
+        lines.append(
+            f'{name}{{org_unit="{unit}",category="{category}",year="{year}",level="enhet"}} {value}'
+        )
+    return lines
+
+
+def test_monthly_actuals_are_differences_of_the_workers_ytd_readings() -> None:
+    actuals = MonthlyActuals()
+    readings = [(2023, 1, 100.0), (2023, 2, 250.0), (2024, 1, 40.0), (2024, 2, 40.0)]
+    for year, month, ytd in readings:
+        text = "\n".join(
+            [
+                *_metric_lines("budgetvakt_actual_ytd_sek", {("1110", "salaries", year): ytd}),
+                'budgetvakt_actual_ytd_sek{org_unit="AO",category="salaries",year="2024",'
+                'level="avdelning"} 9e9',
+            ]
+        )
+        actuals.record(parse_samples(text), year, month)
+    assert actuals.history == {
+        ("1110", "salaries"): {"2023-01": 100.0, "2023-02": 150.0, "2024-01": 40.0, "2024-02": 0.0}
+    }
+
+
+def test_forecasts_roll_the_leaves_up_from_the_workers_figures(
+    scenario_domain: DomainConfig,
+) -> None:
+    """Two enheter × two categories of two years: the roll-up sums, December equals the actual."""
+    actuals = MonthlyActuals()
+    leaves = [
+        ("1110", "salaries"),
+        ("1110", "overtime"),
+        ("2110", "salaries"),
+        ("2110", "overtime"),
+    ]
+    ytd = dict.fromkeys(leaves, 0.0)
+    for year in (2023, 2024):
+        ytd = dict.fromkeys(leaves, 0.0)
+        for month in range(1, 13):
+            for i, leaf in enumerate(leaves):
+                ytd[leaf] += 1e6 * (i + 1) * (1.0 if year == 2023 else 1.1) * (1 + 0.01 * month)
+            text = "\n".join(
+                _metric_lines(
+                    "budgetvakt_actual_ytd_sek", {(u, c, year): v for (u, c), v in ytd.items()}
+                )
+            )
+            actuals.record(parse_samples(text), year, month)
+    budget_text = "\n".join(
+        _metric_lines("budgetvakt_budget_full_year_sek", {(u, c, 2024): 13e6 for u, c in leaves})
+    )
+    budgets = leaf_values(parse_samples(budget_text), "budgetvakt_budget_full_year_sek", 2024)
+    assert budgets == dict.fromkeys(leaves, 13e6)
+
+    april = forecast_nodes(actuals, budgets, scenario_domain, 2024, 4)
+    root = scenario_domain.org.root.id
+    assert april["AO"].full_year == pytest.approx(april["1110"].full_year)
+    assert april[root].full_year == pytest.approx(april["AO"].full_year + april["LSS"].full_year)
+    assert april[root].budget_full_year == 4 * 13e6
+    # 10 % above last year on a flat budget: a deficit, and an interval that is a real interval.
+    assert april[root].deviation < 0
+    assert april[root].low < april[root].full_year < april[root].high
+
+    december = forecast_nodes(actuals, budgets, scenario_domain, 2024, 12)
+    assert december[root].full_year == pytest.approx(sum(ytd.values()))
+    assert december[root].low == pytest.approx(december[root].high)
+
+
+def _checkpoint(month: int, budget: float, forecast: float, low: float, high: float) -> Checkpoint:
+    return Checkpoint(2024, month, [], {"VON": ForecastFigures(budget, forecast, low, high)})
+
+
+def test_caught_line_names_the_first_checkpoint_with_a_certain_deficit() -> None:
+    checkpoints = [
+        _checkpoint(3, 1000e6, 1015e6, 995e6, 1035e6),  # deficit, but the interval spans budget
+        _checkpoint(4, 1000e6, 1030e6, 1010e6, 1050e6),
+        _checkpoint(8, 1000e6, 1040e6, 1030e6, 1050e6),
+        _checkpoint(12, 1000e6, 1039.9e6, 1039.9e6, 1039.9e6),
+    ]
+    assert caught_line(checkpoints, "VON") == (
+        "Underskottet syntes i prognosen redan i april: prognos \u221230,0 mnkr för nämnden "
+        "(utfall vid årets slut \u221239,9 mnkr)."
+    )
+    within_budget = [_checkpoint(m, 1000e6, 1005e6, 990e6, 1020e6) for m in (3, 4, 8, 12)]
+    assert caught_line(within_budget, "VON") == (
+        "Prognosen visade inget tydligt underskott för nämnden "
+        "(utfall vid årets slut \u22125,0 mnkr)."
+    )
+
+
+def test_forecast_columns_in_one_table_or_two_when_the_terminal_is_narrow() -> None:
+    from rich.console import Console
+
+    rows = [AvdelningRow("AO", "Äldreomsorg", 590.5e6, 200e6, 206.04e6)]
+    forecasts = {
+        "AO": ForecastFigures(590.5e6, 612.6e6, 597.8e6, 627.4e6),
+        "VON": ForecastFigures(590.5e6, 612.6e6, 597.8e6, 627.4e6),
+    }
+    wide = Console(width=200, record=True, color_system=None)
+    print_checkpoint(wide, rows, 2024, 4, "Vård- och omsorgsnämnden", "VON", forecasts)
+    text = wide.export_text()
+    for heading in FORECAST_HEADINGS:
+        assert heading in text
+    assert _tables(text)["april"]["AO"] == [
+        "590,5", "200,0", "206,0", "\u22126,0", "\u22123,0", "612,6", "597,8", "627,4", "\u221222,1"
+    ]  # fmt: skip
+    assert "597,8\u2013627,4" in text
+
+    narrow = Console(width=80, record=True, color_system=None)
+    print_checkpoint(narrow, rows, 2024, 4, "Vård- och omsorgsnämnden", "VON", forecasts)
+    text = narrow.export_text()
+    assert "utfall t.o.m. april 2024 (mnkr)" in text
+    assert "prognos helår t.o.m. april 2024 (mnkr)" in text
+    assert "597,8\u2013627,4" in text and "\u221222,1" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
