@@ -19,9 +19,10 @@ by its equicorrelation method; with one history year there is no backtest to est
 correlation from, so it uses ``DEFAULT_RHO``).
 
 The closing line says when the overrun was caught: the first checkpoint at which the nämnd's
-forecast deviation is below −1 % of its full-year budget AND the whole 80 % interval lies above
-the budget (the interval's lower bound exceeds it), compared with the year-end outcome (the
-December checkpoint's budget − actual).
+forecast deviation is below −1 % of its full-year budget (``MATERIALITY``; a deficit that size is
+what a controller reports), compared with the year-end outcome (the December checkpoint's
+budget − actual). It adds from which checkpoint before December the whole 80 % interval lay
+above budget (its lower bound exceeds it: about 90 % sure of a deficit).
 
 It stops everything it started, also on errors and Ctrl-C. Files (scenario, broker and worker
 logs, worker state) go to ``<data dir>/demo``, which is cleared at the start of each run.
@@ -50,6 +51,8 @@ CHECKPOINT_MONTHS = (3, 4, 8, 12)
 WORKER_READY_TIMEOUT_S = 120.0
 CATCH_UP_TIMEOUT_S = 60.0
 WORKER_STOP_TIMEOUT_S = 30.0
+#: A forecast deficit counts as "seen" when it exceeds this share of the full-year budget.
+MATERIALITY = 0.01
 READINESS_PATH = "/ready"
 
 
@@ -370,10 +373,14 @@ def forecast_nodes(
 def caught_line(checkpoints: Sequence[Checkpoint], namnd_id: str) -> str:
     """When the nämnd's deficit first showed in the forecast, against the year-end outcome.
 
-    "Showed" means: forecast deviation below −1 % of the full-year budget and the whole 80 %
-    interval above budget (its lower bound exceeds the budget).
+    "Showed" means a forecast deviation below −``MATERIALITY`` of the full-year budget; the line
+    also says from which checkpoint before December the whole 80 % interval lay above budget.
     """
     from services.scenario import MONTH_NAMES_SV, format_mnkr
+
+    def deficit(cp: Checkpoint) -> bool:
+        fc = cp.forecasts[namnd_id]
+        return fc.deviation < -MATERIALITY * abs(fc.budget_full_year)
 
     last = checkpoints[-1]
     final = last.forecasts[namnd_id]
@@ -382,15 +389,25 @@ def caught_line(checkpoints: Sequence[Checkpoint], namnd_id: str) -> str:
         if last.month == 12
         else f"prognos t.o.m. {MONTH_NAMES_SV[last.month - 1]} {format_mnkr(final.deviation)} mnkr"
     )
-    for cp in checkpoints:
-        fc = cp.forecasts[namnd_id]
-        if fc.deviation < -0.01 * abs(fc.budget_full_year) and fc.overrun_certain:
-            when = "redan" if cp.month < 12 else "först"
-            return (
-                f"Underskottet syntes i prognosen {when} i {MONTH_NAMES_SV[cp.month - 1]}: "
-                f"prognos {format_mnkr(fc.deviation)} mnkr för nämnden ({outcome})."
-            )
-    return f"Prognosen visade inget tydligt underskott för nämnden ({outcome})."
+    seen = next((cp for cp in checkpoints if deficit(cp)), None)
+    if seen is None:
+        return f"Prognosen visade inget tydligt underskott för nämnden ({outcome})."
+    certain = next(
+        (
+            cp
+            for cp in checkpoints
+            if cp.month < 12 and deficit(cp) and cp.forecasts[namnd_id].overrun_certain
+        ),
+        None,
+    )
+    when = "redan" if seen.month < 12 else "först"
+    line = (
+        f"Underskottet syntes i prognosen {when} i {MONTH_NAMES_SV[seen.month - 1]}: "
+        f"prognos {format_mnkr(seen.forecasts[namnd_id].deviation)} mnkr för nämnden ({outcome})"
+    )
+    if certain is not None:
+        line += f"; hela 80 %-intervallet låg över budget från {MONTH_NAMES_SV[certain.month - 1]}"
+    return line + "."
 
 
 # --- Report ----------------------------------------------------------------------------------

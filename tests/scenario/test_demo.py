@@ -40,7 +40,7 @@ ROW = re.compile(rf"\((AO|LSS|IFO|VON)\)\s+((?:{NUMBER}[\s\u2013]*)+)$")
 FORECAST_HEADINGS = ("Prognos helår", "80 %-intervall", "Prognos avvikelse")
 CAUGHT = re.compile(
     rf"Underskottet syntes i prognosen (?:redan|först) i (\w+): prognos ({NUMBER}) mnkr "
-    rf"för nämnden \(utfall vid årets slut ({NUMBER}) mnkr\)\."
+    rf"för nämnden \(utfall vid årets slut ({NUMBER}) mnkr\)"
 )
 
 
@@ -317,16 +317,23 @@ def _checkpoint(month: int, budget: float, forecast: float, low: float, high: fl
     return Checkpoint(2024, month, [], {"VON": ForecastFigures(budget, forecast, low, high)})
 
 
-def test_caught_line_names_the_first_checkpoint_with_a_certain_deficit() -> None:
+def test_caught_line_names_the_first_material_deficit_and_when_it_was_certain() -> None:
     checkpoints = [
-        _checkpoint(3, 1000e6, 1015e6, 995e6, 1035e6),  # deficit, but the interval spans budget
-        _checkpoint(4, 1000e6, 1030e6, 1010e6, 1050e6),
-        _checkpoint(8, 1000e6, 1040e6, 1030e6, 1050e6),
+        _checkpoint(3, 1000e6, 1005e6, 990e6, 1020e6),  # under 1 % of the budget
+        _checkpoint(4, 1000e6, 1030e6, 995e6, 1065e6),  # material, the interval spans budget
+        _checkpoint(8, 1000e6, 1040e6, 1030e6, 1050e6),  # the whole interval above budget
         _checkpoint(12, 1000e6, 1039.9e6, 1039.9e6, 1039.9e6),
     ]
     assert caught_line(checkpoints, "VON") == (
         "Underskottet syntes i prognosen redan i april: prognos \u221230,0 mnkr för nämnden "
-        "(utfall vid årets slut \u221239,9 mnkr)."
+        "(utfall vid årets slut \u221239,9 mnkr); hela 80 %-intervallet låg över budget "
+        "från augusti."
+    )
+    only_december = [*(_checkpoint(m, 1000e6, 1005e6, 990e6, 1020e6) for m in (3, 4, 8)),
+                     _checkpoint(12, 1000e6, 1030e6, 1030e6, 1030e6)]  # fmt: skip
+    assert caught_line(only_december, "VON") == (
+        "Underskottet syntes i prognosen först i december: prognos \u221230,0 mnkr för nämnden "
+        "(utfall vid årets slut \u221230,0 mnkr)."
     )
     within_budget = [_checkpoint(m, 1000e6, 1005e6, 990e6, 1020e6) for m in (3, 4, 8, 12)]
     assert caught_line(within_budget, "VON") == (
