@@ -1,0 +1,52 @@
+"""Speed of ``parse_event`` (decode, personnummer scan, pydantic, domain checks) per event.
+
+Run: ``.venv/bin/python -m bench.validation``. Prints the best of five passes over 20 000
+distinct valid events of each type, and the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from bench.machine import describe
+from services.config_files import load_domain_config
+from services.settings import Settings
+from streams.validation import parse_event
+
+EVENTS_PER_PASS = 20_000
+PASSES = 5
+
+
+def sample_events(kind: str, category: str, measure: str) -> list[bytes]:
+    def one(i: int) -> dict[str, object]:
+        common = {"type": kind, "event_id": f"bench-{kind}-{i}", "org_unit": "hemtjanst-nord"}
+        if kind == "cost":
+            return common | {"period": "2025-03", "category": category, "amount_sek": 1234.5 + i}
+        if kind == "volume":
+            return common | {"period": "2025-03", "measure": measure, "value": i, "unit": "h"}
+        return common | {"year": 2025, "category": category, "annual": 1_000_000.0 + i}
+
+    return [json.dumps(one(i)).encode() for i in range(EVENTS_PER_PASS)]
+
+
+def main() -> None:
+    domain = load_domain_config(Settings().config_dir)
+    category = sorted(domain.categories)[0]
+    measure = sorted(domain.measures)[0] if domain.measures else "hemtjanst_timmar"
+    print(describe())
+    for kind in ("cost", "volume", "budget"):
+        raws = sample_events(kind, category, measure)
+        for raw in raws[:1000]:
+            parse_event(raw, domain)
+        best = float("inf")
+        for _ in range(PASSES):
+            start = time.perf_counter()
+            for raw in raws:
+                parse_event(raw, domain)
+            best = min(best, (time.perf_counter() - start) / len(raws))
+        print(f"parse_event {kind:<7} {best * 1e6:6.2f} µs/event  ({1 / best:10,.0f} events/s)")
+
+
+if __name__ == "__main__":
+    main()
