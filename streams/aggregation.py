@@ -195,15 +195,35 @@ class Snapshot:
     unmapped_units: set[str] = field(default_factory=set)
 
 
+LeafId = tuple[int, str, int | None]  # (partition, org_unit, year); year None for "closed"
+
+
+@dataclass
+class LeafTotals:
+    """One cost centre's sums for one year in one partition, before rolling up."""
+
+    actual: dict[str, float] = field(default_factory=dict)
+    volume: dict[str, float] = field(default_factory=dict)
+    budget: dict[str, float] = field(default_factory=dict)
+    volume_budget: dict[str, float] = field(default_factory=dict)
+    last_month: int = 0
+    last_closed: int = 0
+
+
 class ActiveState:
     """What this worker knows: the table values of its active partitions, without the ids.
 
     Updated after each batch and rebuilt from the table on assignment; the metrics are computed
     from it at scrape time, so after a restart or rebalance they come from recovered state.
+    Per (partition, org_unit, year) sums are cached and recomputed only when one of their keys
+    changed, so a scrape during heavy ingest costs a roll-up of the cached sums, not a full scan.
     """
 
     def __init__(self) -> None:
         self._partitions: dict[int, dict[str, StateValue]] = {}
+        self._keys_by_leaf: dict[LeafId, set[str]] = {}
+        self._leaf_totals: dict[LeafId, LeafTotals] = {}
+        self._dirty: set[LeafId] = set()
         self.version = 0
 
     @property
@@ -211,60 +231,99 @@ class ActiveState:
         return set(self._partitions)
 
     def put(self, key: str, value: Mapping[str, Any]) -> None:
-        partition = parse_key(key).partition
+        parsed = parse_key(key)
         stripped = {k: v for k, v in value.items() if k != "ids"}
-        self._partitions.setdefault(partition, {})[key] = stripped
+        self._partitions.setdefault(parsed.partition, {})[key] = stripped
+        leaf = (parsed.partition, parsed.org_unit, parsed.year)
+        self._keys_by_leaf.setdefault(leaf, set()).add(key)
+        self._dirty.add(leaf)
         self.version += 1
 
     def drop_partitions(self, partitions: Iterable[int]) -> None:
-        for partition in partitions:
+        dropped = set(partitions)
+        for partition in dropped:
             self._partitions.pop(partition, None)
+        for index in (self._keys_by_leaf, self._leaf_totals):
+            for leaf in [leaf for leaf in index if leaf[0] in dropped]:
+                del index[leaf]
+        self._dirty = {leaf for leaf in self._dirty if leaf[0] not in dropped}
         self.version += 1
 
     def rebuild(self, items: Iterable[tuple[str, Mapping[str, Any]]], active: set[int]) -> None:
         self._partitions = {p: {} for p in active}
+        self._keys_by_leaf.clear()
+        self._leaf_totals.clear()
+        self._dirty.clear()
         for key, value in items:
             if value is not None and parse_key(key).partition in active:
                 self.put(key, value)
         self.version += 1
 
+    def _leaf(self, leaf: LeafId) -> LeafTotals:
+        totals = LeafTotals()
+        values = self._partitions.get(leaf[0], {})
+        actual: dict[str, list[float]] = defaultdict(list)
+        volume: dict[str, list[float]] = defaultdict(list)
+        for key in self._keys_by_leaf.get(leaf, ()):
+            value = values.get(key)
+            if value is None:
+                continue
+            parsed = parse_key(key)
+            if parsed.kind == "month":
+                for category, amount in value.get("cost", {}).items():
+                    actual[category].append(amount)
+                for measure, amount in value.get("volume", {}).items():
+                    volume[measure].append(amount)
+                if value.get("cost") and parsed.month is not None:
+                    totals.last_month = max(totals.last_month, parsed.month)
+            elif parsed.kind == "budget":
+                for name, line in value.get("budget", {}).items():
+                    target = (
+                        totals.budget if line.get("kind") == "category" else totals.volume_budget
+                    )
+                    target[name] = float(line["annual"])
+            else:
+                closed = value.get("closed", [])
+                if closed:
+                    totals.last_closed = int(closed[-1][:4]) * 100 + int(closed[-1][5:7])
+        totals.actual = {k: math.fsum(v) for k, v in actual.items()}
+        totals.volume = {k: math.fsum(v) for k, v in volume.items()}
+        return totals
+
     def snapshot(self, org: OrgTree) -> Snapshot:
+        for leaf in self._dirty:
+            if leaf in self._keys_by_leaf:
+                self._leaf_totals[leaf] = self._leaf(leaf)
+        self._dirty.clear()
         actual: dict[LabelKey, list[float]] = defaultdict(list)
         budget: dict[LabelKey, list[float]] = defaultdict(list)
         volume: dict[LabelKey, list[float]] = defaultdict(list)
         volume_budget: dict[LabelKey, list[float]] = defaultdict(list)
         snap = Snapshot()
-        for values in self._partitions.values():
-            for key, value in values.items():
-                parsed = parse_key(key)
-                unit = parsed.org_unit
+        paths: dict[str, list[str]] = {}
+        for (_, unit, year), totals in self._leaf_totals.items():
+            path = paths.get(unit)
+            if path is None:
+                path = paths[unit] = org.path(unit)
                 if not org.is_known(unit):
                     snap.unmapped_units.add(unit)
-                path = org.path(unit)
-                if parsed.kind == "month":
-                    assert parsed.year is not None and parsed.month is not None
-                    year = parsed.year
-                    for category, amount in value.get("cost", {}).items():
-                        for node in path:
-                            actual[(node, category, year)].append(amount)
-                    for measure, amount in value.get("volume", {}).items():
-                        for node in path:
-                            volume[(node, measure, year)].append(amount)
-                    if value.get("cost"):
-                        for node in path:
-                            previous = snap.last_month.get((node, year), 0)
-                            snap.last_month[(node, year)] = max(previous, parsed.month)
-                elif parsed.kind == "budget":
-                    assert parsed.year is not None
-                    for name, line in value.get("budget", {}).items():
-                        target = budget if line.get("kind") == "category" else volume_budget
-                        for node in path:
-                            target[(node, name, parsed.year)].append(float(line["annual"]))
-                else:
-                    closed = value.get("closed", [])
-                    if closed:
-                        latest = closed[-1]
-                        snap.last_closed[unit] = int(latest[:4]) * 100 + int(latest[5:7])
+            if year is None:
+                if totals.last_closed:
+                    snap.last_closed[unit] = max(snap.last_closed.get(unit, 0), totals.last_closed)
+                continue
+            for source, target in (
+                (totals.actual, actual),
+                (totals.volume, volume),
+                (totals.budget, budget),
+                (totals.volume_budget, volume_budget),
+            ):
+                for name, amount in source.items():
+                    for node in path:
+                        target[(node, name, year)].append(amount)
+            if totals.last_month:
+                for node in path:
+                    previous = snap.last_month.get((node, year), 0)
+                    snap.last_month[(node, year)] = max(previous, totals.last_month)
         snap.actual_ytd = {k: math.fsum(v) for k, v in actual.items()}
         snap.budget_full_year = {k: math.fsum(v) for k, v in budget.items()}
         snap.volume_ytd = {k: math.fsum(v) for k, v in volume.items()}
