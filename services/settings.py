@@ -35,9 +35,15 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     config_dir: Path = DEFAULT_CONFIG_DIR
     topic_partitions: int = Field(default=4, ge=1)
-    # Tansu answers "latest offset" wrongly after batched produces; one message per batch makes
-    # changelog recovery exact there. Production Kafka does not need it (brief §5).
-    producer_max_batch_size: int = Field(default=1, ge=1)
+    # aiokafka's max produce batch in bytes. Tansu answers "latest offset" wrongly after a
+    # multi-record batch (brief §5); the worker ends every batch of changelog writes with a
+    # one-record batch instead (changelog_end_marker), so batching stays on. Setting 1 here (one
+    # message per batch) is the other, much slower, workaround.
+    producer_max_batch_size: int = Field(default=262144, ge=1)
+    changelog_end_marker: bool = True
+    # Attempts at a batch that fails for broker or store reasons before the worker exits without
+    # committing it (the next start replays it; de-duplication keeps the totals exact).
+    worker_batch_attempts: int = Field(default=5, ge=1)
     broker_session_timeout_s: float = Field(default=8.0, gt=0)
     # Stream worker: the Faust app id is also the consumer group and the table topics' prefix.
     app_id: str = "budgetvakt"

@@ -1,7 +1,11 @@
 """Pure state logic of the stream worker: table keys, applying events, and the metric views.
 
-No Kafka here. The worker keeps ONE changelog-backed table; every key starts with the SOURCE
-partition (``p{partition}|...``) so that a key is only ever written from its own partition:
+No Kafka here. Every event is processed on its org_unit's *home partition*
+(:func:`home_partition`, the partition the Kafka default partitioner picks for the key
+``org_unit``); an event that arrives elsewhere is forwarded there first, so all events of a cost
+centre, and every re-sent copy of one, meet in one place whatever the producer did with keys.
+The worker keeps ONE changelog-backed table; every key starts with that partition
+(``p{partition}|...``) so that a key is only ever written from its own partition:
 
 * ``p{p}|{org_unit}|{YYYY-MM}``      → ``{"ids": [...], "cost": {category: sek},
   "volume": {measure: value}}``
@@ -21,6 +25,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from kafka.partitioner.default import murmur2
 
 from forecasts.domain import DomainConfig
 from forecasts.hierarchy import OrgTree
@@ -42,6 +48,15 @@ def _period(event: Any) -> str:
     if isinstance(period, str):
         return period[:7]
     return f"{period.year:04d}-{period.month:02d}"
+
+
+def home_partition(org_unit: str, partitions: int) -> int:
+    """The partition of ``org_unit`` as Kafka's default (murmur2) partitioner places the key.
+
+    The same function as the Java client's, kafka-python's and aiokafka's, so events produced
+    with the documented key already arrive at home and cost no forwarding.
+    """
+    return (murmur2(org_unit.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
 
 def state_key(partition: int, event: Any) -> str:

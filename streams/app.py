@@ -2,21 +2,27 @@
 
 One agent consumes the four input topics as raw bytes (so bad JSON reaches our validator instead
 of Faust's deserializer, which would drop it silently) in batches. Per batch: validate every
-message (invalid ones go to the dead-letter topic), group the valid events by state key, read each
-key once, apply its events (de-duplicated by ``event_id``), write it once. See
-``streams.aggregation`` for the state layout and ``docs/architecture.md`` for the argument why
-this counts every event exactly once without Kafka transactions.
+message (invalid ones go to the dead-letter topic), forward valid events that are not on their
+org_unit's home partition to it, group the rest by state key, read each key once, apply its
+events (de-duplicated by ``event_id``), write it once, and end the batch's changelog writes with
+a one-record batch per partition (the Tansu end-offset workaround, brief §5). Only then is the
+batch acknowledged. See ``streams.aggregation`` for the state layout and ``docs/architecture.md``
+for the argument why this counts every event exactly once without Kafka transactions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
+import os
 import weakref
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import faust
@@ -27,12 +33,16 @@ from faust.web import Request, Response, View
 
 from forecasts.domain import DomainConfig
 from services.settings import Settings
-from streams.aggregation import ActiveState, apply_events, parse_key, state_key
+from streams.aggregation import ActiveState, apply_events, home_partition, parse_key, state_key
 from streams.metrics import CONTENT_TYPE, WorkerMetrics
 
 log = structlog.get_logger(__name__)
 
 TABLE_NAME = "aggregates"
+FORWARDED_FROM_HEADER = "budgetvakt-forwarded-from"
+# Exit status when a batch kept failing: a supervisor (systemd, Compose) restarts the worker.
+EXIT_BATCH_FAILED = 75
+RETRY_BACKOFF_S = 0.5
 
 
 def reason_kind(reason: str, err: Exception | None = None) -> str:
@@ -91,6 +101,29 @@ class WorkerApp:
         items = ((k, v) for k, v in self.table.data.items() if parse_key(k).partition in active)
         self.state.rebuild(items, active)
         log.info("state_rebuilt", partitions=sorted(active), version=self.state.version)
+
+
+async def process_with_retries(
+    process: Callable[[], Awaitable[None]],
+    attempts: int,
+    on_failure: Callable[[int, Exception], None],
+    backoff_s: float = RETRY_BACKOFF_S,
+) -> bool:
+    """Run ``process`` until it succeeds, at most ``attempts`` times; False if it never did.
+
+    Safe to repeat because applying events is idempotent (their ids are in the table values).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            await process()
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # broker or store failure; bad events never raise here
+            on_failure(attempt, err)
+            if attempt < attempts:
+                await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
+    return False
 
 
 def _broker_urls(bootstrap_servers: str) -> list[str]:
@@ -169,9 +202,36 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
             reason=reason,
         )
 
+    def partition_count(topic: str) -> int:
+        return app.consumer.topic_partitions(topic) or settings.topic_partitions
+
+    async def forward_home(event: EventT, org_unit: str, home: int) -> Awaitable[Any]:
+        """Send the original bytes to the org_unit's home partition of the same topic."""
+        msg = event.message
+        metrics.forwarded.labels(msg.topic).inc()
+        origin = f"{msg.topic}/{msg.partition}/{msg.offset}".encode()
+        return await app.producer.send(
+            msg.topic,
+            org_unit.encode("utf-8"),
+            bytes(msg.value),
+            home,
+            None,
+            [(FORWARDED_FROM_HEADER, origin)],
+        )
+
+    def write(key: str, value: Any, event: EventT) -> None:
+        # Faust tables take the changelog partition (and the RocksDB shard) from the
+        # "current event"; every event of a state key comes from the key's own partition.
+        token = _current_event.set(weakref.ref(event))
+        try:
+            table[key] = value
+        finally:
+            _current_event.reset(token)
+
     async def process_batch(events: Sequence[EventT]) -> None:
         metrics.batches.inc()
         groups: dict[str, list[tuple[EventT, Any]]] = defaultdict(list)
+        forwarded: list[Awaitable[Any]] = []
         for event in events:
             msg = event.message
             raw = msg.value
@@ -188,20 +248,20 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
                     event, f"event type {parsed.type!r} does not belong on the {expected} topic"
                 )
                 continue
+            home = home_partition(parsed.org_unit, partition_count(msg.topic))
+            if msg.partition != home:
+                forwarded.append(await forward_home(event, parsed.org_unit, home))
+                continue
             groups[state_key(msg.partition, parsed)].append((event, parsed))
 
+        last_write: dict[int, tuple[str, Any, EventT]] = {}
         for key, group in groups.items():
-            # Faust tables take the changelog partition (and the RocksDB shard) from the
-            # "current event"; every event of a group comes from the key's own partition.
-            token = _current_event.set(weakref.ref(group[0][0]))
-            try:
-                result = apply_events(table.get(key), [p for _, p in group], domain)
-                if result.changed:
-                    table[key] = result.value
-                    metrics.table_writes.inc()
-                    state.put(key, result.value)
-            finally:
-                _current_event.reset(token)
+            result = apply_events(table.get(key), [p for _, p in group], domain)
+            if result.changed:
+                write(key, result.value, group[0][0])
+                metrics.table_writes.inc()
+                state.put(key, result.value)
+                last_write[group[0][0].message.partition] = (key, result.value, group[0][0])
             for (event, parsed), outcome, error in zip(
                 group, result.outcomes, result.errors, strict=True
             ):
@@ -212,14 +272,43 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
                 if outcome == "accepted" and not domain.org.is_known(parsed.org_unit):
                     metrics.unmapped_events.labels(parsed.org_unit).inc()
 
+        # Everything this batch produced (changelog, dead letters, forwards) must be stored by
+        # the broker before the batch is acknowledged and its offsets can be committed.
+        await app.producer.flush()
+        if settings.changelog_end_marker and last_write:
+            # Tansu's end offset is "first offset of the last record batch + 1": rewrite each
+            # partition's last key alone so its changelog ends in a one-record batch (brief §5).
+            for key, value, event in last_write.values():
+                write(key, value, event)
+            await app.producer.flush()
+        for delivery in forwarded:
+            await delivery  # raises if the broker refused a forward
+
     @app.agent(input_topic, name="ingest")
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(
             settings.worker_batch_size, within=settings.worker_batch_within_s
         ):
-            # Poison messages are handled per event inside; anything raised here is a broker or
-            # store failure, and crashing is right: take_events would ack the batch otherwise.
-            await process_batch(events)
+            # Poison messages are handled per event inside; what raises here is a broker or
+            # store failure. take_events acknowledges a batch even when its body raises, so a
+            # batch that keeps failing must end the process before that can happen.
+            if not await process_with_retries(
+                partial(process_batch, events), settings.worker_batch_attempts, note_failure
+            ):
+                log.critical(
+                    "worker_exiting_batch_failed",
+                    attempts=settings.worker_batch_attempts,
+                    first_offsets={
+                        f"{e.message.topic}/{e.message.partition}": e.message.offset
+                        for e in reversed(events)
+                    },
+                )
+                logging.shutdown()
+                os._exit(EXIT_BATCH_FAILED)  # no ack, no commit: the next start replays it
+
+    def note_failure(attempt: int, err: Exception) -> None:
+        metrics.batch_failures.inc()
+        log.error("batch_failed", attempt=attempt, error_type=type(err).__name__, error=str(err))
 
     @app.task
     async def _declare_dead_letter_topic() -> None:

@@ -121,6 +121,18 @@ class WorkerMetrics:
             "Batches processed by this worker process",
             registry=self.registry,
         )
+        self.forwarded = Counter(
+            "budgetvakt_events_forwarded",
+            "Valid events that arrived on another partition than their org_unit's and were "
+            "forwarded there (a producer without the org_unit key or with another partitioner)",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.batch_failures = Counter(
+            "budgetvakt_batch_failures",
+            "Batches that failed for broker or store reasons and were retried",
+            registry=self.registry,
+        )
         self.table_writes = Counter(
             "budgetvakt_table_writes",
             "Writes to the aggregate table (one per state key per batch)",
