@@ -126,6 +126,36 @@ async def process_with_retries(
     return False
 
 
+def rewind_uncommitted_partitions(app: faust.App, topics: set[str]) -> None:
+    """After each assignment, put input partitions without a committed offset at their start.
+
+    Faust fetches input already while it recovers the tables, then clears its queues and calls
+    ``perform_seek`` to go back to the committed offsets. aiokafka only seeks when the committed
+    offset is > 0, so for a partition never committed (a group's first worker killed before its
+    first commit) the fetch position stayed past the cleared messages and they were never
+    processed. Seeking those partitions to their earliest offset replays them instead; replays
+    are harmless because applying events is idempotent.
+    """
+    consumer = app.consumer
+    seek_to_committed = consumer.perform_seek
+
+    async def perform_seek() -> None:
+        await seek_to_committed()
+        uncommitted = [
+            tp
+            for tp in consumer.assignment()
+            if tp.topic in topics and not consumer._committed_offset.get(tp)
+        ]
+        if uncommitted:
+            for tp, offset in (await consumer.earliest_offsets(*uncommitted)).items():
+                await consumer.seek(tp, offset)
+            log.info(
+                "rewound_uncommitted", partitions=[f"{t.topic}/{t.partition}" for t in uncommitted]
+            )
+
+    consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+
+
 def _broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{s.strip()}" for s in bootstrap_servers.split(",") if s.strip()]
 
@@ -309,6 +339,8 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
     def note_failure(attempt: int, err: Exception) -> None:
         metrics.batch_failures.inc()
         log.error("batch_failed", attempt=attempt, error_type=type(err).__name__, error=str(err))
+
+    rewind_uncommitted_partitions(app, set(input_topic_names))
 
     @app.task
     async def _declare_dead_letter_topic() -> None:

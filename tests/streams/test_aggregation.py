@@ -10,7 +10,7 @@ import pytest
 from forecasts.domain import DomainConfig
 from services.config_files import load_domain_config
 from services.settings import DEFAULT_CONFIG_DIR
-from streams.aggregation import ActiveState, apply_events, parse_key, state_key
+from streams.aggregation import ActiveState, apply_events, home_partition, parse_key, state_key
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +219,14 @@ def test_dropping_a_partition_removes_its_share(domain: DomainConfig) -> None:
     state.rebuild([("p0|1110|2025-01", {"ids": ["a"], "cost": {"salaries": 1.0}})], {0})
     assert state.partitions == {0}
     assert state.snapshot(domain.org).actual_ytd[("1110", "salaries", 2025)] == 1.0
+
+
+def test_home_partition_is_where_kafkas_default_partitioner_puts_the_org_unit_key() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    partitioner = DefaultPartitioner()
+    for partitions in (1, 3, 4, 12):
+        ids = list(range(partitions))
+        for unit in ("1110", "VON", "Hemtjänst Norr", "9999", "x"):
+            expected = partitioner(unit.encode("utf-8"), ids, ids)
+            assert home_partition(unit, partitions) == expected
