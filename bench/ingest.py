@@ -158,21 +158,27 @@ class Worker:
         status, body = self.get("/ready")
         return set(json.loads(body)["partitions"]) if status == 200 else None
 
-    def totals(self, topic: str) -> tuple[float, float]:
-        """(events handled on ``topic``, nämnd-level actual YTD summed over years)."""
+    def totals(self, topic: str) -> tuple[float, float, float]:
+        """(events accepted on ``topic``, duplicates, nämnd-level actual YTD summed over years).
+
+        Replays after a rebalance show as duplicates, so "handled" would overshoot: count accepted.
+        """
         from prometheus_client.parser import text_string_to_metric_families
 
         status, body = self.get("/metrics")
         if status != 200:
             return 0.0, 0.0
-        handled = actual = 0.0
+        accepted = duplicates = actual = 0.0
         for family in text_string_to_metric_families(body.decode()):
             for s in family.samples:
                 if s.name == "budgetvakt_events_total" and s.labels.get("topic") == topic:
-                    handled += s.value
+                    if s.labels.get("outcome") == "accepted":
+                        accepted += s.value
+                    elif s.labels.get("outcome") == "duplicate":
+                        duplicates += s.value
                 elif s.name == "budgetvakt_actual_ytd_sek" and s.labels.get("level") == "namnd":
                     actual += s.value
-        return handled, actual
+        return accepted, duplicates, actual
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -251,7 +257,8 @@ def run(
 
         wait(caught_up, 900, "all events handled", workers)
         t_handled = time.monotonic() - t0
-        actual = sum(w.totals(topic)[1] for w in workers)
+        actual = sum(w.totals(topic)[2] for w in workers)
+        duplicates = sum(w.totals(topic)[1] for w in workers)
         if abs(actual - expected_sum) > 1e-6 * abs(expected_sum):
             raise SystemExit(f"aggregates wrong: {actual} != {expected_sum}")
         return {
@@ -260,6 +267,7 @@ def run(
             "publish_s": t_published,
             "end_to_end_s": t_handled,
             "events_per_s": len(events) / t_handled,
+            "replayed_duplicates": duplicates,
         }
     finally:
         for w in workers:
@@ -307,7 +315,8 @@ def main() -> None:
                     f"{n} worker(s): {result['events']} events, published in "
                     f"{result['publish_s']:.1f} s, all in the aggregates after "
                     f"{result['end_to_end_s']:.1f} s → {result['events_per_s']:,.0f} events/s "
-                    f"end to end ({result['events_per_s'] / n:,.0f} per worker)"
+                    f"end to end ({result['events_per_s'] / n:,.0f} per worker); "
+                    f"{result['replayed_duplicates']:.0f} replayed as duplicates"
                 )
         finally:
             if broker is not None:

@@ -2,7 +2,9 @@
 
 A match needs the usual shape (10 or 12 digits, optionally ``-`` or ``+`` before the last four),
 a real calendar date (day + 60 for a samordningsnummer) and a correct Luhn check digit, so that
-ordinary ids and amounts are rarely caught. Matches are never logged or echoed: callers get
+ordinary ids and amounts are rarely caught. Digits inside a longer digit run or inside a UUID
+are not a personnummer: about one random UUID in 4 000 holds a date-and-Luhn-valid run of ten
+digits, and UUIDs are the commonest event ids. Matches are never logged or echoed: callers get
 the field that carried one, not the number.
 """
 
@@ -20,6 +22,8 @@ _SHAPE = re.compile(
     r"(?P<serial>\d{3})(?P<check>\d)"
 )
 SAMORDNING_DAY_OFFSET = 60
+_UUID = re.compile(r"[0-9a-f]{8}(-?)[0-9a-f]{4}\1[0-9a-f]{4}\1[0-9a-f]{4}\1[0-9a-f]{12}", re.I)
+_UUID_CHARS = frozenset("0123456789abcdefABCDEF-")
 
 
 def luhn_check_digit(nine_digits: str) -> int:
@@ -43,11 +47,22 @@ def _is_real_date(century: str | None, yy: int, mm: int, dd: int) -> bool:
     return any(dd <= calendar.monthrange(year, mm)[1] for year in years)
 
 
+def _inside_uuid(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] lies inside a token that is a whole UUID (hex, dashes optional)."""
+    while start > 0 and text[start - 1] in _UUID_CHARS:
+        start -= 1
+    while end < len(text) and text[end] in _UUID_CHARS:
+        end += 1
+    return _UUID.fullmatch(text, start, end) is not None
+
+
 def _matches(text: str) -> Iterator[re.Match[str]]:
     for run in _RUN.finditer(text):
         start, end = run.span()
         # A run embedded in a longer digit run is an ordinary number or id, not a personnummer.
         if (start > 0 and text[start - 1].isdigit()) or (end < len(text) and text[end].isdigit()):
+            continue
+        if _inside_uuid(text, start, end):
             continue
         match = _SHAPE.fullmatch(text, start, end)
         if match is None:

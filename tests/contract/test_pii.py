@@ -61,6 +61,8 @@ def test_catches_every_usual_form(text: str) -> None:
         "scn-cost-1110-substitutes-2024-03",
         "amount 1234567.50",
         "2024-03",
+        "4f3a" + make_id("811218") + "c91e5b7a0d2e6f81b3",  # inside a UUID (32 hex)
+        "4f3a" + make_id("811218")[:4] + "-" + make_id("811218")[4:8] + "-4c1e-8b7a-0d2e6f81b3c4",
     ],
 )
 def test_ignores_wrong_dates_checksums_and_embedded_runs(text: str) -> None:
@@ -79,6 +81,26 @@ def test_most_random_ten_digit_numbers_are_not_caught() -> None:
     caught = sum(contains_personal_id(f"{rng.randrange(10**10):010d}") for _ in range(20_000))
     # Only a valid date (≈ 30 %, with samordningsnummer days) with the right check digit (10 %).
     assert caught / 20_000 < 0.05
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ab" + make_id("811218"),  # glued to letters, but no UUID
+        "4f3a" + make_id("811218") + "c91e5b7a0d2e6f81",  # too short for a UUID
+        "4f3a" + make_id("811218") + "9c1e5b7a0d2e6f81b3 " + make_id("811218"),
+    ],
+)
+def test_a_number_next_to_hex_letters_that_is_no_uuid_is_still_caught(text: str) -> None:
+    assert contains_personal_id(text)
+
+
+def test_random_uuids_are_not_caught() -> None:
+    import uuid
+
+    rng = random.Random(20242)
+    ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(40_000)]
+    assert not any(contains_personal_id(u.hex) or contains_personal_id(str(u)) for u in ids)
 
 
 def test_redact_and_field_path_never_reveal_the_number() -> None:
