@@ -24,6 +24,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from kafka.partitioner.default import murmur2
@@ -50,6 +51,7 @@ def _period(event: Any) -> str:
     return f"{period.year:04d}-{period.month:02d}"
 
 
+@lru_cache(maxsize=65536)
 def home_partition(org_unit: str, partitions: int) -> int:
     """The partition of ``org_unit`` as Kafka's default (murmur2) partitioner places the key.
 
@@ -119,10 +121,10 @@ def _apply_one(value: StateValue, event: Any, domain: DomainConfig) -> None:
         volumes = value.setdefault("volume", {})
         volumes[measure] = volumes.get(measure, 0.0) + amount
     elif kind == "budget":
-        category = getattr(event, "category", None)
-        name = str(category if category is not None else event.measure)
+        budget_category = getattr(event, "category", None)
+        name = str(budget_category if budget_category is not None else event.measure)
         line = {
-            "kind": "category" if category is not None else "measure",
+            "kind": "category" if budget_category is not None else "measure",
             "version": getattr(event, "version", None),
             "annual": float(event.annual),
             "monthly": budget_monthly(event, domain),

@@ -23,11 +23,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import faust
 import structlog
 from faust.streams import _current_event  # the context var Faust tables read the partition from
+from faust.transport.consumer import Consumer
 from faust.types import EventT
 from faust.web import Request, Response, View
 
@@ -136,7 +137,7 @@ def rewind_uncommitted_partitions(app: faust.App, topics: set[str]) -> None:
     processed. Seeking those partitions to their earliest offset replays them instead; replays
     are harmless because applying events is idempotent.
     """
-    consumer = app.consumer
+    consumer = cast(Consumer, app.consumer)
     seek_to_committed = consumer.perform_seek
 
     async def perform_seek() -> None:
@@ -243,7 +244,7 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
         return await app.producer.send(
             msg.topic,
             org_unit.encode("utf-8"),
-            bytes(msg.value),
+            bytes(msg.value or b""),
             home,
             None,
             [(FORWARDED_FROM_HEADER, origin)],
@@ -316,7 +317,7 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
 
     @app.agent(input_topic, name="ingest")
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(
+        async for events in stream.take_events(  # type: ignore[attr-defined]  # missing in StreamT
             settings.worker_batch_size, within=settings.worker_batch_within_s
         ):
             # Poison messages are handled per event inside; what raises here is a broker or
@@ -352,7 +353,7 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
         worker.rebuild_state()
         worker.ready = True
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # async receivers work
     async def _on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         partitions = {tp.partition for tp in revoked if tp.topic == topics.cost}
         state.drop_partitions(partitions)
@@ -369,7 +370,7 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
             ok = (
                 worker.ready
                 and not app.rebalancing
-                and app.tables.recovery.completed.is_set()
+                and app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
                 and not app.in_recovery
             )
             return self.json(
