@@ -4,6 +4,11 @@ A.csv (actuals): ``org_unit,category,period,amount_sek`` (period ``YYYY-MM``; de
 Swedish decimal comma in a quoted field or a ``;``-separated file).
 B.csv (budget): ``org_unit,category,year,annual_sek`` with optional ``m01`` … ``m12``; without
 them the annual budget is split by the category's periodisation profile (config/categories.yaml).
+V.csv (volumes, optional): ``org_unit,measure,period,value``, parsed like A.csv; the measure must
+be one of config/categories.yaml. P.csv (volume plan, optional): ``org_unit,measure,year,annual``
+with optional ``m01`` … ``m12``. A category linked to a measure (``volume_measure``) that has
+volumes for its org_unit is forecast as volume × unit cost; ``--effects-out`` splits its deviation
+into a volume and a price/productivity effect.
 Bad input stops with the file and line in the message, exit code 2 and no output file.
 """
 
@@ -19,14 +24,36 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Union
 
 import typer
 
 from services.errors import UserError
 
+if TYPE_CHECKING:
+    from forecasts.domain import DomainConfig
+    from forecasts.series import SeriesForecast
+
 ACTUALS_COLUMNS = ("org_unit", "category", "period", "amount_sek")
 BUDGET_COLUMNS = ("org_unit", "category", "year", "annual_sek")
+VOLUME_COLUMNS = ("org_unit", "measure", "period", "value")
+VOLUME_PLAN_COLUMNS = ("org_unit", "measure", "year", "annual")
+EFFECTS_COLUMNS = (
+    "org_unit",
+    "category",
+    "measure",
+    "year",
+    "as_of",
+    "forecast_volume",
+    "planned_volume",
+    "budget_unit_price_sek",
+    "forecast_unit_cost_sek",
+    "forecast_full_year_sek",
+    "budget_full_year_sek",
+    "deviation_sek",
+    "volume_effect_sek",
+    "price_effect_sek",
+)
 BUDGET_MONTHS = tuple(f"m{i:02d}" for i in range(1, 13))
 OUTPUT_COLUMNS = (
     "org_unit",
@@ -58,6 +85,20 @@ class Actuals:
 class Budgets:
     path: Path
     # (org_unit, category) → year → 12 monthly amounts
+    series: dict[SeriesKey, dict[int, list[float]]] = field(default_factory=dict)
+
+
+@dataclass
+class Volumes:
+    path: Path
+    # (org_unit, measure) → (year, month) → value
+    series: dict[SeriesKey, dict[tuple[int, int], float]] = field(default_factory=dict)
+
+
+@dataclass
+class VolumePlan:
+    path: Path
+    # (org_unit, measure) → year → 12 monthly planned volumes
     series: dict[SeriesKey, dict[int, list[float]]] = field(default_factory=dict)
 
 
@@ -154,43 +195,54 @@ def read_actuals(path: Path) -> Actuals:
     return out
 
 
+def _year(path: Path, line: int, text: str) -> int:
+    if not re.fullmatch(r"\d{4}", text):
+        raise UserError(f"{path}:{line}: bad year {text!r}, expected YYYY")
+    return int(text)
+
+
+def _number(path: Path, line: int, row: dict[str, str], column: str) -> float:
+    try:
+        return parse_amount(row[column])
+    except ValueError:
+        raise UserError(f"{path}:{line}: {column} {row[column]!r} is not a number") from None
+
+
+def _monthly(
+    path: Path,
+    line: int,
+    row: dict[str, str],
+    annual: float,
+    annual_column: str,
+    weights: Sequence[float],
+    what: str,
+) -> list[float]:
+    """m01…m12 when given (all twelve, summing to the annual figure), else annual × weights."""
+    given = [m for m in BUDGET_MONTHS if m in row and row[m] != ""]
+    if given and len(given) != 12:
+        lacking = [m for m in BUDGET_MONTHS if m not in given]
+        raise UserError(f"{path}:{line}: monthly {what} incomplete, missing {', '.join(lacking)}")
+    if not given:
+        total = sum(weights)
+        return [annual * w / total for w in weights]
+    months = [_number(path, line, row, m) for m in BUDGET_MONTHS]
+    if abs(sum(months) - annual) > max(1.0, 1e-6 * abs(annual)):
+        raise UserError(
+            f"{path}:{line}: m01…m12 sum to {sum(months):.2f}, {annual_column} is {annual:.2f}"
+        )
+    return months
+
+
 def read_budgets(path: Path, profiles: dict[str, tuple[float, ...]]) -> Budgets:
     out = Budgets(path)
     seen: dict[tuple[str, str, int], int] = {}
     for line, row in _rows(path, BUDGET_COLUMNS, BUDGET_MONTHS):
         unit = _require(path, line, row, "org_unit")
         category = _require(path, line, row, "category")
-        year_text = row["year"]
-        if not re.fullmatch(r"\d{4}", year_text):
-            raise UserError(f"{path}:{line}: bad year {year_text!r}, expected YYYY")
-        year = int(year_text)
-        try:
-            annual = parse_amount(row["annual_sek"])
-        except ValueError:
-            raise UserError(
-                f"{path}:{line}: annual_sek {row['annual_sek']!r} is not a number"
-            ) from None
-        given = [m for m in BUDGET_MONTHS if m in row and row[m] != ""]
-        if given and len(given) != 12:
-            lacking = [m for m in BUDGET_MONTHS if m not in given]
-            raise UserError(
-                f"{path}:{line}: monthly budget incomplete, missing {', '.join(lacking)}"
-            )
-        if given:
-            months = []
-            for m in BUDGET_MONTHS:
-                try:
-                    months.append(parse_amount(row[m]))
-                except ValueError:
-                    raise UserError(f"{path}:{line}: {m} {row[m]!r} is not a number") from None
-            if abs(sum(months) - annual) > max(1.0, 1e-6 * abs(annual)):
-                raise UserError(
-                    f"{path}:{line}: m01…m12 sum to {sum(months):.2f}, annual_sek is {annual:.2f}"
-                )
-        else:
-            weights = profiles.get(category, (1.0,) * 12)
-            total = sum(weights)
-            months = [annual * w / total for w in weights]
+        year = _year(path, line, row["year"])
+        annual = _number(path, line, row, "annual_sek")
+        weights = profiles.get(category, (1.0,) * 12)
+        months = _monthly(path, line, row, annual, "annual_sek", weights, "budget")
         key = (unit, category, year)
         if key in seen:
             raise UserError(
@@ -202,12 +254,69 @@ def read_budgets(path: Path, profiles: dict[str, tuple[float, ...]]) -> Budgets:
     return out
 
 
-def _load_profiles() -> dict[str, tuple[float, ...]]:
+def _known_measure(path: Path, line: int, row: dict[str, str], measures: Sequence[str]) -> str:
+    measure = _require(path, line, row, "measure")
+    if measure not in measures:
+        raise UserError(
+            f"{path}:{line}: unknown measure {measure!r}; config/categories.yaml has "
+            f"{', '.join(sorted(measures))}"
+        )
+    return measure
+
+
+def read_volumes(path: Path, measures: Sequence[str]) -> Volumes:
+    out = Volumes(path)
+    seen: dict[tuple[str, str, tuple[int, int]], int] = {}
+    for line, row in _rows(path, VOLUME_COLUMNS):
+        unit = _require(path, line, row, "org_unit")
+        measure = _known_measure(path, line, row, measures)
+        try:
+            period = parse_period_text(row["period"])
+        except ValueError:
+            raise UserError(
+                f"{path}:{line}: bad period {row['period']!r}, expected YYYY-MM"
+            ) from None
+        value = _number(path, line, row, "value")
+        key = (unit, measure, period)
+        if key in seen:
+            raise UserError(
+                f"{path}:{line}: duplicate row for {unit}/{measure}/"
+                f"{period[0]}-{period[1]:02d} (first on line {seen[key]})"
+            )
+        seen[key] = line
+        out.series.setdefault((unit, measure), {})[period] = value
+    return out
+
+
+def read_volume_plan(path: Path, measures: Sequence[str]) -> VolumePlan:
+    out = VolumePlan(path)
+    seen: dict[tuple[str, str, int], int] = {}
+    for line, row in _rows(path, VOLUME_PLAN_COLUMNS, BUDGET_MONTHS):
+        unit = _require(path, line, row, "org_unit")
+        measure = _known_measure(path, line, row, measures)
+        year = _year(path, line, row["year"])
+        annual = _number(path, line, row, "annual")
+        months = _monthly(path, line, row, annual, "annual", (1.0,) * 12, "plan")
+        key = (unit, measure, year)
+        if key in seen:
+            raise UserError(
+                f"{path}:{line}: duplicate plan for {unit}/{measure}/{year} "
+                f"(first on line {seen[key]})"
+            )
+        seen[key] = line
+        out.series.setdefault((unit, measure), {})[year] = months
+    return out
+
+
+def _load_config() -> DomainConfig:
     from services.config_files import load_domain_config
     from services.settings import Settings
 
-    config = load_domain_config(Settings().config_dir)
-    return {cid: cat.profile for cid, cat in config.categories.items()}
+    return load_domain_config(Settings().config_dir)
+
+
+def _load_profiles() -> dict[str, tuple[float, ...]]:
+    return {cid: cat.profile for cid, cat in _load_config().categories.items()}
 
 
 def _parse_as_of(text: str) -> tuple[int, int]:
@@ -247,14 +356,33 @@ def run_forecast(
     model: str,
     out_path: Path,
     processes: int = 1,
-) -> tuple[int, list[SeriesKey]]:
-    """Read, forecast, write. Returns ``(rows written, series without data)``."""
+    volumes_path: Path | None = None,
+    volume_plan_path: Path | None = None,
+    effects_path: Path | None = None,
+) -> tuple[int, list[SeriesKey], list[str]]:
+    """Read, forecast, write. Returns ``(rows written, series without data, notes)``."""
     if model not in FORECAST_MODELS:
         raise UserError(f"--model {model!r}: choose one of {', '.join(FORECAST_MODELS)}")
+    if volumes_path is None:
+        for option, given in (("--effects-out", effects_path), ("--volume-plan", volume_plan_path)):
+            if given is not None:
+                raise UserError(f"{option} needs --volumes V.csv (org_unit,measure,period,value)")
+    elif model == "budget":
+        raise UserError(
+            "--volumes cannot be combined with --model budget: the budget model has no "
+            "volume forecast; use auto, runrate, seasonal, ets or prophet"
+        )
+    for target in (out_path, effects_path):
+        if target is not None and not (target.parent if str(target.parent) else Path(".")).is_dir():
+            raise UserError(f"{target}: directory {target.parent} does not exist")
     year, month = _parse_as_of(as_of_text)
-    profiles = _load_profiles()
+    config = _load_config()
+    profiles = {cid: cat.profile for cid, cat in config.categories.items()}
     actuals = read_actuals(actuals_path)
     budgets = read_budgets(budget_path, profiles) if budget_path is not None else None
+    measures = list(config.measures)
+    volumes = read_volumes(volumes_path, measures) if volumes_path is not None else None
+    plan = read_volume_plan(volume_plan_path, measures) if volume_plan_path is not None else None
 
     from forecasts.domain import Category
     from forecasts.series import forecast_many
@@ -281,9 +409,30 @@ def run_forecast(
         if with_data
         else []
     )
-    by_key = dict(zip(with_data, results, strict=True))
-    rows: list[list[str]] = []
+    by_key: dict[SeriesKey, _Forecast] = dict(zip(with_data, results, strict=True))
     as_of = f"{year}-{month:02d}"
+    notes: list[str] = []
+    effects_rows: list[list[str]] = []
+    if volumes is not None:
+        linked = _volume_linked(with_data, config, volumes, year, month, as_of, notes)
+        by_volume = _volume_forecasts(linked, actuals, volumes, year, month, model)
+        by_key.update(by_volume)
+        for key, measure in linked:
+            budget_months = budgets.series.get(key, {}).get(year) if budgets is not None else None
+            plan_months = plan.series.get((key[0], measure), {}).get(year) if plan else None
+            effects_rows.append(
+                _effects_row(
+                    key,
+                    measure,
+                    year,
+                    as_of,
+                    by_volume[key],
+                    sum(budget_months) if budget_months is not None else None,
+                    sum(plan_months) if plan_months is not None else None,
+                    notes,
+                )
+            )
+    rows: list[list[str]] = []
     for key in keys:
         budget_months = budgets.series.get(key, {}).get(year) if budgets is not None else None
         budget_total = sum(budget_months) if budget_months is not None else None
@@ -322,7 +471,139 @@ def run_forecast(
             ]
         )
     write_atomically(out_path, rows, OUTPUT_COLUMNS)
-    return len(rows), no_data
+    if effects_path is not None:
+        write_atomically(effects_path, effects_rows, EFFECTS_COLUMNS)
+    return len(rows), no_data, notes
+
+
+@dataclass(frozen=True)
+class _VolumeForecast:
+    """A cost forecast made as volume × unit cost, with the volume forecast behind it."""
+
+    ytd: float
+    full_year: float
+    low: float
+    high: float
+    model: str
+    volume_full_year: float
+
+
+_Forecast = Union["SeriesForecast", _VolumeForecast]
+
+
+def _volume_linked(
+    keys: Sequence[SeriesKey],
+    config: DomainConfig,
+    volumes: Volumes,
+    year: int,
+    month: int,
+    as_of: str,
+    notes: list[str],
+) -> list[tuple[SeriesKey, str]]:
+    """Series whose category names a volume measure that has volumes up to the as-of month."""
+    linked = []
+    for key in keys:
+        category = config.categories.get(key[1])
+        measure = category.volume_measure if category is not None else None
+        if measure is None:
+            continue
+        entries = volumes.series.get((key[0], measure), {})
+        if any(y == year and m <= month for (y, m) in entries):
+            linked.append((key, measure))
+        else:
+            notes.append(
+                f"no volumes: {key[0]}/{measure} has none up to {as_of}; "
+                f"{key[0]}/{key[1]} forecast from its cost alone"
+            )
+    return linked
+
+
+def _volume_forecasts(
+    linked: Sequence[tuple[SeriesKey, str]],
+    actuals: Actuals,
+    volumes: Volumes,
+    year: int,
+    month: int,
+    model: str,
+) -> dict[SeriesKey, _VolumeForecast]:
+    if not linked:
+        return {}
+    from forecasts.series import build_panel
+    from forecasts.volume import forecast_volume_cost
+
+    def history(entries: dict[tuple[int, int], float]) -> dict[str, float]:
+        return {f"{y}-{m:02d}": v for (y, m), v in entries.items()}
+
+    costs = [history(actuals.series[key]) for key, _ in linked]
+    vols = [history(volumes.series[(key[0], measure)]) for key, measure in linked]
+    # One panel so cost and volume rows share the calendar.
+    panel, _first_year = build_panel(costs + vols, year, month)
+    n = len(linked)
+    cost_fc, vol_fc, _unit_path = forecast_volume_cost(panel[:n], panel[n:], month, model)
+    return {
+        key: _VolumeForecast(
+            ytd=float(cost_fc.ytd[i]),
+            full_year=float(cost_fc.full_year[i]),
+            low=float(cost_fc.low[i]),
+            high=float(cost_fc.high[i]),
+            model=str(cost_fc.model[i]),
+            volume_full_year=float(vol_fc.full_year[i]),
+        )
+        for i, (key, _) in enumerate(linked)
+    }
+
+
+def _fmt_quantity(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{value:.2f}"
+
+
+def _effects_row(
+    key: SeriesKey,
+    measure: str,
+    year: int,
+    as_of: str,
+    fc: _VolumeForecast,
+    budget_total: float | None,
+    planned_volume: float | None,
+    notes: list[str],
+) -> list[str]:
+    from forecasts.volume import split_deviation
+
+    forecast_volume = fc.volume_full_year
+    unit_cost = fc.full_year / forecast_volume if forecast_volume else None
+    deviation = budget_total - fc.full_year if budget_total is not None else None
+    unit_price = volume_effect = price_effect = None
+    where = f"{key[0]}/{key[1]}"
+    if planned_volume is None:
+        notes.append(f"no volume plan: {key[0]}/{measure} {year}; effects of {where} left empty")
+    elif planned_volume == 0:
+        notes.append(f"planned volume 0: {key[0]}/{measure} {year}; effects of {where} left empty")
+    elif budget_total is None:
+        notes.append(f"no budget: {where} {year}; effects left empty")
+    else:
+        split = split_deviation(fc.full_year, forecast_volume, budget_total, planned_volume)
+        unit_price = split.budget_unit_price
+        # Rounded so that the two effects add up exactly to the rounded deviation.
+        volume_effect = float(round(split.volume_effect))
+        price_effect = float(round(split.total_deviation)) - volume_effect
+    return [
+        key[0],
+        key[1],
+        measure,
+        str(year),
+        as_of,
+        _fmt_quantity(forecast_volume),
+        _fmt_quantity(planned_volume),
+        _fmt_quantity(unit_price),
+        _fmt_quantity(unit_cost),
+        _fmt(fc.full_year),
+        _fmt(budget_total),
+        _fmt(deviation),
+        _fmt(volume_effect),
+        _fmt(price_effect),
+    ]
 
 
 def backtest_panel_from_actuals(
@@ -374,18 +655,59 @@ def register(app: typer.Typer) -> None:
         processes: Annotated[
             int, typer.Option("--processes", min=1, help="Processes for ets/prophet fits")
         ] = 1,
+        volumes: Annotated[
+            Path | None,
+            typer.Option(
+                "--volumes",
+                help="V.csv org_unit,measure,period,value: categories linked to a measure "
+                "(config/categories.yaml) are forecast as volume × unit cost",
+            ),
+        ] = None,
+        volume_plan: Annotated[
+            Path | None,
+            typer.Option(
+                "--volume-plan",
+                help="P.csv org_unit,measure,year,annual[,m01..m12]: planned volumes",
+            ),
+        ] = None,
+        effects_out: Annotated[
+            Path | None,
+            typer.Option(
+                "--effects-out",
+                help="Write the deviation split into volume and price effects (needs --volumes)",
+            ),
+        ] = None,
     ) -> None:
-        """Full-year forecast per (org_unit, category) with an 80 % interval."""
+        """Full-year forecast per (org_unit, category) with an 80 % interval.
+
+        With --volumes, volume-driven categories are forecast as volume × unit cost, and
+        --effects-out splits their deviation into a volume effect (planned − forecast volume)
+        × budgeted unit price and a price/productivity effect (the rest); positive = överskott.
+        """
         from rich.console import Console
 
-        written, no_data = run_forecast(actuals, budget, as_of, model, out, processes)
+        written, no_data, notes = run_forecast(
+            actuals,
+            budget,
+            as_of,
+            model,
+            out,
+            processes,
+            volumes_path=volumes,
+            volume_plan_path=volume_plan,
+            effects_path=effects_out,
+        )
         err = Console(stderr=True)
         for unit, category in no_data:
             err.print(
                 f"no data: {unit}/{category} has no actuals up to {as_of}; not forecast",
                 highlight=False,
             )
+        for note in notes:
+            err.print(note, highlight=False)
         err.print(f"wrote {written} rows to {out}", highlight=False)
+        if effects_out is not None:
+            err.print(f"wrote the volume/price effects to {effects_out}", highlight=False)
 
     @app.command("backtest")
     def backtest(
