@@ -29,7 +29,7 @@ import faust
 import structlog
 from faust.streams import _current_event  # the context var Faust tables read the partition from
 from faust.transport.consumer import Consumer
-from faust.types import EventT
+from faust.types import TP, EventT
 from faust.web import Request, Response, View
 
 from forecasts.domain import DomainConfig
@@ -127,31 +127,55 @@ async def process_with_retries(
     return False
 
 
-def rewind_uncommitted_partitions(app: faust.App, topics: set[str]) -> None:
-    """After each assignment, put input partitions without a committed offset at their start.
+class _NoReadOffsets(dict[TP, int | None]):
+    """Faust's per-partition "read offset", always unknown."""
 
-    Faust fetches input already while it recovers the tables, then clears its queues and calls
-    ``perform_seek`` to go back to the committed offsets. aiokafka only seeks when the committed
-    offset is > 0, so for a partition never committed (a group's first worker killed before its
-    first commit) the fetch position stayed past the cleared messages and they were never
-    processed. Seeking those partitions to their earliest offset replays them instead; replays
-    are harmless because applying events is idempotent.
+    def __getitem__(self, tp: TP) -> None:
+        return None
+
+
+def seek_after_recovery(
+    app: faust.App, topics: set[str], processed_in_recovery: dict[TP, int]
+) -> None:
+    """Wrap Faust's post-recovery seek so that no input is skipped or left half applied.
+
+    Faust calls ``perform_seek`` when a table recovery has finished, to go back to the committed
+    offsets; by then it has already fetched input, cleared some of it from its queues, and
+    handed some to the agent while the table was still being recovered. Two cases are left
+    over, and both are fixed by seeking back (replays are harmless: applying is idempotent):
+
+    * aiokafka only seeks when the committed offset is > 0, so a partition never committed (a
+      group's first worker killed before its first commit) stayed past the cleared messages:
+      seek it to its earliest offset;
+    * events applied during the recovery may have been overwritten by older changelog values,
+      and their offsets may be committed by now: seek back to the lowest such offset
+      (``processed_in_recovery``, filled by the agent).
     """
     consumer = cast(Consumer, app.consumer)
+    # Faust drops a fetched message whose offset lies below the last one it delivered, to hide
+    # re-reads after a seek; its delivery loop can move that mark past a seek we just made, and
+    # the replay would be dropped. Replays are harmless here, so let every message through.
+    consumer._read_offset = _NoReadOffsets()
     seek_to_committed = consumer.perform_seek
 
     async def perform_seek() -> None:
         await seek_to_committed()
-        uncommitted = [
-            tp
-            for tp in consumer.assignment()
-            if tp.topic in topics and not consumer._committed_offset.get(tp)
-        ]
-        if uncommitted:
-            for tp, offset in (await consumer.earliest_offsets(*uncommitted)).items():
-                await consumer.seek(tp, offset)
+        assigned = [tp for tp in consumer.assignment() if tp.topic in topics]
+        uncommitted = [tp for tp in assigned if not consumer._committed_offset.get(tp)]
+        targets = (await consumer.earliest_offsets(*uncommitted)) if uncommitted else {}
+        targets = dict(targets)
+        for tp in assigned:
+            replay_from = processed_in_recovery.get(tp)
+            start = targets.get(tp, consumer._committed_offset.get(tp) or 0)
+            if replay_from is not None and replay_from < start:
+                targets[tp] = replay_from
+        processed_in_recovery.clear()
+        for tp, offset in targets.items():
+            await consumer.seek(tp, offset)
+        if targets:
             log.info(
-                "rewound_uncommitted", partitions=[f"{t.topic}/{t.partition}" for t in uncommitted]
+                "input_sought_back",
+                partitions={f"{tp.topic}/{tp.partition}": offset for tp, offset in targets.items()},
             )
 
     consumer.perform_seek = perform_seek  # type: ignore[method-assign]
@@ -261,6 +285,11 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
 
     async def process_batch(events: Sequence[EventT]) -> None:
         metrics.batches.inc()
+        if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+            # Faust hands over input before the table is recovered; replay it afterwards.
+            for event in events:
+                tp, offset = event.message.tp, event.message.offset
+                processed_in_recovery[tp] = min(processed_in_recovery.get(tp, offset), offset)
         groups: dict[str, list[tuple[EventT, Any]]] = defaultdict(list)
         forwarded: list[Awaitable[Any]] = []
         for event in events:
@@ -341,7 +370,8 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
         metrics.batch_failures.inc()
         log.error("batch_failed", attempt=attempt, error_type=type(err).__name__, error=str(err))
 
-    rewind_uncommitted_partitions(app, set(input_topic_names))
+    processed_in_recovery: dict[TP, int] = {}
+    seek_after_recovery(app, set(input_topic_names), processed_in_recovery)
 
     @app.task
     async def _declare_dead_letter_topic() -> None:
