@@ -21,7 +21,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Union
@@ -76,30 +76,25 @@ SeriesKey = tuple[str, str]
 
 
 @dataclass
-class Actuals:
+class MonthlySeries:
+    """A file of monthly figures: (org_unit, category or measure) → (year, month) → value."""
+
     path: Path
     series: dict[SeriesKey, dict[tuple[int, int], float]] = field(default_factory=dict)
 
 
 @dataclass
-class Budgets:
+class AnnualLines:
+    """A file of yearly lines: (org_unit, category or measure) → year → 12 monthly values."""
+
     path: Path
-    # (org_unit, category) → year → 12 monthly amounts
     series: dict[SeriesKey, dict[int, list[float]]] = field(default_factory=dict)
 
 
-@dataclass
-class Volumes:
-    path: Path
-    # (org_unit, measure) → (year, month) → value
-    series: dict[SeriesKey, dict[tuple[int, int], float]] = field(default_factory=dict)
-
-
-@dataclass
-class VolumePlan:
-    path: Path
-    # (org_unit, measure) → year → 12 monthly planned volumes
-    series: dict[SeriesKey, dict[int, list[float]]] = field(default_factory=dict)
+Actuals = MonthlySeries
+Volumes = MonthlySeries
+Budgets = AnnualLines
+VolumePlan = AnnualLines
 
 
 def parse_amount(text: str) -> float:
@@ -166,33 +161,42 @@ def _require(path: Path, line: int, row: dict[str, str], column: str) -> str:
     return value
 
 
-def read_actuals(path: Path) -> Actuals:
-    out = Actuals(path)
+def _read_monthly(
+    path: Path,
+    columns: Sequence[str],
+    value_column: str,
+    series_name: Callable[[int, dict[str, str]], str],
+) -> MonthlySeries:
+    out = MonthlySeries(path)
     seen: dict[tuple[str, str, tuple[int, int]], int] = {}
-    for line, row in _rows(path, ACTUALS_COLUMNS):
+    for line, row in _rows(path, columns):
         unit = _require(path, line, row, "org_unit")
-        category = _require(path, line, row, "category")
+        name = series_name(line, row)
         try:
             period = parse_period_text(row["period"])
         except ValueError:
             raise UserError(
                 f"{path}:{line}: bad period {row['period']!r}, expected YYYY-MM"
             ) from None
-        try:
-            amount = parse_amount(row["amount_sek"])
-        except ValueError:
-            raise UserError(
-                f"{path}:{line}: amount_sek {row['amount_sek']!r} is not a number"
-            ) from None
-        key = (unit, category, period)
+        value = _number(path, line, row, value_column)
+        key = (unit, name, period)
         if key in seen:
             raise UserError(
-                f"{path}:{line}: duplicate row for {unit}/{category}/"
+                f"{path}:{line}: duplicate row for {unit}/{name}/"
                 f"{period[0]}-{period[1]:02d} (first on line {seen[key]})"
             )
         seen[key] = line
-        out.series.setdefault((unit, category), {})[period] = amount
+        out.series.setdefault((unit, name), {})[period] = value
     return out
+
+
+def read_actuals(path: Path) -> Actuals:
+    return _read_monthly(
+        path,
+        ACTUALS_COLUMNS,
+        "amount_sek",
+        lambda line, row: _require(path, line, row, "category"),
+    )
 
 
 def _year(path: Path, line: int, text: str) -> int:
@@ -233,25 +237,42 @@ def _monthly(
     return months
 
 
-def read_budgets(path: Path, profiles: dict[str, tuple[float, ...]]) -> Budgets:
-    out = Budgets(path)
+def _read_annual(
+    path: Path,
+    columns: Sequence[str],
+    annual_column: str,
+    series_name: Callable[[int, dict[str, str]], str],
+    weights: Callable[[str], Sequence[float]],
+    what: str,
+) -> AnnualLines:
+    out = AnnualLines(path)
     seen: dict[tuple[str, str, int], int] = {}
-    for line, row in _rows(path, BUDGET_COLUMNS, BUDGET_MONTHS):
+    for line, row in _rows(path, columns, BUDGET_MONTHS):
         unit = _require(path, line, row, "org_unit")
-        category = _require(path, line, row, "category")
+        name = series_name(line, row)
         year = _year(path, line, row["year"])
-        annual = _number(path, line, row, "annual_sek")
-        weights = profiles.get(category, (1.0,) * 12)
-        months = _monthly(path, line, row, annual, "annual_sek", weights, "budget")
-        key = (unit, category, year)
+        annual = _number(path, line, row, annual_column)
+        months = _monthly(path, line, row, annual, annual_column, weights(name), what)
+        key = (unit, name, year)
         if key in seen:
             raise UserError(
-                f"{path}:{line}: duplicate budget for {unit}/{category}/{year} "
+                f"{path}:{line}: duplicate {what} for {unit}/{name}/{year} "
                 f"(first on line {seen[key]})"
             )
         seen[key] = line
-        out.series.setdefault((unit, category), {})[year] = months
+        out.series.setdefault((unit, name), {})[year] = months
     return out
+
+
+def read_budgets(path: Path, profiles: dict[str, tuple[float, ...]]) -> Budgets:
+    return _read_annual(
+        path,
+        BUDGET_COLUMNS,
+        "annual_sek",
+        lambda line, row: _require(path, line, row, "category"),
+        lambda category: profiles.get(category, (1.0,) * 12),
+        "budget",
+    )
 
 
 def _known_measure(path: Path, line: int, row: dict[str, str], measures: Sequence[str]) -> str:
@@ -265,47 +286,23 @@ def _known_measure(path: Path, line: int, row: dict[str, str], measures: Sequenc
 
 
 def read_volumes(path: Path, measures: Sequence[str]) -> Volumes:
-    out = Volumes(path)
-    seen: dict[tuple[str, str, tuple[int, int]], int] = {}
-    for line, row in _rows(path, VOLUME_COLUMNS):
-        unit = _require(path, line, row, "org_unit")
-        measure = _known_measure(path, line, row, measures)
-        try:
-            period = parse_period_text(row["period"])
-        except ValueError:
-            raise UserError(
-                f"{path}:{line}: bad period {row['period']!r}, expected YYYY-MM"
-            ) from None
-        value = _number(path, line, row, "value")
-        key = (unit, measure, period)
-        if key in seen:
-            raise UserError(
-                f"{path}:{line}: duplicate row for {unit}/{measure}/"
-                f"{period[0]}-{period[1]:02d} (first on line {seen[key]})"
-            )
-        seen[key] = line
-        out.series.setdefault((unit, measure), {})[period] = value
-    return out
+    return _read_monthly(
+        path,
+        VOLUME_COLUMNS,
+        "value",
+        lambda line, row: _known_measure(path, line, row, measures),
+    )
 
 
 def read_volume_plan(path: Path, measures: Sequence[str]) -> VolumePlan:
-    out = VolumePlan(path)
-    seen: dict[tuple[str, str, int], int] = {}
-    for line, row in _rows(path, VOLUME_PLAN_COLUMNS, BUDGET_MONTHS):
-        unit = _require(path, line, row, "org_unit")
-        measure = _known_measure(path, line, row, measures)
-        year = _year(path, line, row["year"])
-        annual = _number(path, line, row, "annual")
-        months = _monthly(path, line, row, annual, "annual", (1.0,) * 12, "plan")
-        key = (unit, measure, year)
-        if key in seen:
-            raise UserError(
-                f"{path}:{line}: duplicate plan for {unit}/{measure}/{year} "
-                f"(first on line {seen[key]})"
-            )
-        seen[key] = line
-        out.series.setdefault((unit, measure), {})[year] = months
-    return out
+    return _read_annual(
+        path,
+        VOLUME_PLAN_COLUMNS,
+        "annual",
+        lambda line, row: _known_measure(path, line, row, measures),
+        lambda _measure: (1.0,) * 12,
+        "plan",
+    )
 
 
 def _load_config() -> DomainConfig:
