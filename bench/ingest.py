@@ -257,8 +257,9 @@ def run(
 
         wait(caught_up, 900, "all events handled", workers)
         t_handled = time.monotonic() - t0
-        actual = sum(w.totals(topic)[2] for w in workers)
-        duplicates = sum(w.totals(topic)[1] for w in workers)
+        final = [w.totals(topic) for w in workers]
+        duplicates = sum(t[1] for t in final)
+        actual = sum(t[2] for t in final)
         if abs(actual - expected_sum) > 1e-6 * abs(expected_sum):
             raise SystemExit(f"aggregates wrong: {actual} != {expected_sum}")
         return {
