@@ -201,16 +201,24 @@ class StreamCase:
 
     def publish(self, topic: str, events: Sequence[dict[str, Any] | bytes]) -> None:
         """Send events (dicts as contract JSON, bytes as is) keyed by org_unit; wait for acks."""
+        records: list[tuple[bytes | None, bytes, int | None]] = []
+        for event in events:
+            if isinstance(event, bytes):
+                records.append((b"poison", event, None))
+            else:
+                key = str(event.get("org_unit", "")).encode("utf-8")
+                records.append((key, json.dumps(event).encode("utf-8"), None))
+        self.send(topic, records)
+
+    def send(self, topic: str, records: Sequence[tuple[bytes | None, bytes, int | None]]) -> None:
+        """Send ``(key, value, partition)`` records as given (None: no key / the partitioner's
+        choice); wait for every ack."""
         producer = self.producer()
         try:
-            futures = []
-            for event in events:
-                if isinstance(event, bytes):
-                    value, key = event, b"poison"
-                else:
-                    value = json.dumps(event).encode("utf-8")
-                    key = str(event.get("org_unit", "")).encode("utf-8")
-                futures.append(producer.send(self.topics[topic], key=key, value=value))
+            futures = [
+                producer.send(self.topics[topic], key=key, value=value, partition=partition)
+                for key, value, partition in records
+            ]
             producer.flush()
             for future in futures:
                 future.get(timeout=30)

@@ -373,22 +373,13 @@ def test_events_without_the_org_unit_key_are_forwarded_home_and_resent_copies_co
     costs = cost_events("keyless", 240, seed=31)
     rng = random.Random(32)
     partitions = 4
-    producer = stream_case.producer()
-    try:
-        futures = []
-        for event in costs:
-            first = rng.randrange(partitions)
-            second = (first + rng.randrange(1, partitions)) % partitions
-            value = json.dumps(event).encode("utf-8")
-            for partition in (first, second):
-                futures.append(
-                    producer.send(stream_case.topics["cost"], value=value, partition=partition)
-                )
-        producer.flush()
-        for future in futures:
-            future.get(timeout=30)
-    finally:
-        producer.close()
+    records: list[tuple[bytes | None, bytes, int | None]] = []
+    for event in costs:
+        first = rng.randrange(partitions)
+        second = (first + rng.randrange(1, partitions)) % partitions
+        value = json.dumps(event).encode("utf-8")
+        records += [(None, value, first), (None, value, second)]
+    stream_case.send("cost", records)
 
     wait_handled(stream_case, "cost", 2 * len(costs))
     assert handled(stream_case, "cost", "accepted") == len(costs)
