@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from forecasts import crosslearn
 from forecasts.candidates import CANDIDATES, MONTHS, Array, candidate_paths
 
 #: Models a user can ask for. ``ets`` and ``prophet`` fit library models per series.
@@ -89,30 +90,67 @@ class PanelForecast:
     backtest_errors: Array  # (origins, n) SEK errors of the remainder at earlier origins (NaN)
 
 
-def _remainder_errors(
-    values: Array, year: int, as_of: int, budgets: Array | None, fallback: Array | None
-) -> tuple[Array, Array]:
-    """Backtest: candidates' remainder errors at the same month of earlier years.
+@dataclass
+class _OriginYear:
+    """Every candidate at the as-of month of one earlier year, and what really happened."""
 
-    Returns ``(relative errors (K, C, n), year totals (K, n))``, NaN where an origin year is
-    incomplete or has no earlier year to learn from.
-    """
-    n = values.shape[0]
-    origins = [year - k for k in range(1, MAX_ORIGINS + 1) if year - k >= 1]
-    errs = np.full((len(origins), len(CANDIDATES), n), np.nan)
-    totals = np.full((len(origins), n), np.nan)
-    for i, oy in enumerate(origins):
+    sums: Array  # (C, n) candidates' remainders, signed as booked
+    available: NDArray[np.bool_]  # (C, n) candidate had a forecast
+    ytd: Array  # (n,)
+    remainder: Array  # (n,) actual remainder, NaN where the year is incomplete
+    total: Array  # (n,) actual year total, NaN where incomplete
+    month_sigma: Array  # (n,)
+    n_obs: Array  # (n,) observations before the as-of month
+
+
+def _origin_years(
+    values: Array,
+    years: range,
+    as_of: int,
+    budgets: Array | None,
+    fallback: Array | None,
+) -> dict[int, _OriginYear]:
+    """Candidates at month ``as_of`` of each year in ``years`` that has a complete series with
+    an earlier year (each origin only sees data before its own month ``as_of``)."""
+    table: dict[int, _OriginYear] = {}
+    for oy in years:
+        if oy < 1:
+            continue
         block = values[:, MONTHS * oy : MONTHS * (oy + 1)]
         complete = ~np.isnan(block).any(axis=1) & ~np.isnan(values[:, MONTHS * (oy - 1)])
         if not complete.any():
             continue
         cs = candidate_paths(values, oy, as_of, budgets, fallback)
-        total = block.sum(axis=1)
-        rem = block[:, as_of:].sum(axis=1)
-        scale = np.where(np.abs(total) > 0, np.abs(total), np.nan)
-        errs[i] = (cs.paths.sum(axis=2) - rem[None, :]) / scale[None, :]
-        errs[i][:, ~complete] = np.nan
-        totals[i] = np.where(complete, total, np.nan)
+        total = np.where(complete, block.sum(axis=1), np.nan)
+        table[oy] = _OriginYear(
+            sums=cs.paths.sum(axis=2),
+            available=np.asarray(~np.isnan(cs.paths).any(axis=2)),
+            ytd=cs.ytd,
+            remainder=np.where(complete, block[:, as_of:].sum(axis=1), np.nan),
+            total=total,
+            month_sigma=cs.month_sigma,
+            n_obs=(~np.isnan(values[:, : MONTHS * oy + as_of])).sum(axis=1).astype(float),
+        )
+    return table
+
+
+def _remainder_errors(table: dict[int, _OriginYear], year: int, n: int) -> tuple[Array, Array]:
+    """Backtest for target ``year``: candidates' remainder errors at the same month of up to
+    ``MAX_ORIGINS`` earlier years.
+
+    Returns ``(relative errors (K, C, n), year totals (K, n))``, NaN where an origin year is
+    incomplete or has no earlier year to learn from.
+    """
+    origins = [year - k for k in range(1, MAX_ORIGINS + 1) if year - k >= 1]
+    errs = np.full((len(origins), len(CANDIDATES), n), np.nan)
+    totals = np.full((len(origins), n), np.nan)
+    for i, oy in enumerate(origins):
+        origin = table.get(oy)
+        if origin is None:
+            continue
+        scale = np.where(np.abs(origin.total) > 0, np.abs(origin.total), np.nan)
+        errs[i] = (origin.sums - origin.remainder[None, :]) / scale[None, :]
+        totals[i] = origin.total
     return errs, totals
 
 
@@ -186,7 +224,11 @@ def forecast_panel(
 
     cs = candidate_paths(values, year, as_of, budgets, fallback_profile)
     ytd = cs.ytd
-    errs, _totals = _remainder_errors(values, year, as_of, budgets, fallback_profile)
+    # ``auto`` also learns across the panel from earlier origins, whose own weights need
+    # MAX_ORIGINS years before them.
+    depth = MAX_ORIGINS + (crosslearn.ORIGIN_YEARS if model == "auto" else 0)
+    table = _origin_years(values, range(year - depth, year), as_of, budgets, fallback_profile)
+    errs, totals = _remainder_errors(table, year, n)
     labels = np.full(n, model, dtype=object)
     available: NDArray[np.bool_] = np.asarray(~np.isnan(cs.paths).any(axis=2))
 
@@ -196,11 +238,20 @@ def forecast_panel(
         path = library_paths(values, year, as_of, model, progress=progress, processes=processes)
         weights = None
     elif model == "auto":
-        pool = np.array([c in _AUTO_POOL for c in CANDIDATES])
-        weights, has_backtest = _auto_weights(errs, available & pool[:, None])
-        none = weights.sum(axis=0) == 0
-        weights[CANDIDATES.index("runrate"), none] = 1.0
+        weights, has_backtest, none = _auto_combination(errs, available)
         path = np.einsum("cn,cnh->nh", weights, np.nan_to_num(cs.paths))
+        now = _OriginYear(
+            sums=cs.paths.sum(axis=2),
+            available=available,
+            ytd=ytd,
+            remainder=np.full(n, np.nan),
+            total=np.full(n, np.nan),
+            month_sigma=cs.month_sigma,
+            n_obs=(~np.isnan(values[:, : start + as_of])).sum(axis=1).astype(float),
+        )
+        factor = _cross_learned_factor(table, year, now, weights, errs)
+        if factor is not None:
+            path = path * (1.0 + factor)[:, None]
         if as_of <= 2 and budgets is not None and budgets.shape[1] > year:
             # Early in the year the plan knows more than one or two months of actuals: half of
             # the remainder comes from the periodised budget as it stands.
@@ -233,7 +284,7 @@ def forecast_panel(
 
     sigma = _interval_sigma(cs, errs, weights, full_year, rem)
     sigma[empty] = 0.0
-    backtest_sek = _combined_errors_sek(errs, weights, _totals)
+    backtest_sek = _combined_errors_sek(errs, weights, totals)
     return PanelForecast(
         as_of=as_of,
         ytd=ytd,
@@ -282,13 +333,77 @@ def _preliminary(
     )
 
 
-def _combined_errors_sek(errs: Array, weights: Array | None, totals: Array) -> Array:
+def _combined_relative(errs: Array, weights: Array | None) -> Array:
+    """The used combination's remainder errors (K, n) relative to the year total, NaN where
+    the origin has none; library models are represented by SES on the decomposition index."""
     if weights is None:
         weights = np.zeros(errs.shape[1:])
         weights[CANDIDATES.index("ses_d")] = 1.0
     comb = np.einsum("kcn,cn->kn", np.nan_to_num(errs), weights)
-    comb = np.where(np.isnan(errs[:, 0, :]) if errs.shape[0] else comb, np.nan, comb)
-    return comb * np.abs(totals)
+    return np.where(np.isnan(errs[:, 0, :]) if errs.shape[0] else comb, np.nan, comb)
+
+
+def _combined_errors_sek(errs: Array, weights: Array | None, totals: Array) -> Array:
+    return _combined_relative(errs, weights) * np.abs(totals)
+
+
+def _rms(relative_errors: Array) -> Array:
+    valid = ~np.isnan(relative_errors)
+    count = valid.sum(axis=0)
+    ss = np.where(valid, relative_errors, 0.0) ** 2
+    return np.where(count > 0, np.sqrt(ss.sum(axis=0) / np.maximum(count, 1)), np.nan)
+
+
+def _auto_combination(
+    errs: Array, available: NDArray[np.bool_]
+) -> tuple[Array, NDArray[np.bool_], NDArray[np.bool_]]:
+    """``auto``'s weights (C, n) over its pool; run-rate where nothing else is available.
+
+    Returns ``(weights, has_backtest, run-rate only)``.
+    """
+    pool = np.array([c in _AUTO_POOL for c in CANDIDATES])
+    weights, has_backtest = _auto_weights(errs, available & pool[:, None])
+    none = weights.sum(axis=0) == 0
+    weights[CANDIDATES.index("runrate"), none] = 1.0
+    return weights, has_backtest, none
+
+
+def _cross_learned_factor(
+    table: dict[int, _OriginYear], year: int, now: _OriginYear, weights_now: Array, errs_now: Array
+) -> Array | None:
+    """``forecasts.crosslearn``: the correction of ``auto``'s remainder learnt from every
+    series' earlier origin years (their own ``auto`` combination against what happened)."""
+    n = now.ytd.shape[0]
+    rows_x, rows_t, rows_w = [], [], []
+    for oy in range(year - 1, year - 1 - crosslearn.ORIGIN_YEARS, -1):
+        origin = table.get(oy)
+        if origin is None:
+            continue
+        errs, _ = _remainder_errors(table, oy, n)
+        weights, _, _ = _auto_combination(errs, origin.available)
+        combined = (weights * np.nan_to_num(origin.sums)).sum(axis=0)
+        rms = _rms(_combined_relative(errs, weights))
+        rows_x.append(
+            crosslearn.features(
+                origin.sums, combined, origin.ytd, origin.month_sigma, rms, origin.n_obs
+            )
+        )
+        target, weight = crosslearn.training_target(origin.remainder, combined, origin.ytd)
+        rows_t.append(target)
+        rows_w.append(weight)
+    if not rows_x:
+        return None
+    combined_now = (weights_now * np.nan_to_num(now.sums)).sum(axis=0)
+    rms_now = _rms(_combined_relative(errs_now, weights_now))
+    x_now = crosslearn.features(
+        now.sums, combined_now, now.ytd, now.month_sigma, rms_now, now.n_obs
+    )
+    factor = crosslearn.correction(
+        np.vstack(rows_x), np.concatenate(rows_t), np.concatenate(rows_w), x_now
+    )
+    if factor is None:
+        return None
+    return np.where(combined_now != 0, factor, 0.0)
 
 
 def _interval_sigma(
