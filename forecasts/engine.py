@@ -9,9 +9,11 @@ year-to-date already fixes m/12 of the total, so every model forecasts only the 
 ``auto`` (the default) computes every vectorised candidate (``forecasts.candidates``) at the
 target year *and* at the same month m of up to ``MAX_ORIGINS`` earlier years (rolling-origin
 backtest on the series' own history). Each candidate's weight is the inverse of its mean squared
-backtest error of the remainder (relative to the year total), shrunk towards equal weights; the
-interval width comes from the combination's own backtest errors, shrunk towards a model-based
-width (SES error propagation), scaled by a calibration factor measured on real series.
+backtest error of the remainder (relative to the year total), shrunk towards equal weights.
+On a panel large enough, ``forecasts.crosslearn`` then corrects the combination's remainder by
+what the same combination got wrong at earlier origin years across all series. The interval
+width comes from the combination's own backtest errors, shrunk towards a model-based width
+(SES error propagation).
 """
 
 from __future__ import annotations
