@@ -329,11 +329,32 @@ def _fmt(value: float | None) -> str:
     return str(round(value))
 
 
-def write_atomically(path: Path, rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
-    """Write a CSV next to ``path`` and rename it into place: all or nothing."""
+def _require_directory(path: Path) -> Path:
+    """The directory ``path`` would be written to; a user error when it does not exist."""
     target_dir = path.parent if str(path.parent) else Path(".")
     if not target_dir.is_dir():
         raise UserError(f"{path}: directory {target_dir} does not exist")
+    return target_dir
+
+
+def _history(entries: dict[tuple[int, int], float]) -> dict[str, float]:
+    """(year, month) → value as the forecast engine takes it: ``"YYYY-MM"`` → value."""
+    return {f"{y}-{m:02d}": v for (y, m), v in entries.items()}
+
+
+def _has_data_to(entries: dict[tuple[int, int], float], year: int, month: int) -> bool:
+    """Whether ``entries`` hold a month of ``year`` up to ``month``."""
+    return any(y == year and m <= month for (y, m) in entries)
+
+
+def _annual_total(lines: AnnualLines | None, key: SeriesKey, year: int) -> float | None:
+    months = lines.series.get(key, {}).get(year) if lines is not None else None
+    return sum(months) if months is not None else None
+
+
+def write_atomically(path: Path, rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
+    """Write a CSV next to ``path`` and rename it into place: all or nothing."""
+    target_dir = _require_directory(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=target_dir)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
@@ -369,9 +390,10 @@ def run_forecast(
             "--volumes cannot be combined with --model budget: the budget model has no "
             "volume forecast; use auto, runrate, seasonal, ets or prophet"
         )
+    # Both targets are checked before any work, so neither file is written when one cannot be.
     for target in (out_path, effects_path):
-        if target is not None and not (target.parent if str(target.parent) else Path(".")).is_dir():
-            raise UserError(f"{target}: directory {target.parent} does not exist")
+        if target is not None:
+            _require_directory(target)
     year, month = _parse_as_of(as_of_text)
     config = _load_config()
     profiles = {cid: cat.profile for cid, cat in config.categories.items()}
@@ -388,12 +410,11 @@ def run_forecast(
     with_data: list[SeriesKey] = []
     no_data: list[SeriesKey] = []
     for key in keys:
-        entries = actuals.series.get(key, {})
-        if any(y == year and m <= month for (y, m) in entries):
+        if _has_data_to(actuals.series.get(key, {}), year, month):
             with_data.append(key)
         else:
             no_data.append(key)
-    histories = [{f"{y}-{m:02d}": v for (y, m), v in actuals.series[k].items()} for k in with_data]
+    histories = [_history(actuals.series[k]) for k in with_data]
     budget_rows = [
         budgets.series.get(k, {}).get(year) if budgets is not None else None for k in with_data
     ]
@@ -415,8 +436,6 @@ def run_forecast(
         by_volume = _volume_forecasts(linked, actuals, volumes, year, month, model)
         by_key.update(by_volume)
         for key, measure in linked:
-            budget_months = budgets.series.get(key, {}).get(year) if budgets is not None else None
-            plan_months = plan.series.get((key[0], measure), {}).get(year) if plan else None
             effects_rows.append(
                 _effects_row(
                     key,
@@ -424,15 +443,14 @@ def run_forecast(
                     year,
                     as_of,
                     by_volume[key],
-                    sum(budget_months) if budget_months is not None else None,
-                    sum(plan_months) if plan_months is not None else None,
+                    _annual_total(budgets, key, year),
+                    _annual_total(plan, (key[0], measure), year),
                     notes,
                 )
             )
     rows: list[list[str]] = []
     for key in keys:
-        budget_months = budgets.series.get(key, {}).get(year) if budgets is not None else None
-        budget_total = sum(budget_months) if budget_months is not None else None
+        budget_total = _annual_total(budgets, key, year)
         fc = by_key.get(key)
         if fc is None:
             rows.append(
@@ -504,8 +522,7 @@ def _volume_linked(
         measure = category.volume_measure if category is not None else None
         if measure is None:
             continue
-        entries = volumes.series.get((key[0], measure), {})
-        if any(y == year and m <= month for (y, m) in entries):
+        if _has_data_to(volumes.series.get((key[0], measure), {}), year, month):
             linked.append((key, measure))
         else:
             notes.append(
@@ -528,11 +545,8 @@ def _volume_forecasts(
     from forecasts.series import build_panel
     from forecasts.volume import forecast_volume_cost
 
-    def history(entries: dict[tuple[int, int], float]) -> dict[str, float]:
-        return {f"{y}-{m:02d}": v for (y, m), v in entries.items()}
-
-    costs = [history(actuals.series[key]) for key, _ in linked]
-    vols = [history(volumes.series[(key[0], measure)]) for key, measure in linked]
+    costs = [_history(actuals.series[key]) for key, _ in linked]
+    vols = [_history(volumes.series[(key[0], measure)]) for key, measure in linked]
     # One panel so cost and volume rows share the calendar.
     panel, _first_year = build_panel(costs + vols, year, month)
     n = len(linked)
@@ -769,8 +783,8 @@ def run_backtest(
     cutoffs = _parse_cutoffs(cutoffs_text)
     models = _parse_models(models_text)
     for target in (csv_out, json_out):
-        if target is not None and not (target.parent if str(target.parent) else Path(".")).is_dir():
-            raise UserError(f"{target}: directory {target.parent} does not exist")
+        if target is not None:
+            _require_directory(target)
     profiles = _load_profiles()
     actuals = read_actuals(actuals_path)
     budgets = read_budgets(budget_path, profiles) if budget_path is not None else None
