@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -31,6 +31,7 @@ from kafka.partitioner.default import murmur2
 
 from forecasts.domain import DomainConfig
 from forecasts.hierarchy import OrgTree
+from forecasts.live import LeafSeries, SeriesKind
 
 Outcome = Literal["accepted", "duplicate", "failed"]
 StateValue = dict[str, Any]
@@ -276,6 +277,11 @@ class ActiveState:
                 self.put(key, value)
         self.version += 1
 
+    def items(self) -> Iterator[tuple[str, StateValue]]:
+        """Every (table key, value without ids) of the active partitions."""
+        for values in self._partitions.values():
+            yield from values.items()
+
     def _leaf(self, leaf: LeafId) -> LeafTotals:
         totals = LeafTotals()
         values = self._partitions.get(leaf[0], {})
@@ -346,3 +352,38 @@ class ActiveState:
         snap.volume_ytd = {k: math.fsum(v) for k, v in volume.items()}
         snap.volume_budget_full_year = {k: math.fsum(v) for k, v in volume_budget.items()}
         return snap
+
+
+def leaf_series(
+    items: Iterable[tuple[str, Mapping[str, Any]]], year: int
+) -> tuple[list[LeafSeries], int]:
+    """The cost and measure series of every cost centre from table values, for ``year``.
+
+    Returns the leaves (all years' months as history; the year's budget as the plan) and the
+    as-of month: the year's latest month with a cost booked anywhere (0 if none).
+    """
+    actuals: dict[tuple[str, SeriesKind, str], dict[str, float]] = defaultdict(dict)
+    plans: dict[tuple[str, SeriesKind, str], list[float]] = {}
+    as_of = 0
+    for key, value in items:
+        parsed = parse_key(key)
+        if parsed.kind == "month" and parsed.year is not None and parsed.year <= year:
+            period = f"{parsed.year:04d}-{parsed.month:02d}"
+            for kind, section in (("cost", "cost"), ("measure", "volume")):
+                for name, amount in value.get(section, {}).items():
+                    series = actuals[(parsed.org_unit, kind, name)]  # type: ignore[index]
+                    series[period] = series.get(period, 0.0) + float(amount)
+            if parsed.year == year and value.get("cost") and parsed.month:
+                as_of = max(as_of, parsed.month)
+        elif parsed.kind == "budget" and parsed.year == year:
+            for name, line in value.get("budget", {}).items():
+                kind = "cost" if line.get("kind") == "category" else "measure"
+                plans[(parsed.org_unit, kind, name)] = [float(v) for v in line["monthly"]]
+    keys = sorted(set(actuals) | set(plans))
+    leaves = [
+        LeafSeries(
+            unit, kind, name, actuals.get((unit, kind, name), {}), plans.get((unit, kind, name))
+        )
+        for unit, kind, name in keys
+    ]
+    return leaves, as_of

@@ -1,0 +1,255 @@
+"""The organisation's forecast at one as-of month: every leaf forecast, every node rolled up.
+
+Pure: the stream worker (``streams.forecasting``), the snapshot command and the demo build the
+leaf series from aggregated events and call :func:`forecast_organisation`; what comes back is the
+one shape that gauges, ``forecast.v1`` events, deviation rules, snapshots and reports read.
+
+A *leaf* is one (enhet, category) cost series or one (enhet, measure) volume series. Cost leaves
+are forecast together in one ``auto`` panel (the cross-learned correction needs the panel);
+measures in a second panel. Nodes are the leaves' enheter and every ancestor: per category (the
+category's total under the node) and ``TOTAL`` (all cost categories, revenues included, i.e.
+the net cost as a nämnd reports it). Measures roll up per measure only. Intervals of roll-ups
+come from ``forecasts.rollup`` (equicorrelated errors).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from forecasts.candidates import MONTHS
+from forecasts.domain import DomainConfig
+from forecasts.engine import Z80
+from forecasts.hierarchy import OrgTree
+from forecasts.rollup import Leaf, aggregate
+from forecasts.series import SeriesForecast, forecast_many
+from forecasts.volume import split_deviation
+
+#: The ``category`` label of a node's net cost over all cost categories.
+TOTAL = "total"
+
+SeriesKind = Literal["cost", "measure"]
+
+
+@dataclass(frozen=True)
+class LeafSeries:
+    """One cost centre's monthly history of one category or measure, and its plan for the year.
+
+    ``actuals`` maps ``YYYY-MM`` → amount (SEK as booked, or the measure's unit) over all years
+    known; ``budget_monthly`` is the forecast year's periodised budget (12 values) or None.
+    """
+
+    org_unit: str
+    kind: SeriesKind
+    name: str  # category or measure id
+    actuals: Mapping[str, float]
+    budget_monthly: Sequence[float] | None = None
+
+
+@dataclass(frozen=True)
+class NodeForecast:
+    """A node's full-year forecast of one category, measure or ``TOTAL`` at one as-of month."""
+
+    org_unit: str
+    level: str  # namnd | forvaltning | avdelning | enhet (or omappad)
+    kind: SeriesKind
+    category: str  # category id, measure id, or TOTAL
+    year: int
+    as_of_month: int
+    actual_monthly: tuple[float, ...]  # months 1 … as_of_month
+    budget_monthly: tuple[float, ...] | None  # 12 periodised months; None without a budget
+    path: tuple[float, ...]  # forecast of months as_of_month+1 … 12
+    full_year: float
+    low: float  # 80 % interval of the full-year total
+    high: float
+    sigma: float  # standard deviation of the full-year total
+    model: str  # the leaf's model; "sum" for a roll-up
+    volume_effect: float | None = None  # of budget − forecast, when a volume plan drives it
+    price_effect: float | None = None
+
+    @property
+    def actual_ytd(self) -> float:
+        return math.fsum(self.actual_monthly)
+
+    @property
+    def budget_full_year(self) -> float | None:
+        return math.fsum(self.budget_monthly) if self.budget_monthly is not None else None
+
+    @property
+    def budget_ytd(self) -> float | None:
+        if self.budget_monthly is None:
+            return None
+        return math.fsum(self.budget_monthly[: self.as_of_month])
+
+    @property
+    def deviation(self) -> float | None:
+        """Budget − forecast; negative is a forecast deficit (underskott) for a cost."""
+        budget = self.budget_full_year
+        return None if budget is None else budget - self.full_year
+
+    def next_month(self) -> tuple[float, float, float] | None:
+        """Forecast of month ``as_of_month + 1`` with an 80 % interval; None in December.
+
+        The month's SD is the full-year SD spread evenly over the remaining months as if their
+        errors were independent (σ_month = σ / √remaining): a documented approximation.
+        """
+        if not self.path:
+            return None
+        spread = Z80 * self.sigma / math.sqrt(len(self.path))
+        return self.path[0], self.path[0] - spread, self.path[0] + spread
+
+
+@dataclass(frozen=True)
+class OrganisationForecast:
+    year: int
+    as_of_month: int
+    nodes: list[NodeForecast] = field(default_factory=list)
+
+    def get(self, org_unit: str, category: str) -> NodeForecast | None:
+        return self._index().get((org_unit, category))
+
+    def _index(self) -> dict[tuple[str, str], NodeForecast]:
+        cached: dict[tuple[str, str], NodeForecast] | None = getattr(self, "_by_key", None)
+        if cached is None:
+            cached = {(n.org_unit, n.category): n for n in self.nodes}
+            object.__setattr__(self, "_by_key", cached)
+        return cached
+
+
+@dataclass
+class _Member:
+    """A leaf as a roll-up sees it."""
+
+    leaf: Leaf
+    actual: np.ndarray  # (as_of,)
+    path: np.ndarray  # (12 - as_of,)
+    budget: np.ndarray | None  # (12,)
+    model: str
+
+
+def _forecast_leaves(
+    leaves: Sequence[LeafSeries], domain: DomainConfig, year: int, as_of: int, model: str
+) -> list[SeriesForecast]:
+    if not leaves:
+        return []
+    categories = [
+        domain.categories.get(leaf.name) if leaf.kind == "cost" else None for leaf in leaves
+    ]
+    return forecast_many(
+        [leaf.actuals for leaf in leaves],
+        year,
+        as_of,
+        [leaf.budget_monthly for leaf in leaves],
+        model=model,
+        categories=categories,
+    )
+
+
+def _members(
+    leaves: Sequence[LeafSeries], forecasts: Sequence[SeriesForecast], year: int, as_of: int
+) -> list[_Member]:
+    out = []
+    for leaf, fc in zip(leaves, forecasts, strict=True):
+        actual = np.array(
+            [float(leaf.actuals.get(f"{year:04d}-{m:02d}", 0.0)) for m in range(1, as_of + 1)]
+        )
+        budget = (
+            np.asarray(leaf.budget_monthly, dtype=float)
+            if leaf.budget_monthly is not None
+            else None
+        )
+        out.append(
+            _Member(
+                Leaf(ytd=fc.ytd, full_year=fc.full_year, sigma=fc.sigma),
+                actual,
+                np.asarray(fc.path, dtype=float),
+                budget,
+                fc.model,
+            )
+        )
+    return out
+
+
+def _node(
+    org: OrgTree,
+    node_id: str,
+    kind: SeriesKind,
+    name: str,
+    year: int,
+    as_of: int,
+    members: Sequence[_Member],
+) -> NodeForecast:
+    agg = aggregate([m.leaf for m in members])
+    budgets = [m.budget for m in members if m.budget is not None]
+    return NodeForecast(
+        org_unit=node_id,
+        level=org.level_of(node_id) if node_id in org.nodes else "enhet",
+        kind=kind,
+        category=name,
+        year=year,
+        as_of_month=as_of,
+        actual_monthly=tuple(float(v) for v in np.sum([m.actual for m in members], axis=0)),
+        budget_monthly=tuple(float(v) for v in np.sum(budgets, axis=0)) if budgets else None,
+        path=tuple(float(v) for v in np.sum([m.path for m in members], axis=0)),
+        full_year=agg.full_year,
+        low=agg.low,
+        high=agg.high,
+        sigma=agg.sigma,
+        model=members[0].model if len(members) == 1 else "sum",
+    )
+
+
+def forecast_organisation(
+    leaves: Sequence[LeafSeries],
+    domain: DomainConfig,
+    year: int,
+    as_of_month: int,
+    model: str = "auto",
+) -> OrganisationForecast:
+    """Forecast every leaf for ``year`` as of ``as_of_month`` and roll them up the org tree."""
+    if not 1 <= as_of_month <= MONTHS:
+        raise ValueError(f"as_of_month must be 1..12, got {as_of_month}")
+    org = domain.org
+    groups: dict[tuple[str, SeriesKind, str], list[_Member]] = {}
+    for kind in ("cost", "measure"):
+        of_kind = [leaf for leaf in leaves if leaf.kind == kind]
+        forecasts = _forecast_leaves(of_kind, domain, year, as_of_month, model)
+        for leaf, member in zip(
+            of_kind, _members(of_kind, forecasts, year, as_of_month), strict=True
+        ):
+            for node_id in org.path(leaf.org_unit):
+                groups.setdefault((node_id, kind, leaf.name), []).append(member)
+                if kind == "cost":
+                    groups.setdefault((node_id, kind, TOTAL), []).append(member)
+    nodes = [
+        _node(org, node_id, kind, name, year, as_of_month, members)
+        for (node_id, kind, name), members in sorted(groups.items())
+    ]
+    nodes = _with_volume_split(nodes, domain)
+    return OrganisationForecast(year, as_of_month, nodes)
+
+
+def _with_volume_split(nodes: list[NodeForecast], domain: DomainConfig) -> list[NodeForecast]:
+    """Enköping's split of budget − forecast into volume and price/productivity effects."""
+    from dataclasses import replace
+
+    by_key = {(n.org_unit, n.kind, n.category): n for n in nodes}
+    out = []
+    for node in nodes:
+        category = domain.categories.get(node.category) if node.kind == "cost" else None
+        measure = category.volume_measure if category is not None else None
+        volume = by_key.get((node.org_unit, "measure", measure)) if measure else None
+        cost_budget = node.budget_full_year
+        plan = volume.budget_full_year if volume is not None else None
+        if volume is None or cost_budget is None or not plan:
+            out.append(node)
+            continue
+        split = split_deviation(node.full_year, volume.full_year, cost_budget, plan)
+        out.append(
+            replace(node, volume_effect=split.volume_effect, price_effect=split.price_effect)
+        )
+    return out
