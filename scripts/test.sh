@@ -2,5 +2,6 @@
 # The whole test suite: lint, then pytest (unit and integration tests against the embedded broker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/test-deps.sh
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

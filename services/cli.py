@@ -39,6 +39,9 @@ COMMAND_MODULES: list[str] = [
     "services.demo",
     "services.worker",
     "services.schemas",
+    "services.notifier",
+    "services.snapshots",
+    "services.report",
 ]
 
 for _module in COMMAND_MODULES:

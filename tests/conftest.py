@@ -6,4 +6,7 @@ pytest_plugins = [
     "tests.streams.fixtures",
     "tests.compose.fixtures",
     "tests.scenario.fixtures",
+    "tests.notifier.fixtures",
+    "tests.db.fixtures",
+    "tests.observability.fixtures",
 ]
