@@ -50,8 +50,19 @@ class Settings(BaseSettings):
     table_store: str = Field(default="rocksdb", pattern="^(rocksdb|memory)$")
     worker_batch_size: int = Field(default=2000, ge=1)
     worker_batch_within_s: float = Field(default=0.2, gt=0)
+    # Snapshots and reports: PostgreSQL in production (postgresql+psycopg2://…); empty means the
+    # embedded default, a SQLite file in the data dir (see database_url_or_default).
+    database_url: str = ""
+    # Live forecasts in the worker: at most one organisation forecast per interval (debounce).
+    forecast_interval_s: float = Field(default=0.5, gt=0)
+    forecast_model: str = "auto"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     log_level: str = "INFO"
+
+    def database_url_or_default(self) -> str:
+        if self.database_url.strip():
+            return self.database_url.strip()
+        return f"sqlite:///{(self.data_dir / 'budgetvakt.sqlite').resolve()}"
 
     def topics(self) -> Topics:
         return Topics()
