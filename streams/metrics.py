@@ -10,8 +10,16 @@ partitions' share; the total is ``sum()`` over the workers in PromQL.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -94,6 +102,65 @@ class StateCollector(Collector):
         return [actual, budget, volume, volume_budget, last_month, last_closed, unmapped]
 
 
+_FORECAST_GAUGES = (
+    ("budgetvakt_forecast_full_year_sek", "Full-year forecast, SEK", "full_year"),
+    ("budgetvakt_forecast_low_sek", "Lower bound of the full-year forecast's 80 % interval", "low"),
+    (
+        "budgetvakt_forecast_high_sek",
+        "Upper bound of the full-year forecast's 80 % interval",
+        "high",
+    ),
+)
+
+
+class ForecastCollector(Collector):
+    """The live forecasts (``streams.forecasting``) as gauges, from the last run's result.
+
+    Labels: org_unit (enheter and every roll-up), category (a cost category or ``total``), year,
+    level. With the demo organisation: 16 nodes × 14 categories × years with data.
+    """
+
+    def __init__(self, status_source: Any) -> None:
+        self.status_source = status_source  # callable returning a ForecastStatus or None
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families(None))
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families(self.status_source())
+
+    def _families(self, status: Any) -> list[Metric]:
+        labels = ["org_unit", "category", "year", "level"]
+        gauges = [GaugeMetricFamily(name, doc, labels=labels) for name, doc, _ in _FORECAST_GAUGES]
+        deviation = GaugeMetricFamily(
+            "budgetvakt_forecast_deviation_sek",
+            "Budget − full-year forecast, SEK (negative = forecast deficit, underskott)",
+            labels=labels,
+        )
+        volume = GaugeMetricFamily(
+            "budgetvakt_volume_forecast_full_year",
+            "Full-year forecast of a volume measure",
+            labels=["org_unit", "measure", "year", "level"],
+        )
+        as_of = GaugeMetricFamily(
+            "budgetvakt_forecast_as_of_month",
+            "Latest month (1-12) with actuals in the live forecast of the year",
+            labels=["year"],
+        )
+        for year, forecast in sorted(status.latest.items()) if status is not None else ():
+            as_of.add_metric([str(year)], forecast.as_of_month)
+            for node in forecast.nodes:
+                values = [node.org_unit, node.category, str(year), node.level]
+                if node.kind == "measure":
+                    volume.add_metric(values, node.full_year)
+                    continue
+                for gauge, (_, _, attribute) in zip(gauges, _FORECAST_GAUGES, strict=True):
+                    gauge.add_metric(values, getattr(node, attribute))
+                if node.deviation is not None:
+                    deviation.add_metric(values, node.deviation)
+        return [*gauges, deviation, volume, as_of]
+
+
 class WorkerMetrics:
     def __init__(self, state: ActiveState, org: OrgTree) -> None:
         disable_created_metrics()  # the *_created series only add noise here
@@ -138,7 +205,73 @@ class WorkerMetrics:
             "Writes to the aggregate table (one per state key per batch)",
             registry=self.registry,
         )
+        self.forecast_runs = Counter(
+            "budgetvakt_forecast_runs",
+            "Organisation forecasts computed (one per debounce interval with new events)",
+            registry=self.registry,
+        )
+        self.forecast_duration = Histogram(
+            "budgetvakt_forecast_duration_seconds",
+            "Time of one organisation forecast run, from state copy to published events",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.alerts_firing = Gauge(
+            "budgetvakt_alerts_firing",
+            "Deviation alerts currently firing",
+            ["rule", "severity", "org_unit"],
+            registry=self.registry,
+        )
+        self.late_events = Counter(
+            "budgetvakt_late_events",
+            "Accepted events for a period that was already closed (they show in the next snapshot)",
+            registry=self.registry,
+        )
+        self.snapshot_failures = Counter(
+            "budgetvakt_snapshot_failures",
+            "Snapshots that could not be written to the database",
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "budgetvakt_consumer_lag",
+            "Input messages not yet processed (end offset − next offset to process)",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+        self.forecast_status: Any = None
         self.registry.register(StateCollector(state, org))
+        self.registry.register(ForecastCollector(lambda: self.forecast_status))
+
+    def observe_forecast(self, status: Any, seconds: float) -> None:
+        self.forecast_status = status
+        self.forecast_runs.inc()
+        self.forecast_duration.observe(seconds)
+
+    def set_alerts_firing(self, book: Any) -> None:
+        """Replace the firing gauge's series with what the alert book says fires now."""
+        self.alerts_firing.clear()
+        for rule, severity, org_unit in book.firing_labels():
+            self.alerts_firing.labels(rule, severity, org_unit).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def metric_names() -> set[str]:
+    """The metric family names the worker exports, as they appear in ``/metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from forecasts.hierarchy import OrgNode
+
+    org = OrgTree({"X": OrgNode("X", "X", "namnd", None)})
+    metrics = WorkerMetrics(ActiveState(), org)
+    text = metrics.exposition().decode("utf-8")
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        names.update(sample.name for sample in family.samples)
+    # Families without samples (labelled metrics never set) still appear in HELP/TYPE lines.
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            names.add(line.split()[2])
+    return names

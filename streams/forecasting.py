@@ -1,0 +1,323 @@
+"""Live forecasts in the worker: re-forecast after events, publish them, evaluate deviation rules.
+
+The ingest agent only aggregates. This module's :class:`LiveForecaster` runs beside it: at most
+once per ``forecast_interval_s`` (the debounce), when the aggregate state changed, it takes a copy
+of the state and forecasts the whole organisation in a process pool (the event loop never waits
+for a model), then
+
+* keeps the result for the ``budgetvakt_forecast_*`` gauges (so after a restart they come back
+  with the first run on the recovered state),
+* publishes a ``forecast.v1`` event for every node and category whose figures changed,
+* evaluates the deviation rules (``forecasts.deviations``) on the latest year and publishes the
+  alert state changes as ``alert.v1`` events,
+* writes a snapshot when a period was closed (``services.db.store``) and records events that
+  arrived for an already closed period as late.
+
+The whole panel is forecast every time, not only the touched series: the cross-learned correction
+of ``auto`` learns from the panel, and a forecast of one series alone would be a different one.
+
+Deviation rules are evaluated on forecasts of a *closed* month when the year has any period
+closes (a month that is still being booked would alert on half its costs); a year without any
+close is evaluated on every forecast. The alert state (what fires, its sequence number) is
+rebuilt at start from the alert topic itself, so a restart neither repeats nor forgets an alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from forecasts.domain import DomainConfig
+from forecasts.live import NodeForecast, OrganisationForecast, forecast_organisation
+from streams.aggregation import StateValue, leaf_series, parse_key
+from streams.output_records import AlertEvent, ForecastEvent
+
+log = structlog.get_logger(__name__)
+
+Items = list[tuple[str, StateValue]]
+
+
+@dataclass(frozen=True)
+class ForecastRequest:
+    year: int
+    as_of_month: int
+
+
+def closed_periods(items: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, set[str]]:
+    """org_unit → the periods (``YYYY-MM``) closed for it by a ``period_close`` event."""
+    out: dict[str, set[str]] = {}
+    for key, value in items:
+        parsed = parse_key(key)
+        if parsed.kind == "closed":
+            out.setdefault(parsed.org_unit, set()).update(value.get("closed", []))
+    return out
+
+
+def latest_months(items: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[int, int]:
+    """year → the latest month with a cost booked anywhere."""
+    out: dict[int, int] = {}
+    for key, value in items:
+        parsed = parse_key(key)
+        if parsed.kind == "month" and value.get("cost") and parsed.year and parsed.month:
+            out[parsed.year] = max(out.get(parsed.year, 0), parsed.month)
+    return out
+
+
+def compute_forecasts(
+    items: Items, domain: DomainConfig, requests: Sequence[ForecastRequest], model: str
+) -> dict[ForecastRequest, OrganisationForecast]:
+    """The organisation forecast for each (year, as-of month); runs in the pool."""
+    out: dict[ForecastRequest, OrganisationForecast] = {}
+    leaves_by_year: dict[int, Any] = {}
+    for request in requests:
+        if request.year not in leaves_by_year:
+            leaves_by_year[request.year] = leaf_series(items, request.year)[0]
+        out[request] = forecast_organisation(
+            leaves_by_year[request.year], domain, request.year, request.as_of_month, model
+        )
+    return out
+
+
+def _figures(node: NodeForecast) -> tuple[float, ...]:
+    """What a consumer of forecast.v1 would notice changing (rounded to whole kronor)."""
+    budget = node.budget_full_year
+    return (
+        round(node.full_year),
+        round(node.low),
+        round(node.high),
+        round(node.actual_ytd),
+        round(budget) if budget is not None else float("nan"),
+        node.as_of_month,
+    )
+
+
+def forecast_event(node: NodeForecast, preliminary: bool, now: datetime) -> ForecastEvent:
+    period = f"{node.year:04d}-{node.as_of_month:02d}"
+    return ForecastEvent(
+        event_id=f"forecast|{node.org_unit}|{node.kind}|{node.category}|{period}|{now.isoformat()}",
+        org_unit=node.org_unit,
+        level=node.level,
+        kind=node.kind,
+        category=node.category,
+        year=node.year,
+        as_of=period,
+        preliminary=preliminary,
+        actual_ytd=node.actual_ytd,
+        budget_full_year=node.budget_full_year,
+        full_year=node.full_year,
+        low=node.low,
+        high=node.high,
+        deviation=node.deviation,
+        model=node.model,
+        volume_effect=node.volume_effect,
+        price_effect=node.price_effect,
+        computed_at=now,
+    )
+
+
+def is_closed(period: str, unit: str, closed: Mapping[str, set[str]], path: Sequence[str]) -> bool:
+    """A period is closed for a unit when it or any ancestor (e.g. the nämnd) closed it."""
+    return any(period in closed.get(node, ()) for node in [unit, *path])
+
+
+@dataclass
+class ForecastStatus:
+    """What the last run saw; served on ``/forecasts/status`` for the demo and tests."""
+
+    runs: int = 0
+    state_version: int = -1
+    latest: dict[int, OrganisationForecast] = field(default_factory=dict)
+    preliminary: dict[int, bool] = field(default_factory=dict)
+    alerts_restored: bool = False
+    snapshots: list[str] = field(default_factory=list)
+
+
+Publish = Callable[[str, str, bytes], Any]  # (topic, key, value) → awaitable or None
+
+
+class LiveForecaster:
+    """Debounced organisation forecasts, forecast/alert events and snapshots (see module doc)."""
+
+    def __init__(
+        self,
+        domain: DomainConfig,
+        model: str,
+        rules: Any,
+        publish: Callable[[str, str, bytes], Any],
+        forecast_topic: str,
+        alert_topic: str,
+        metrics: Any,
+        snapshot_store: Any | None = None,
+        processes: int = 1,
+    ) -> None:
+        self.domain = domain
+        self.model = model
+        self.rules = rules
+        self.publish = publish
+        self.forecast_topic = forecast_topic
+        self.alert_topic = alert_topic
+        self.metrics = metrics
+        self.snapshot_store = snapshot_store
+        self.status = ForecastStatus()
+        self._published: dict[tuple[str, str, str, int], tuple[float, ...]] = {}
+        self._evaluated: dict[tuple[int, int], OrganisationForecast] = {}
+        self._closed_seen: set[str] | None = None
+        self._book: Any = None
+        # spawn: the worker runs threads (Faust, RocksDB); a forked child could inherit a held lock.
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=processes, mp_context=multiprocessing.get_context("spawn")
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def restore_alerts(self, events: Iterable[AlertEvent]) -> None:
+        from forecasts.deviations import AlertBook
+
+        self._book = AlertBook.from_events(list(events))
+        self.status.alerts_restored = True
+        self.metrics.set_alerts_firing(self._book)
+
+    async def run_once(self, state_version: int, items: Items) -> bool:
+        """Forecast if the state changed since the last run; True if it ran."""
+        if state_version == self.status.state_version:
+            return False
+        started = time.perf_counter()
+        closed = closed_periods(items)
+        months = latest_months(items)
+        all_closed = set().union(*closed.values()) if closed else set()
+        requests = [ForecastRequest(year, month) for year, month in sorted(months.items())]
+        newly_closed = (
+            sorted(all_closed - self._closed_seen) if self._closed_seen is not None else []
+        )
+        for period in newly_closed:
+            year, month = int(period[:4]), int(period[5:])
+            if ForecastRequest(year, month) not in requests:
+                requests.append(ForecastRequest(year, month))
+        latest_year = max(months, default=None)
+        evaluate = latest_year is not None and self._book is not None and self.rules is not None
+        if evaluate:
+            assert latest_year is not None
+            previous = ForecastRequest(latest_year, months[latest_year] - 1)
+            if (
+                previous.as_of_month >= 1
+                and (latest_year, previous.as_of_month) not in self._evaluated
+            ):
+                requests.append(previous)
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(
+            self._pool, compute_forecasts, items, self.domain, requests, self.model
+        )
+        now = datetime.now(UTC)
+        for year, month in sorted(months.items()):
+            current = results[ForecastRequest(year, month)]
+            period = f"{year:04d}-{month:02d}"
+            preliminary = bool(all_closed) and not any(period in p for p in closed.values())
+            self.status.latest[year] = current
+            self.status.preliminary[year] = preliminary
+            await self._publish_forecasts(current, preliminary, now)
+        if evaluate:
+            assert latest_year is not None
+            await self._evaluate(latest_year, months[latest_year], results, all_closed, now)
+        for period in newly_closed:
+            await self._snapshot(period, results[ForecastRequest(int(period[:4]), int(period[5:]))])
+        self._closed_seen = all_closed
+        self.status.runs += 1
+        self.status.state_version = state_version
+        self.metrics.observe_forecast(self.status, time.perf_counter() - started)
+        return True
+
+    async def _publish_forecasts(
+        self, current: OrganisationForecast, preliminary: bool, now: datetime
+    ) -> None:
+        for node in current.nodes:
+            key = (node.org_unit, node.kind, node.category, node.year)
+            figures = _figures(node)
+            if self._published.get(key) == figures:
+                continue
+            self._published[key] = figures
+            event = forecast_event(node, preliminary, now)
+            await _maybe_await(
+                self.publish(self.forecast_topic, node.org_unit, event.model_dump_json().encode())
+            )
+
+    async def _evaluate(
+        self,
+        year: int,
+        month: int,
+        results: Mapping[ForecastRequest, OrganisationForecast],
+        all_closed: set[str],
+        now: datetime,
+    ) -> None:
+        from forecasts.deviations import evaluate
+
+        period = f"{year:04d}-{month:02d}"
+        if all_closed and period not in all_closed:
+            return  # a month still being booked: wait for its close
+        current = results[ForecastRequest(year, month)]
+        previous = results.get(ForecastRequest(year, month - 1)) or self._evaluated.get(
+            (year, month - 1)
+        )
+        self._evaluated[(year, month)] = current
+        changes = evaluate(self.rules, current, previous, self._book, self.domain, now)
+        for alert in changes:
+            await _maybe_await(
+                self.publish(self.alert_topic, alert.org_unit, alert.model_dump_json().encode())
+            )
+            log.info(
+                "alert_" + alert.status,
+                alert_id=alert.alert_id,
+                severity=alert.severity,
+                period=alert.period,
+            )
+        self.metrics.set_alerts_firing(self._book)
+
+    async def _snapshot(self, period: str, forecast: OrganisationForecast) -> None:
+        if self.snapshot_store is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            stored = await loop.run_in_executor(None, self.snapshot_store, forecast, period)
+        except Exception as err:  # a database outage must not stop forecasting or ingest
+            self.metrics.snapshot_failures.inc()
+            log.error(
+                "snapshot_failed", period=period, error_type=type(err).__name__, error=str(err)
+            )
+            return
+        self.status.snapshots.append(period)
+        log.info("snapshot_written", period=period, snapshot=str(stored))
+
+
+async def _maybe_await(result: Any) -> None:
+    if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+        await result
+
+
+def status_json(status: ForecastStatus) -> dict[str, Any]:
+    return {
+        "runs": status.runs,
+        "state_version": status.state_version,
+        "alerts_restored": status.alerts_restored,
+        "years": {
+            str(year): {
+                "as_of_month": fc.as_of_month,
+                "preliminary": status.preliminary.get(year, False),
+                "nodes": len(fc.nodes),
+            }
+            for year, fc in sorted(status.latest.items())
+        },
+        "snapshots": status.snapshots,
+    }
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")
