@@ -1,0 +1,28 @@
+"""The snapshot store (SQLAlchemy 2 + Alembic): frozen monthly forecasts in a database.
+
+The API lives in :mod:`services.db.store`; it is re-exported here.
+"""
+
+from services.db.store import (
+    LateEvent,
+    StoredSnapshot,
+    load_late_events,
+    load_snapshot,
+    load_snapshots,
+    make_engine,
+    record_late_event,
+    upgrade,
+    write_snapshot,
+)
+
+__all__ = [
+    "LateEvent",
+    "StoredSnapshot",
+    "load_late_events",
+    "load_snapshot",
+    "load_snapshots",
+    "make_engine",
+    "record_late_event",
+    "upgrade",
+    "write_snapshot",
+]
