@@ -96,6 +96,20 @@ def parse_key(key: str) -> ParsedKey:
     return ParsedKey(partition, unit, "month", int(year), int(month))
 
 
+def closed_periods(items: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, set[str]]:
+    """org_unit → the periods (``YYYY-MM``) a ``period_close`` event closed for it."""
+    out: dict[str, set[str]] = {}
+    for key, value in items:
+        if key.endswith(f"|{CLOSED_SEGMENT}"):
+            out.setdefault(parse_key(key).org_unit, set()).update(value.get("closed", []))
+    return out
+
+
+def is_closed(period: str, path: Sequence[str], closed: Mapping[str, set[str]]) -> bool:
+    """Closed for a unit when the unit or any ancestor in ``path`` (e.g. the nämnd) closed it."""
+    return any(period in closed.get(node, ()) for node in path)
+
+
 def budget_monthly(event: Any, domain: DomainConfig) -> list[float]:
     """The event's own monthly split, else the category's profile, else flat (measures)."""
     monthly = getattr(event, "monthly", None)
@@ -281,6 +295,15 @@ class ActiveState:
         """Every (table key, value without ids) of the active partitions."""
         for values in self._partitions.values():
             yield from values.items()
+
+    def closed_periods(self) -> dict[str, set[str]]:
+        closed_keys = (
+            (key, self._partitions.get(leaf[0], {}).get(key, {}))
+            for leaf, keys in self._keys_by_leaf.items()
+            if leaf[2] is None
+            for key in keys
+        )
+        return closed_periods(closed_keys)
 
     def _leaf(self, leaf: LeafId) -> LeafTotals:
         totals = LeafTotals()

@@ -34,7 +34,15 @@ from faust.web import Request, Response, View
 
 from forecasts.domain import DomainConfig
 from services.settings import Settings
-from streams.aggregation import ActiveState, apply_events, home_partition, parse_key, state_key
+from streams.aggregation import (
+    ActiveState,
+    apply_events,
+    home_partition,
+    is_closed,
+    parse_key,
+    state_key,
+)
+from streams.forecasting import LiveForecaster, status_json
 from streams.metrics import CONTENT_TYPE, WorkerMetrics
 
 log = structlog.get_logger(__name__)
@@ -89,6 +97,7 @@ class WorkerApp:
     settings: Settings
     domain: DomainConfig
     input_topic_names: dict[str, str]  # topic name → event type it carries
+    forecaster: LiveForecaster | None = None
     ready: bool = False
 
     def active_partitions(self) -> set[int]:
@@ -185,7 +194,16 @@ def _broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{s.strip()}" for s in bootstrap_servers.split(",") if s.strip()]
 
 
-def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
+def create_app(
+    settings: Settings,
+    domain: DomainConfig,
+    rules: Any = None,
+    snapshot_store: Callable[..., Any] | None = None,
+    late_event_store: Callable[..., Any] | None = None,
+) -> WorkerApp:
+    """The worker app; ``rules`` (a ``forecasts.deviations.RuleSet``) turns on alerting,
+    ``snapshot_store(forecast, period)`` snapshots on period close, and
+    ``late_event_store(event)`` records events for closed periods."""
     topics = settings.topics()
     store = "rocksdb://" if settings.table_store == "rocksdb" else "memory://"
     app = faust.App(
@@ -231,6 +249,17 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
         value_serializer="raw",
         partitions=partitions,
     )
+    output_topics = {
+        name: app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
+        )
+        for name in (topics.forecast, topics.alert)
+    }
     table = app.Table(
         TABLE_NAME,
         default=None,
@@ -240,6 +269,25 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
     state = ActiveState()
     metrics = WorkerMetrics(state, domain.org)
     worker = WorkerApp(app, table, state, metrics, settings, domain, input_topic_names)
+
+    async def publish_output(topic: str, key: str, value: bytes) -> None:
+        await output_topics[topic].send(key=key.encode("utf-8"), value=value)
+        if topic == topics.alert:
+            # One alert per produce batch, so that Tansu's end offset stays exact (brief §5)
+            # and the alert state can be read back to the end at the next start.
+            await app.producer.flush()
+
+    forecaster = LiveForecaster(
+        domain,
+        settings.forecast_model,
+        rules,
+        publish_output,
+        topics.forecast,
+        topics.alert,
+        metrics,
+        snapshot_store,
+    )
+    worker.forecaster = forecaster
 
     from streams.validation import InvalidEvent, parse_event
 
@@ -315,6 +363,8 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
             groups[state_key(msg.partition, parsed)].append((event, parsed))
 
         last_write: dict[int, tuple[str, Any, EventT]] = {}
+        closed = state.closed_periods()
+        late: list[Any] = []
         for key, group in groups.items():
             result = apply_events(table.get(key), [p for _, p in group], domain)
             if result.changed:
@@ -331,6 +381,17 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
                 metrics.events.labels(event.message.topic, outcome).inc()
                 if outcome == "accepted" and not domain.org.is_known(parsed.org_unit):
                     metrics.unmapped_events.labels(parsed.org_unit).inc()
+                if (
+                    outcome == "accepted"
+                    and str(parsed.type) in ("cost", "volume")
+                    and is_closed(parsed.period, domain.org.path(parsed.org_unit), closed)
+                ):
+                    late.append(parsed)
+        if late:
+            metrics.late_events.inc(len(late))
+            log.info("late_events", count=len(late), periods=sorted({e.period for e in late}))
+            if late_event_store is not None:
+                await asyncio.get_running_loop().run_in_executor(None, late_event_store, late)
 
         # Everything this batch produced (changelog, dead letters, forwards) must be stored by
         # the broker before the batch is acknowledged and its offsets can be committed.
@@ -343,6 +404,9 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
             await app.producer.flush()
         for delivery in forwarded:
             await delivery  # raises if the broker refused a forward
+        for event in events:
+            tp = event.message.tp
+            processed_offsets[tp] = max(processed_offsets.get(tp, 0), event.message.offset + 1)
 
     @app.agent(input_topic, name="ingest")
     async def ingest(stream: faust.StreamT[bytes]) -> None:
@@ -377,11 +441,60 @@ def create_app(settings: Settings, domain: DomainConfig) -> WorkerApp:
     async def _declare_dead_letter_topic() -> None:
         # Faust declares the topics it consumes; this one it only produces to.
         await dead_letter_topic.maybe_declare()
+        for topic in output_topics.values():
+            await topic.maybe_declare()
 
     @table.on_recover
     async def _on_recover() -> None:
         worker.rebuild_state()
         worker.ready = True
+
+    @app.task
+    async def _restore_alert_state() -> None:
+        """Rebuild which alerts fire from the alert topic before the first evaluation."""
+        if rules is None:
+            return
+        from streams.output_records import AlertEvent
+        from streams.topic_reader import read_to_end
+
+        records = await read_to_end(settings.kafka_bootstrap_servers, topics.alert)
+        events = []
+        for record in records:
+            try:
+                events.append(AlertEvent.model_validate_json(record.value or b""))
+            except ValueError:
+                log.warning(
+                    "alert_record_unreadable", partition=record.partition, offset=record.offset
+                )
+        forecaster.restore_alerts(events)
+        log.info("alert_state_restored", events=len(events))
+
+    @app.timer(interval=settings.forecast_interval_s)
+    async def _forecast() -> None:
+        if not worker.ready or app.rebalancing:
+            return
+        try:
+            await forecaster.run_once(state.version, list(state.items()))
+        except Exception as err:  # a failed run is retried at the next tick with the same state
+            metrics.forecast_failures.inc()
+            log.error("forecast_failed", error_type=type(err).__name__, error=str(err))
+        update_consumer_lag()
+
+    def update_consumer_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            if tp.topic not in input_topic_names:
+                continue
+            position = processed_offsets.get(tp, consumer._committed_offset.get(tp) or 0)
+            end = consumer.highwater(tp) or 0
+            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - position))
+
+    processed_offsets: dict[TP, int] = {}
+
+    @app.page("/forecasts/status")
+    class ForecastStatusView(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(status_json(forecaster.status))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # async receivers work
     async def _on_revoked(sender: Any, revoked: Any, **_: Any) -> None:

@@ -38,7 +38,7 @@ import structlog
 
 from forecasts.domain import DomainConfig
 from forecasts.live import NodeForecast, OrganisationForecast, forecast_organisation
-from streams.aggregation import StateValue, leaf_series, parse_key
+from streams.aggregation import StateValue, closed_periods, leaf_series, parse_key
 from streams.output_records import AlertEvent, ForecastEvent
 
 log = structlog.get_logger(__name__)
@@ -50,16 +50,6 @@ Items = list[tuple[str, StateValue]]
 class ForecastRequest:
     year: int
     as_of_month: int
-
-
-def closed_periods(items: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, set[str]]:
-    """org_unit → the periods (``YYYY-MM``) closed for it by a ``period_close`` event."""
-    out: dict[str, set[str]] = {}
-    for key, value in items:
-        parsed = parse_key(key)
-        if parsed.kind == "closed":
-            out.setdefault(parsed.org_unit, set()).update(value.get("closed", []))
-    return out
 
 
 def latest_months(items: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[int, int]:
@@ -124,11 +114,6 @@ def forecast_event(node: NodeForecast, preliminary: bool, now: datetime) -> Fore
     )
 
 
-def is_closed(period: str, unit: str, closed: Mapping[str, set[str]], path: Sequence[str]) -> bool:
-    """A period is closed for a unit when it or any ancestor (e.g. the nämnd) closed it."""
-    return any(period in closed.get(node, ()) for node in [unit, *path])
-
-
 @dataclass
 class ForecastStatus:
     """What the last run saw; served on ``/forecasts/status`` for the demo and tests."""
@@ -168,6 +153,7 @@ class LiveForecaster:
         self.metrics = metrics
         self.snapshot_store = snapshot_store
         self.status = ForecastStatus()
+        metrics.forecast_status = self.status
         self._published: dict[tuple[str, str, str, int], tuple[float, ...]] = {}
         self._evaluated: dict[tuple[int, int], OrganisationForecast] = {}
         self._closed_seen: set[str] | None = None
@@ -218,22 +204,23 @@ class LiveForecaster:
             self._pool, compute_forecasts, items, self.domain, requests, self.model
         )
         now = datetime.now(UTC)
+        latest: dict[int, OrganisationForecast] = {}
+        preliminary: dict[int, bool] = {}
         for year, month in sorted(months.items()):
-            current = results[ForecastRequest(year, month)]
-            period = f"{year:04d}-{month:02d}"
-            preliminary = bool(all_closed) and not any(period in p for p in closed.values())
-            self.status.latest[year] = current
-            self.status.preliminary[year] = preliminary
-            await self._publish_forecasts(current, preliminary, now)
+            latest[year] = results[ForecastRequest(year, month)]
+            preliminary[year] = bool(all_closed) and f"{year:04d}-{month:02d}" not in all_closed
+            await self._publish_forecasts(latest[year], preliminary[year], now)
         if evaluate:
             assert latest_year is not None
             await self._evaluate(latest_year, months[latest_year], results, all_closed, now)
         for period in newly_closed:
             await self._snapshot(period, results[ForecastRequest(int(period[:4]), int(period[5:]))])
         self._closed_seen = all_closed
+        # Replaced only now, so /forecasts/status and the gauges change together with the events.
+        self.status.latest, self.status.preliminary = latest, preliminary
         self.status.runs += 1
         self.status.state_version = state_version
-        self.metrics.observe_forecast(self.status, time.perf_counter() - started)
+        self.metrics.observe_forecast(time.perf_counter() - started)
         return True
 
     async def _publish_forecasts(

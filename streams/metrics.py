@@ -216,6 +216,11 @@ class WorkerMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
+        self.forecast_failures = Counter(
+            "budgetvakt_forecast_failures",
+            "Forecast runs that failed (retried at the next interval)",
+            registry=self.registry,
+        )
         self.alerts_firing = Gauge(
             "budgetvakt_alerts_firing",
             "Deviation alerts currently firing",
@@ -242,8 +247,7 @@ class WorkerMetrics:
         self.registry.register(StateCollector(state, org))
         self.registry.register(ForecastCollector(lambda: self.forecast_status))
 
-    def observe_forecast(self, status: Any, seconds: float) -> None:
-        self.forecast_status = status
+    def observe_forecast(self, seconds: float) -> None:
         self.forecast_runs.inc()
         self.forecast_duration.observe(seconds)
 
