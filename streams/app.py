@@ -494,7 +494,10 @@ def create_app(
     @app.page("/forecasts/status")
     class ForecastStatusView(View):
         async def get(self, request: Request) -> Response:
-            return self.json(status_json(forecaster.status))
+            # The demo and tests wait until the forecast has seen the state as it is now.
+            return self.json(
+                {**status_json(forecaster.status), "current_state_version": state.version}
+            )
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # async receivers work
     async def _on_revoked(sender: Any, revoked: Any, **_: Any) -> None:

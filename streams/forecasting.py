@@ -77,7 +77,7 @@ def compute_forecasts(
     return out
 
 
-def _figures(node: NodeForecast) -> tuple[float, ...]:
+def _figures(node: NodeForecast) -> tuple[float | None, ...]:
     """What a consumer of forecast.v1 would notice changing (rounded to whole kronor)."""
     budget = node.budget_full_year
     return (
@@ -85,7 +85,7 @@ def _figures(node: NodeForecast) -> tuple[float, ...]:
         round(node.low),
         round(node.high),
         round(node.actual_ytd),
-        round(budget) if budget is not None else float("nan"),
+        round(budget) if budget is not None else None,
         node.as_of_month,
     )
 
@@ -123,6 +123,7 @@ class ForecastStatus:
     latest: dict[int, OrganisationForecast] = field(default_factory=dict)
     preliminary: dict[int, bool] = field(default_factory=dict)
     alerts_restored: bool = False
+    evaluated: list[str] = field(default_factory=list)  # periods the rules were evaluated at
     snapshots: list[str] = field(default_factory=list)
 
 
@@ -154,7 +155,7 @@ class LiveForecaster:
         self.snapshot_store = snapshot_store
         self.status = ForecastStatus()
         metrics.forecast_status = self.status
-        self._published: dict[tuple[str, str, str, int], tuple[float, ...]] = {}
+        self._published: dict[tuple[str, str, str, int], tuple[float | None, ...]] = {}
         self._evaluated: dict[tuple[int, int], OrganisationForecast] = {}
         self._closed_seen: set[str] | None = None
         self._book: Any = None
@@ -255,6 +256,8 @@ class LiveForecaster:
             (year, month - 1)
         )
         self._evaluated[(year, month)] = current
+        if period not in self.status.evaluated:
+            self.status.evaluated.append(period)
         changes = evaluate(self.rules, current, previous, self._book, self.domain, now)
         for alert in changes:
             await _maybe_await(
@@ -302,6 +305,7 @@ def status_json(status: ForecastStatus) -> dict[str, Any]:
             }
             for year, fc in sorted(status.latest.items())
         },
+        "evaluated": status.evaluated,
         "snapshots": status.snapshots,
     }
 

@@ -1,0 +1,154 @@
+"""The organisation forecast (forecasts.live) and the worker's debounced runs (streams.forecasting)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from forecasts.domain import DomainConfig
+from forecasts.live import TOTAL, LeafSeries, forecast_organisation
+from streams.forecasting import LiveForecaster
+
+YEAR = 2024
+
+
+def _history(rng: np.random.Generator, level: float, years: int, through: int) -> dict[str, float]:
+    out = {}
+    for year in range(YEAR - years + 1, YEAR + 1):
+        for month in range(1, 13):
+            if year == YEAR and month > through:
+                break
+            out[f"{year}-{month:02d}"] = level * (1 + rng.normal(0, 0.03))
+    return out
+
+
+def _leaves(domain: DomainConfig, through: int = 6) -> list[LeafSeries]:
+    rng = np.random.default_rng(5)
+    leaves = []
+    for unit in ("1110", "1120", "2110", "3110"):
+        for category in ("salaries", "substitutes", "revenue_fees"):
+            sign = -1 if category.startswith("revenue") else 1
+            level = sign * rng.uniform(0.5e6, 3e6)
+            budget = [level * 1.02] * 12
+            leaves.append(
+                LeafSeries(unit, "cost", category, _history(rng, level, 3, through), budget)
+            )
+        leaves.append(
+            LeafSeries(
+                unit, "measure", "substitute_hours", _history(rng, 1000, 3, through), [990.0] * 12
+            )
+        )
+    return leaves
+
+
+def test_every_node_is_the_sum_of_its_children_and_total_excludes_measures(
+    domain: DomainConfig,
+) -> None:
+    result = forecast_organisation(_leaves(domain), domain, YEAR, 6)
+    org = domain.org
+    for node in result.nodes:
+        children = [c.id for c in org.children(node.org_unit)]
+        parts = [result.get(c, node.category) for c in children]
+        parts = [p for p in parts if p is not None and p.kind == node.kind]
+        if parts:
+            assert node.full_year == pytest.approx(sum(p.full_year for p in parts), rel=1e-12)
+            assert node.actual_ytd == pytest.approx(sum(p.actual_ytd for p in parts), rel=1e-12)
+        assert node.low <= node.full_year <= node.high
+        assert node.actual_ytd + sum(node.path) == pytest.approx(node.full_year, rel=1e-9)
+    total = result.get("VON", TOTAL)
+    assert total is not None
+    categories = [result.get("VON", c) for c in ("salaries", "substitutes", "revenue_fees")]
+    assert total.full_year == pytest.approx(sum(c.full_year for c in categories if c), rel=1e-12)
+    assert total.budget_full_year == pytest.approx(
+        sum(c.budget_full_year or 0 for c in categories if c), rel=1e-12
+    )
+    assert total.deviation == pytest.approx(total.budget_full_year - total.full_year)
+    assert result.get("VON", "substitute_hours").kind == "measure"  # type: ignore[union-attr]
+    assert total.model == "sum"
+
+
+def test_next_month_interval_spreads_the_full_year_sigma_over_the_remaining_months(
+    domain: DomainConfig,
+) -> None:
+    node = forecast_organisation(_leaves(domain), domain, YEAR, 6).get("1110", "salaries")
+    assert node is not None
+    expected, low, high = node.next_month()  # type: ignore[misc]
+    assert expected == node.path[0]
+    assert high - expected == pytest.approx(1.2815515655446004 * node.sigma / math.sqrt(6))
+    assert low < expected < high
+    december = forecast_organisation(_leaves(domain, 12), domain, YEAR, 12).get("1110", "salaries")
+    assert december is not None and december.next_month() is None
+
+
+def test_volume_linked_category_gets_a_volume_and_price_split(domain: DomainConfig) -> None:
+    from dataclasses import replace
+
+    linked = DomainConfig(
+        domain.org,
+        {
+            **domain.categories,
+            "substitutes": replace(
+                domain.categories["substitutes"], volume_measure="substitute_hours"
+            ),
+        },
+        domain.measures,
+    )
+    node = forecast_organisation(_leaves(linked), linked, YEAR, 6).get("AO", "substitutes")
+    assert node is not None and node.volume_effect is not None and node.price_effect is not None
+    assert node.volume_effect + node.price_effect == pytest.approx(node.deviation, rel=1e-9)
+    plain = forecast_organisation(_leaves(domain), domain, YEAR, 6).get("AO", "substitutes")
+    assert plain is not None and plain.volume_effect is None
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.forecast_status: Any = None
+        self.runs = 0
+
+    def observe_forecast(self, seconds: float) -> None:
+        self.runs += 1
+
+
+def test_forecaster_runs_once_per_state_version_and_publishes_only_changes(
+    domain: DomainConfig,
+) -> None:
+    from streams.aggregation import apply_events, state_key
+    from streams.validation import parse_event
+
+    sent: list[tuple[str, str, bytes]] = []
+    metrics = _Metrics()
+    forecaster = LiveForecaster(
+        domain, "auto", None, lambda t, k, v: sent.append((t, k, v)), "fc", "al", metrics
+    )
+    events = [
+        {
+            "event_id": f"c{m}",
+            "type": "cost",
+            "org_unit": "1110",
+            "period": f"{YEAR}-{m:02d}",
+            "category": "salaries",
+            "amount_sek": 1_000_000 + m,
+        }
+        for m in range(1, 4)
+    ]
+    import json
+
+    items: dict[str, Any] = {}
+    for raw in events:
+        event = parse_event(json.dumps(raw).encode(), domain)
+        key = state_key(0, event)
+        items[key] = apply_events(items.get(key), [event], domain).value
+    try:
+        assert asyncio.run(forecaster.run_once(1, list(items.items())))
+        first = len(sent)
+        assert first > 0 and all(topic == "fc" for topic, _, _ in sent)
+        assert not asyncio.run(forecaster.run_once(1, list(items.items())))
+        assert asyncio.run(forecaster.run_once(2, list(items.items())))  # same figures
+        assert len(sent) == first and metrics.runs == 2
+        assert metrics.forecast_status.latest[YEAR].as_of_month == 3
+    finally:
+        forecaster.close()
