@@ -1,4 +1,4 @@
-"""The organisation forecast (forecasts.live) and the worker's debounced runs (streams.forecasting)."""
+"""The organisation forecast (forecasts.live) and the debounced runs (streams.forecasting)."""
 
 from __future__ import annotations
 
