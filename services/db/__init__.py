@@ -3,6 +3,7 @@
 The API lives in :mod:`services.db.store`; it is re-exported here.
 """
 
+from services.db.checkpoints import load_checkpoints
 from services.db.store import (
     LateEvent,
     StoredSnapshot,
@@ -18,6 +19,7 @@ from services.db.store import (
 __all__ = [
     "LateEvent",
     "StoredSnapshot",
+    "load_checkpoints",
     "load_late_events",
     "load_snapshot",
     "load_snapshots",

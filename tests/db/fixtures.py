@@ -1,1 +1,279 @@
-"""Fixtures of this test area."""
+"""Fixtures of the snapshot store tests: a private PostgreSQL cluster, SQLite files, a forecast.
+
+The PostgreSQL cluster is real: ``initdb`` into a temporary directory, ``pg_ctl -w start`` on a
+free loopback port (its unix socket in the same directory), one fresh database per test, stopped
+at the end of the session. Without the server binaries the tests fail and say how to install
+them (scripts/test-deps.sh); they are not skipped, so a missing PostgreSQL cannot pass as green.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forecasts.domain import DomainConfig
+from forecasts.live import OrganisationForecast, forecast_organisation
+from services.broker import free_port
+from services.config_files import load_domain_config
+from services.scenario import Scenario, generate_scenario
+from services.settings import DEFAULT_CONFIG_DIR
+from streams.aggregation import apply_events, leaf_series, state_key
+from streams.validation import parse_event
+from tests.streams.fixtures import wait_until
+
+POSTGRES_START_TIMEOUT_S = 60
+DB_YEAR = 2024
+DB_AS_OF = 3
+
+
+def find_postgres_bin() -> Path | None:
+    """The directory with initdb and pg_ctl: the newest /usr/lib/postgresql/*/bin, else PATH."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
+    )
+    for directory in reversed(candidates):
+        if (Path(directory) / "initdb").is_file() and (Path(directory) / "pg_ctl").is_file():
+            return Path(directory)
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb and pg_ctl:
+        return Path(os.path.realpath(initdb)).parent
+    return None
+
+
+def _server_user() -> pwd.struct_passwd | None:
+    """PostgreSQL refuses to run as root: as root, run it as ``postgres`` (or ``nobody``)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError("running as root and neither user 'postgres' nor 'nobody' exists")
+
+
+class PostgresCluster:
+    """A throw-away cluster: trust authentication, loopback only, fsync off (test data)."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.user = _server_user()
+        # Not under pytest's tmp dir: that is private to root, and the server may run as postgres.
+        self.base = Path(tempfile.mkdtemp(prefix="budgetvakt-pg-"))
+        self.data_dir = self.base / "data"
+        self.socket_dir = self.base / "socket"
+        self.log_path = self.base / "postgres.log"
+        self.port = free_port()
+        self.superuser = "budgetvakt"
+        self.socket_dir.mkdir()
+        if self.user is not None:
+            for path in (self.base, self.socket_dir):
+                os.chown(path, self.user.pw_uid, self.user.pw_gid)
+
+    def _run(self, *args: str, timeout_s: float = POSTGRES_START_TIMEOUT_S) -> None:
+        command = [str(self.bin_dir / args[0]), *args[1:]]
+        completed = subprocess.run(
+            command,
+            cwd=self.base,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            user=self.user.pw_uid if self.user else None,
+            group=self.user.pw_gid if self.user else None,
+            env={**os.environ, "LC_ALL": "C", "HOME": str(self.base)},
+        )
+        if completed.returncode != 0:
+            log = self.log_path.read_text() if self.log_path.exists() else ""
+            raise RuntimeError(
+                f"{' '.join(command)} failed ({completed.returncode}):\n"
+                f"{completed.stdout}\n{completed.stderr}\n{log[-3000:]}"
+            )
+
+    def start(self) -> None:
+        self._run(
+            "initdb",
+            "-D", str(self.data_dir),
+            "-U", self.superuser,
+            "-A", "trust",
+            "-E", "UTF8",
+            "--no-locale",
+            "--no-sync",
+        )  # fmt: skip
+        options = (
+            f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl",
+            "-D", str(self.data_dir),
+            "-l", str(self.log_path),
+            "-o", options,
+            "-w",
+            "-t", str(POSTGRES_START_TIMEOUT_S),
+            "start",
+        )  # fmt: skip
+        wait_until(self.accepts_connections, POSTGRES_START_TIMEOUT_S, "PostgreSQL accepts")
+
+    def stop(self) -> None:
+        try:
+            if (self.data_dir / "postmaster.pid").exists():
+                self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg2://{self.superuser}@127.0.0.1:{self.port}/{database}"
+
+    def _connect(self, database: str = "postgres") -> Any:
+        import psycopg2
+
+        return psycopg2.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user=self.superuser,
+            dbname=database,
+            connect_timeout=5,
+        )
+
+    def accepts_connections(self) -> bool:
+        import psycopg2
+
+        try:
+            self._connect().close()
+            return True
+        except psycopg2.OperationalError:
+            return False
+
+    def create_database(self) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        connection = self._connect()
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            connection.close()
+        return name
+
+    def drop_database(self, name: str) -> None:
+        connection = self._connect()
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    bin_dir = find_postgres_bin()
+    if bin_dir is None:
+        pytest.fail(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found under "
+            "/usr/lib/postgresql/*/bin or on PATH: run scripts/test-deps.sh to install them",
+            pytrace=False,
+        )
+    cluster = PostgresCluster(bin_dir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """A fresh, empty database of the session cluster."""
+    name = postgres_cluster.create_database()
+    try:
+        yield postgres_cluster.url(name)
+    finally:
+        postgres_cluster.drop_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.sqlite'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """An empty database of each supported kind (SQLite file, private PostgreSQL)."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    from services.db import upgrade
+
+    upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture
+def store_engine(migrated_url: str) -> Iterator[Any]:
+    from services.db import make_engine
+
+    engine = make_engine(migrated_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+# --- A small real forecast ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForecastCase:
+    domain: DomainConfig
+    scenario: Scenario
+    items: dict[str, Any]  # table values of every event, keyed by state_key(0, event)
+    forecast: OrganisationForecast  # DB_YEAR as of DB_AS_OF
+
+
+def aggregate_events(events: list[dict[str, Any]], domain: DomainConfig) -> dict[str, Any]:
+    """The worker's aggregation of contract events, all on partition 0."""
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for event in events:
+        parsed = parse_event(json.dumps(event).encode("utf-8"), domain)
+        groups[state_key(0, parsed)].append(parsed)
+    return {key: apply_events(None, group, domain).value for key, group in groups.items()}
+
+
+@pytest.fixture(scope="session")
+def db_domain() -> DomainConfig:
+    return load_domain_config(DEFAULT_CONFIG_DIR)
+
+
+@pytest.fixture(scope="session")
+def forecast_case(db_domain: DomainConfig) -> ForecastCase:
+    scenario = generate_scenario(
+        seed=7, start_year=DB_YEAR - 1, years=2, overrun=True, domain=db_domain
+    )
+    items = aggregate_events(scenario.all_events(), db_domain)
+    leaves, _ = leaf_series(items.items(), DB_YEAR)
+    forecast = forecast_organisation(leaves, db_domain, DB_YEAR, DB_AS_OF, model="auto")
+    return ForecastCase(db_domain, scenario, items, forecast)
+
+
+def forecast_as_of(case: ForecastCase, month: int) -> OrganisationForecast:
+    leaves, _ = leaf_series(case.items.items(), DB_YEAR)
+    return forecast_organisation(leaves, case.domain, DB_YEAR, month, model="auto")

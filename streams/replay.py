@@ -1,0 +1,197 @@
+"""Replay the input topics from the beginning into table values, independently of the worker.
+
+``budgetvakt snapshot`` uses it: read every cost, volume, budget and period_close message from
+offset 0 (the log start) up to the end, validate each as the worker does
+(:func:`streams.validation.parse_event`, an event on another type's topic is invalid too), and
+aggregate with :func:`streams.aggregation.apply_events` into values keyed by
+``state_key(0, event)``: one partition's worth of the worker's table, so
+``streams.aggregation.leaf_series`` reads it unchanged. Invalid messages are skipped and
+counted; a copy of an event (re-sent, or forwarded to its home partition by a worker) is a
+duplicate by ``event_id`` and counts once.
+
+Where the end is (brief §5): Tansu answers the end offset of a partition as "first offset of the
+last record batch + 1", so after batched produces it is too low (measured: 249 reported, 286
+records present). The reader therefore keeps polling after every partition has reached the
+reported end until a poll brings nothing (at most :data:`DRAIN_POLLS` more polls, so that a
+busy production cluster, whose end offsets are exact, cannot keep the replay going forever).
+No consumer group: nothing is committed and no running worker is disturbed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from forecasts.domain import DomainConfig
+from services.errors import UserError
+from streams.aggregation import CLOSED_SEGMENT, StateValue, apply_events, state_key
+from streams.validation import InvalidEvent, parse_event
+
+log = structlog.get_logger(__name__)
+
+INPUT_TYPES = ("cost", "volume", "budget", "period_close")
+POLL_TIMEOUT_MS = 500
+FETCH_MAX_WAIT_MS = 100
+MAX_POLL_RECORDS = 100_000
+DRAIN_POLLS = 10
+DEFAULT_TIMEOUT_S = 120.0
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    topic: str
+    value: bytes | None
+
+
+@dataclass
+class ReplayResult:
+    """Table values keyed by ``state_key(0, event)`` (with their ids) and what was read."""
+
+    items: dict[str, StateValue] = field(default_factory=dict)
+    closed_periods: set[str] = field(default_factory=set)
+    messages: int = 0  # records read
+    accepted: int = 0  # events that changed a value
+    duplicates: int = 0  # an event_id seen before
+    invalid: int = 0  # rejected by validation (the worker dead-letters these)
+    failed: int = 0  # valid but could not be applied (also dead-lettered by the worker)
+
+
+def aggregate(
+    messages: Iterable[RawMessage], topic_types: Mapping[str, str], domain: DomainConfig
+) -> ReplayResult:
+    """Validate and aggregate messages in the order given (per partition order matters only for
+    budget lines, where a later version replaces an earlier one, as in the worker)."""
+    result = ReplayResult()
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for message in messages:
+        result.messages += 1
+        if not message.value:
+            result.invalid += 1
+            continue
+        try:
+            event = parse_event(message.value, domain)
+        except InvalidEvent:
+            result.invalid += 1
+            continue
+        expected = topic_types.get(message.topic)
+        if expected is not None and str(event.type) != expected:
+            result.invalid += 1
+            continue
+        groups[state_key(0, event)].append(event)
+    for key, events in groups.items():
+        applied = apply_events(None, events, domain)
+        result.accepted += applied.outcomes.count("accepted")
+        result.duplicates += applied.outcomes.count("duplicate")
+        result.failed += applied.outcomes.count("failed")
+        if applied.changed:
+            result.items[key] = applied.value
+            if key.endswith(f"|{CLOSED_SEGMENT}"):
+                result.closed_periods.update(applied.value.get("closed", []))
+    return result
+
+
+def read_topics(
+    bootstrap_servers: str, topics: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S
+) -> list[RawMessage]:
+    """Every record of ``topics`` from the log start to the end (see the module doc).
+
+    A topic that does not exist yet has no records. The broker unreachable, or the end not
+    reached within ``timeout_s``, is a :class:`UserError`.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError, NoBrokersAvailable
+
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            client_id="budgetvakt-replay",
+            group_id=None,
+            enable_auto_commit=False,
+            allow_auto_create_topics=False,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            max_poll_records=MAX_POLL_RECORDS,
+            bootstrap_timeout_ms=int(CONNECT_TIMEOUT_S * 1000),
+            request_timeout_ms=int(CONNECT_TIMEOUT_S * 1000) + FETCH_MAX_WAIT_MS,
+        )
+    except (NoBrokersAvailable, KafkaError, OSError, ValueError) as err:
+        raise UserError(
+            f"kan inte nå Kafka på {bootstrap_servers} "
+            f"(BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS): {type(err).__name__}: {err}"
+        ) from None
+    try:
+        partitions: list[Any] = []
+        for topic in dict.fromkeys(topics):
+            ids = consumer.partitions_for_topic(topic) or set()
+            if not ids:
+                log.warning("replay_topic_missing", topic=topic)
+            partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        begin = consumer.beginning_offsets(partitions)
+        end = consumer.end_offsets(partitions)
+        behind = set(partitions)
+        messages: list[RawMessage] = []
+        deadline = time.monotonic() + timeout_s
+        drain_polls = 0
+        while True:
+            batch = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+            for tp, records in batch.items():
+                messages.extend(RawMessage(tp.topic, record.value) for record in records)
+            behind = {tp for tp in behind if consumer.position(tp) < end[tp]}
+            if not behind:
+                if not batch or drain_polls >= DRAIN_POLLS:
+                    break
+                drain_polls += 1
+            if time.monotonic() > deadline:
+                raise UserError(
+                    f"läsningen av Kafka-ämnena nådde inte slutet inom {timeout_s:.0f} s "
+                    f"({len(messages)} meddelanden lästa; {len(behind)} partitioner kvar)"
+                )
+        log.info(
+            "replay_read",
+            messages=len(messages),
+            partitions=len(partitions),
+            reported=sum(end[tp] - begin[tp] for tp in partitions),
+        )
+        return messages
+    except KafkaError as err:
+        raise UserError(
+            f"fel vid läsning från Kafka på {bootstrap_servers}: {type(err).__name__}: {err}"
+        ) from None
+    finally:
+        consumer.close()
+
+
+def replay(
+    bootstrap_servers: str,
+    topic_types: Mapping[str, str],
+    domain: DomainConfig,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> ReplayResult:
+    """Read ``topic_types`` (topic name → the event type it carries) and aggregate them."""
+    messages = read_topics(bootstrap_servers, topic_types, timeout_s)
+    result = aggregate(messages, topic_types, domain)
+    log.info(
+        "replay_done",
+        messages=result.messages,
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        invalid=result.invalid,
+        failed=result.failed,
+        keys=len(result.items),
+        closed_periods=len(result.closed_periods),
+    )
+    return result
+
+
+def input_topic_types(topics: Any) -> dict[str, str]:
+    """topic name → event type, for the four input topics of ``Settings().topics()``."""
+    return {getattr(topics, kind): kind for kind in INPUT_TYPES}
