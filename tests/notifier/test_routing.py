@@ -1,0 +1,283 @@
+"""Routing: the shipped config/routing.yaml, who gets which alert, and precise config errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from forecasts.domain import DomainConfig
+from services.config_files import load_domain_config
+from services.errors import ConfigError
+from services.notify_engine import plan_notifications
+from services.notify_routing import Routing, load_routing
+from services.settings import DEFAULT_CONFIG_DIR, REPO_ROOT
+from streams.output_records import AlertEvent
+from tests.notifier.fixtures import make_alert
+
+
+@pytest.fixture(scope="module")
+def domain() -> DomainConfig:
+    return load_domain_config(DEFAULT_CONFIG_DIR)
+
+
+@pytest.fixture(scope="module")
+def routing(domain: DomainConfig) -> Routing:
+    return load_routing(DEFAULT_CONFIG_DIR / "routing.yaml", domain.org)
+
+
+def recipients_of(routing: Routing, domain: DomainConfig, **alert: Any) -> set[str]:
+    unit = alert.pop("org_unit")
+    event = AlertEvent.model_validate(make_alert(unit, **alert))
+    return {r.id for r in routing.recipients_for(event, domain.org)}
+
+
+def test_shipped_routing_covers_every_enhet(routing: Routing, domain: DomainConfig) -> None:
+    enheter = [n.id for n in domain.org.nodes.values() if n.level == "enhet"]
+    assert len(enheter) == 10
+    for unit in enheter:
+        got = recipients_of(routing, domain, org_unit=unit, severity="info")
+        assert got, f"no recipient for an info alert about {unit}"
+
+
+def test_enhet_alert_goes_to_its_chef_and_the_avdelning(
+    routing: Routing, domain: DomainConfig
+) -> None:
+    # An info alert: only the enhetschef (the avdelning's people start at warning).
+    assert recipients_of(routing, domain, org_unit="1110", severity="info") == {"karin-holm"}
+    # A warning: also the avdelningschef, the AO controller and the finance office's system.
+    assert recipients_of(routing, domain, org_unit="1110", severity="warning") == {
+        "karin-holm",
+        "eva-sandberg",
+        "erik-sjoberg",
+        "ekonomienheten",
+    }
+    # A critical enhet alert: the förvaltningschef listens to avdelning level and up only.
+    assert recipients_of(routing, domain, org_unit="3130", severity="critical") == {
+        "omar-haddad",
+        "nina-forsberg",
+        "anna-wikstrom",
+        "ekonomienheten",
+    }
+
+
+def test_upper_levels_reach_management_only_when_critical(
+    routing: Routing, domain: DomainConfig
+) -> None:
+    assert recipients_of(routing, domain, org_unit="AO", severity="critical") == {
+        "eva-sandberg",
+        "erik-sjoberg",
+        "helena-dahl",
+        "ekonomienheten",
+    }
+    assert recipients_of(routing, domain, org_unit="AO", severity="warning") == {
+        "eva-sandberg",
+        "erik-sjoberg",
+        "ekonomienheten",
+    }
+    assert recipients_of(routing, domain, org_unit="VON", severity="critical") == {
+        "jonas-alm",
+        "helena-dahl",
+        "ekonomienheten",
+    }
+    assert recipients_of(routing, domain, org_unit="VOF", severity="warning") == {"ekonomienheten"}
+
+
+def test_plan_groups_per_recipient_and_channel(routing: Routing, domain: DomainConfig) -> None:
+    alerts = [
+        AlertEvent.model_validate(make_alert(unit, severity="warning"))
+        for unit in ("1110", "1120", "1210")
+    ]
+    repeated = [*alerts, alerts[0]]  # the same event twice in one round
+    notifications, repeats = plan_notifications(repeated, routing, domain)
+    by_key = {
+        (n.recipient.id, n.channel): n for n in notifications if n.recipient.id != "ekonomienheten"
+    }
+    assert repeats == 5  # the repeat reaches karin, eva, erik (mail + Teams) and ekonomienheten
+    assert len(by_key[("erik-sjoberg", "email")].alerts) == 3
+    assert len(by_key[("erik-sjoberg", "webhook")].alerts) == 3  # one Teams card for all three
+    assert len(by_key[("karin-holm", "email")].alerts) == 1
+    # JSON webhooks get one request per alert.
+    json_hooks = [n for n in notifications if n.recipient.id == "ekonomienheten"]
+    assert [len(n.alerts) for n in json_hooks] == [1, 1, 1]
+
+
+# --- Config errors -------------------------------------------------------------------------------
+
+VALID = {
+    "recipients": {
+        "chef": {
+            "name": "Karin Holm",
+            "role": "Enhetschef",
+            "min_severity": "info",
+            "channels": {"email": "karin.holm@storvik.example"},
+        },
+        "kanal": {
+            "name": "Ekonomi",
+            "role": "Teams-kanal",
+            "channels": {"webhook": {"url": "https://hooks.storvik.example/x", "format": "teams"}},
+        },
+    },
+    "units": {"1110": ["chef"], "AO": ["kanal"]},
+}
+
+
+def write(tmp_path: Path, data: Any) -> Path:
+    path = tmp_path / "routing.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def changed(**edits: Any) -> dict[str, Any]:
+    data = yaml.safe_load(yaml.safe_dump(VALID))
+    for dotted, value in edits.items():
+        *parents, last = dotted.split("__")
+        node = data
+        for part in parents:
+            node = node[part]
+        if value is KeyError:
+            del node[last]
+        else:
+            node[last] = value
+    return data
+
+
+def test_valid_minimal_file_loads(tmp_path: Path, domain: DomainConfig) -> None:
+    routing = load_routing(write(tmp_path, VALID), domain.org)
+    assert routing.recipients["kanal"].webhook_format == "teams"
+    assert routing.recipients["kanal"].min_severity == "warning"  # the default
+    assert routing.recipients["chef"].units == ("1110",)
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "problem"),
+    [
+        (
+            changed(units={"1110": ["chef"], "9999": ["kanal"]}),
+            "units.9999",
+            "unknown org unit '9999'",
+        ),
+        (changed(units__AO=["kanal", "nobody"]), "units.AO.1", "unknown recipient 'nobody'"),
+        (changed(units__AO=["kanal", "kanal"]), "units.AO.1", "listed twice"),
+        (changed(units={"1110": ["chef"]}), "recipients.kanal", "not attached to any org unit"),
+        (
+            "recipients: {}\nunits:\n  1110: []\n",
+            "units",
+            "org unit id 1110 must be quoted",
+        ),
+        (changed(recipients__chef__phone="070"), "recipients.chef.phone", "Extra inputs"),
+        (
+            changed(recipients__chef__channels={"email": "karin.holm"}),
+            "recipients.chef.channels.email",
+            "'karin.holm' is not an e-mail address",
+        ),
+        (
+            changed(recipients__chef__channels={}),
+            "recipients.chef.channels",
+            "at least one channel",
+        ),
+        (
+            changed(
+                recipients__kanal__channels__webhook={"url": "https://x.example", "format": "slack"}
+            ),
+            "recipients.kanal.channels.webhook.format",
+            "'json' or 'teams'",
+        ),
+        (
+            changed(recipients__kanal__channels__webhook={"url": "ftp://x.example/h"}),
+            "recipients.kanal.channels.webhook.url",
+            "URL scheme should be 'http' or 'https'",
+        ),
+        (changed(recipients__chef__min_severity="high"), "recipients.chef.min_severity", "'info'"),
+        (
+            changed(recipients__chef__alert_levels=["kommun"]),
+            "recipients.chef.alert_levels.0",
+            "'namnd'",
+        ),
+        (changed(recipients__chef__name=KeyError), "recipients.chef.name", "Field required"),
+        (
+            changed(
+                recipients={
+                    "Karin Holm": VALID["recipients"]["chef"],
+                    "kanal": VALID["recipients"]["kanal"],
+                }
+            ),
+            "recipients.Karin Holm.[key]",
+            "should match pattern",
+        ),
+        ("units: [\n", "line 2", "not valid YAML"),
+    ],
+)
+def test_config_errors_name_file_key_and_problem(
+    tmp_path: Path, domain: DomainConfig, data: Any, key: str, problem: str
+) -> None:
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as caught:
+        load_routing(path, domain.org)
+    err = caught.value
+    assert err.file == str(path)
+    assert err.key == key
+    assert problem in err.problem
+    assert str(err).startswith(f"config error in {path}: {key}: ")
+
+
+def test_missing_routing_file(tmp_path: Path, domain: DomainConfig) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_routing(tmp_path / "absent.yaml", domain.org)
+
+
+def test_command_reports_a_bad_routing_file_without_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, changed(units={"1110": ["chef"], "AO": ["kanal"], "4110": ["chef"]}))
+    result = subprocess.run(
+        [sys.executable, "-m", "services", "notifier"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never reached: config first
+            "BUDGETVAKT_NOTIFIER_ROUTING_FILE": str(path),
+            "BUDGETVAKT_DATA_DIR": str(tmp_path / "data"),
+        },
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"config error in {path}: units.4110: unknown org unit '4110'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_command_without_bootstrap_servers_is_a_user_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "services", "notifier"],
+        env={"PATH": "/usr/bin:/bin", "BUDGETVAKT_DATA_DIR": str(tmp_path / "data")},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_command_names_a_bad_environment_value(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "services", "notifier"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            "BUDGETVAKT_SMTP_PORT": "smtp",
+            "BUDGETVAKT_DATA_DIR": str(tmp_path / "data"),
+        },
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "BUDGETVAKT_SMTP_PORT: Input should be a valid integer" in result.stderr
+    assert "Traceback" not in result.stderr
