@@ -87,20 +87,17 @@ def test_next_month_interval_spreads_the_full_year_sigma_over_the_remaining_mont
 def test_volume_linked_category_gets_a_volume_and_price_split(domain: DomainConfig) -> None:
     from dataclasses import replace
 
-    linked = DomainConfig(
-        domain.org,
-        {
-            **domain.categories,
-            "substitutes": replace(
-                domain.categories["substitutes"], volume_measure="substitute_hours"
-            ),
-        },
-        domain.measures,
-    )
+    def with_link(measure: str | None) -> DomainConfig:
+        category = replace(domain.categories["substitutes"], volume_measure=measure)
+        return DomainConfig(
+            domain.org, {**domain.categories, "substitutes": category}, domain.measures
+        )
+
+    linked, unlinked = with_link("substitute_hours"), with_link(None)
     node = forecast_organisation(_leaves(linked), linked, YEAR, 6).get("AO", "substitutes")
     assert node is not None and node.volume_effect is not None and node.price_effect is not None
     assert node.volume_effect + node.price_effect == pytest.approx(node.deviation, rel=1e-9)
-    plain = forecast_organisation(_leaves(domain), domain, YEAR, 6).get("AO", "substitutes")
+    plain = forecast_organisation(_leaves(unlinked), unlinked, YEAR, 6).get("AO", "substitutes")
     assert plain is not None and plain.volume_effect is None
 
 
