@@ -60,15 +60,15 @@ def test_account_mapping() -> None:
     [
         (
             "categories.yaml",
-            "profile: summer_substitutes}",
-            "profile: winter}",
+            "profile: summer_substitutes,",
+            "profile: winter,",
             "categories.substitutes.profile",
             "unknown profile 'winter'",
         ),
         (
             "categories.yaml",
-            "posting_lag_months: 1}",
-            "posting_lag_months: many}",
+            "posting_lag_months: 1,",
+            "posting_lag_months: many,",
             "categories.overtime.posting_lag_months",
             "valid integer",
         ),
