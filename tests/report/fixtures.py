@@ -1,0 +1,196 @@
+"""Fixtures of the report tests: stored snapshots of the demo scenario's overrun year.
+
+The snapshots are built the way the worker builds them: the scenario's events are applied with
+``streams.aggregation.apply_events`` into table values keyed by ``state_key(0, event)``, the
+leaves come from ``leaf_series`` and the forecast from ``forecast_organisation``; only events of
+periods up to the snapshot's month are applied (budgets are known from the start).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from forecasts.domain import DomainConfig
+from forecasts.live import OrganisationForecast, forecast_organisation
+from services.config_files import load_domain_config
+from services.db.store import StoredSnapshot, make_engine, upgrade, write_snapshot
+from services.report import report_files
+from services.report_tables import Report, build_report
+from services.scenario import Scenario, generate_scenario
+from services.settings import DEFAULT_CONFIG_DIR
+from streams.aggregation import apply_events, leaf_series, state_key
+
+REPORT_YEAR = 2024
+#: Snapshot months of the year and their checkpoint names (None: an ordinary month close).
+SNAPSHOT_MONTHS: dict[int, str | None] = {3: "mars", 4: "april", 8: "aug", 10: "okt", 12: None}
+
+
+def forecasts_by_month(
+    scenario: Scenario, domain: DomainConfig, year: int, months: Sequence[int]
+) -> dict[int, OrganisationForecast]:
+    """The organisation forecast as of each month, from the scenario's events up to it."""
+    values: dict[str, dict[str, Any]] = {}
+    budgets = [e for e in scenario.budgets if e["year"] <= year]
+    for event in budgets:
+        ns = SimpleNamespace(**event)
+        key = state_key(0, ns)
+        values[key] = apply_events(values.get(key), [ns], domain).value
+    flows = sorted(
+        (e for e in [*scenario.costs, *scenario.volumes] if e["period"] <= f"{year}-12"),
+        key=lambda e: e["period"],
+    )
+    out: dict[int, OrganisationForecast] = {}
+    position = 0
+    for month in sorted(months):
+        cutoff = f"{year:04d}-{month:02d}"
+        while position < len(flows) and flows[position]["period"] <= cutoff:
+            ns = SimpleNamespace(**flows[position])
+            key = state_key(0, ns)
+            values[key] = apply_events(values.get(key), [ns], domain).value
+            position += 1
+        leaves, as_of = leaf_series(values.items(), year)
+        assert as_of == month
+        out[month] = forecast_organisation(leaves, domain, year, as_of)
+    return out
+
+
+def stored(
+    forecast: OrganisationForecast,
+    *,
+    snapshot_id: int,
+    checkpoint: str | None = None,
+    version: int = 1,
+    late_event_count: int = 0,
+) -> StoredSnapshot:
+    month = forecast.as_of_month
+    return StoredSnapshot(
+        id=snapshot_id,
+        period=f"{forecast.year:04d}-{month:02d}",
+        version=version,
+        checkpoint=checkpoint,
+        trigger="period_close",
+        created_at=datetime(forecast.year + (month == 12), month % 12 + 1, 5, 8, 0, tzinfo=UTC),
+        late_event_count=late_event_count,
+        forecast=forecast,
+    )
+
+
+@dataclass(frozen=True)
+class ReportCase:
+    domain: DomainConfig
+    scenario: Scenario
+    year: int
+    forecasts: dict[int, OrganisationForecast]
+    snapshots: dict[int, StoredSnapshot]  # by month
+
+    def before(self, month: int) -> list[StoredSnapshot]:
+        return [s for m, s in self.snapshots.items() if m < month]
+
+
+@pytest.fixture(scope="session")
+def report_domain() -> DomainConfig:
+    return load_domain_config(DEFAULT_CONFIG_DIR)
+
+
+@pytest.fixture(scope="session")
+def report_case(report_domain: DomainConfig) -> ReportCase:
+    scenario = generate_scenario(
+        seed=2024, start_year=REPORT_YEAR - 1, years=2, overrun=True, domain=report_domain
+    )
+    forecasts = forecasts_by_month(scenario, report_domain, REPORT_YEAR, list(SNAPSHOT_MONTHS))
+    snapshots = {
+        month: stored(forecasts[month], snapshot_id=i, checkpoint=SNAPSHOT_MONTHS[month])
+        for i, month in enumerate(sorted(forecasts), start=1)
+    }
+    return ReportCase(report_domain, scenario, REPORT_YEAR, forecasts, snapshots)
+
+
+@pytest.fixture(scope="session")
+def august_report(report_case: ReportCase) -> Report:
+    """The delårsrapport after August, compared with the March and April snapshots."""
+    return build_report(report_case.snapshots[8], report_case.before(8), report_case.domain)
+
+
+@pytest.fixture(scope="session")
+def august_files(august_report: Report) -> dict[str, bytes]:
+    return report_files(august_report)
+
+
+def chromium_binary() -> str:
+    """The Chromium the HTML tests drive; a missing one fails the test (never skipped)."""
+    for candidate in (
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.fail("chromium is not installed: run scripts/test-deps.sh to install it")
+
+
+def run_chromium(
+    *args: str, profile: Path, timeout_s: float = 90.0
+) -> subprocess.CompletedProcess[str]:
+    command = [
+        chromium_binary(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+
+
+@pytest.fixture
+def report_db_url(tmp_path: Path, report_case: ReportCase) -> str:
+    """A migrated SQLite snapshot store holding the report case's snapshots (as the worker
+    writes them: version 1 of each period, with the checkpoint names)."""
+    url = f"sqlite:///{tmp_path / 'store' / 'budgetvakt.sqlite'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        for month in sorted(report_case.snapshots):
+            write_snapshot(
+                engine,
+                report_case.forecasts[month],
+                period=f"{report_case.year}-{month:02d}",
+                trigger="period_close",
+                checkpoint=SNAPSHOT_MONTHS[month],
+                org=report_case.domain.org,
+            )
+    finally:
+        engine.dispose()
+    return url
+
+
+def budgetvakt_cli(
+    *args: str, env: dict[str, str], cwd: Path, timeout_s: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``budgetvakt`` command as a user would."""
+    executable = Path(sys.executable).with_name("budgetvakt")
+    return subprocess.run(
+        [str(executable), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **env},
+        timeout=timeout_s,
+        check=False,
+    )
