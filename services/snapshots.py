@@ -100,6 +100,7 @@ def register(app: typer.Typer) -> None:
                 input_topic_types(topics),
                 domain,
                 timeout_s=timeout_s,
+                connect_timeout_s=min(timeout_s, 10.0),
             )
             leaves, latest_month = leaf_series(replayed.items.items(), year)
             if latest_month == 0:

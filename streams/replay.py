@@ -96,8 +96,15 @@ def aggregate(
     return result
 
 
+def _reason(err: Exception) -> str:
+    return str(err) or type(err).__name__
+
+
 def read_topics(
-    bootstrap_servers: str, topics: Iterable[str], timeout_s: float = DEFAULT_TIMEOUT_S
+    bootstrap_servers: str,
+    topics: Iterable[str],
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> list[RawMessage]:
     """Every record of ``topics`` from the log start to the end (see the module doc).
 
@@ -105,7 +112,7 @@ def read_topics(
     reached within ``timeout_s``, is a :class:`UserError`.
     """
     from kafka import KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaError, NoBrokersAvailable
+    from kafka.errors import KafkaError
 
     try:
         consumer = KafkaConsumer(
@@ -116,13 +123,12 @@ def read_topics(
             allow_auto_create_topics=False,
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             max_poll_records=MAX_POLL_RECORDS,
-            bootstrap_timeout_ms=int(CONNECT_TIMEOUT_S * 1000),
-            request_timeout_ms=int(CONNECT_TIMEOUT_S * 1000) + FETCH_MAX_WAIT_MS,
+            bootstrap_timeout_ms=int(connect_timeout_s * 1000),
+            request_timeout_ms=int(max(connect_timeout_s, 1.0) * 1000) + FETCH_MAX_WAIT_MS,
         )
-    except (NoBrokersAvailable, KafkaError, OSError, ValueError) as err:
+    except (KafkaError, OSError, ValueError) as err:
         raise UserError(
-            f"kan inte nå Kafka på {bootstrap_servers} "
-            f"(BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS): {type(err).__name__}: {err}"
+            f"kan inte nå Kafka på {bootstrap_servers} (BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS): {_reason(err)}"
         ) from None
     try:
         partitions: list[Any] = []
@@ -164,7 +170,7 @@ def read_topics(
         return messages
     except KafkaError as err:
         raise UserError(
-            f"fel vid läsning från Kafka på {bootstrap_servers}: {type(err).__name__}: {err}"
+            f"fel vid läsning från Kafka på {bootstrap_servers}: {_reason(err)}"
         ) from None
     finally:
         consumer.close()
@@ -175,9 +181,10 @@ def replay(
     topic_types: Mapping[str, str],
     domain: DomainConfig,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> ReplayResult:
     """Read ``topic_types`` (topic name → the event type it carries) and aggregate them."""
-    messages = read_topics(bootstrap_servers, topic_types, timeout_s)
+    messages = read_topics(bootstrap_servers, topic_types, timeout_s, connect_timeout_s)
     result = aggregate(messages, topic_types, domain)
     log.info(
         "replay_done",
