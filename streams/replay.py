@@ -128,7 +128,8 @@ def read_topics(
         )
     except (KafkaError, OSError, ValueError) as err:
         raise UserError(
-            f"kan inte nå Kafka på {bootstrap_servers} (BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS): {_reason(err)}"
+            f"kan inte nå Kafka på {bootstrap_servers} "
+            f"(BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS): {_reason(err)}"
         ) from None
     try:
         partitions: list[Any] = []
