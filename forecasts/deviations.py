@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -232,12 +232,6 @@ def excess_of(amount: float, reference: float, key: str = "sek") -> dict[str, fl
     return {key: over, "pct": over / abs(reference) * 100}
 
 
-def _pct_value(excess: Mapping[str, float]) -> dict[str, float]:
-    """The per-cent figure for ``values`` (left out when infinite: JSON has no ∞)."""
-    pct = excess["pct"]
-    return {"excess_pct": pct} if math.isfinite(pct) else {}
-
-
 # --- What a rule reads and reports ---------------------------------------------------------------
 
 
@@ -299,12 +293,17 @@ def _split_values(node: NodeForecast) -> dict[str, float]:
     return {"volume_effect": node.volume_effect, "price_effect": node.price_effect}
 
 
-def _versus(money: Money, excess: Mapping[str, float]) -> str:
-    """``(−3,3 mnkr, −36,3 %)``: budget − outcome, negative when over."""
+def _versus(money: Money, excess: Mapping[str, float]) -> tuple[str, dict[str, float]]:
+    """``(−3,3 mnkr, −36,3 %)``: reference − outcome (negative when over), and those values.
+
+    The per cent is left out when the reference is 0 (it would be infinite).
+    """
+    values = {"deviation": -excess["sek"]}
     parts = [money(-excess["sek"], signed=True)]
     if math.isfinite(excess["pct"]):
+        values["deviation_pct"] = -excess["pct"]
         parts.append(format_pct(-excess["pct"], signed=True))
-    return f"({', '.join(parts)})"
+    return f"({', '.join(parts)})", values
 
 
 # --- Rules ---------------------------------------------------------------------------------------
@@ -381,15 +380,15 @@ class BudgetDeviationRule(_CostRule):
                 grading = grading.at_least("critical")
                 detail = " Minusprognos för nämnden: en plan för ekonomi i balans behövs."
             money = Money.for_amounts(node.full_year, budget)
+            versus, deviation = _versus(money, excess)
             figure = (
                 f"prognos {self.noun(ctx)} {node.year} {money(node.full_year)} "
-                f"mot budget {money(budget)} {_versus(money, excess)}"
+                f"mot budget {money(budget)} {versus}"
             )
-            values = {"forecast": node.full_year, "budget": budget, "deviation": -excess["sek"]}
             yield Reading(
                 node,
                 grading,
-                values | _pct_value(excess) | _split_values(node),
+                {"forecast": node.full_year, "budget": budget} | deviation | _split_values(node),
                 figure,
                 _split_detail(node, money) + detail,
             )
@@ -410,12 +409,13 @@ class OvertimeYtdRule(_CostRule):
             actual = node.actual_ytd
             excess = excess_of(actual, budget)
             money = Money.for_amounts(actual, budget)
+            versus, deviation = _versus(money, excess)
             figure = (
                 f"{self.noun(ctx)} {ytd_sv(node.year, node.as_of_month)} {money(actual)} "
-                f"mot budget för perioden {money(budget)} {_versus(money, excess)}"
+                f"mot budget för perioden {money(budget)} {versus}"
             )
-            values = {"actual_ytd": actual, "budget_ytd": budget, "deviation": -excess["sek"]}
-            yield Reading(node, self._grade(excess), values | _pct_value(excess), figure)
+            values = {"actual_ytd": actual, "budget_ytd": budget} | deviation
+            yield Reading(node, self._grade(excess), values, figure)
 
 
 class OvertimeStop(_Strict):
@@ -502,7 +502,7 @@ class OvertimeAfterStopRule(_Rule):
         noun = self.subject or ctx.subject(self.category)
         since = f"för arbete efter övertidsstoppet från {date_sv(stop)}"
         months = [m for m, amount in booked.items() if amount > 0]
-        if not months:
+        if total <= 0 or not months:  # nothing, or bookings corrected away
             return f"ingen {noun} bokförd {since}"
         when = month_sv(months[0])
         if months[-1] != months[0]:
@@ -558,7 +558,8 @@ class SubstitutesMonthRule(_CostRule):
             yield Reading(
                 node,
                 self._grade(excess),
-                {"actual_month": actual, "limit": limit.limit} | limit.values | _pct_value(excess),
+                {"actual_month": actual, "limit": limit.limit, "excess": excess["sek"]}
+                | limit.values,
                 f"{self.noun(ctx)} {month_sv(node.as_of_month)} {node.year} {money(actual)} "
                 f"{limit.describe(money)}",
                 f" Det är {money(excess['sek'])} över gränsen {money(limit.limit)}.",
@@ -614,16 +615,12 @@ class AgencyStaffRule(_CostRule):
                 against = "budget för perioden"
             excess = excess_of(amount, budget)
             money = Money.for_amounts(amount, budget)
-            compared = (
-                f"mot {against} {money(budget)} {_versus(money, excess)}"
-                if budget
-                else "utan budget"
-            )
-            values = {"amount": amount, "budget": budget, "deviation": -excess["sek"]}
+            versus, deviation = _versus(money, excess)
+            compared = f"mot {against} {money(budget)} {versus}" if budget else "utan budget"
             yield Reading(
                 node,
                 self._grade(excess),
-                values | _pct_value(excess),
+                {"amount": amount, "budget": budget} | deviation,
                 f"{what} {money(amount)} {compared}",
             )
 
@@ -661,7 +658,7 @@ class MeasureOverPlanRule(_Rule):
                     node,
                     grade(self.thresholds, excess, self.hysteresis, self.match),
                     {"actual_ytd": actual, "plan_ytd": plan, "excess": excess["units"]}
-                    | _pct_value(excess),
+                    | ({"excess_pct": excess["pct"]} if math.isfinite(excess["pct"]) else {}),
                     figure,
                 )
 
@@ -722,17 +719,14 @@ class ForecastDeteriorationRule(_CostRule):
                 continue
             excess = excess_of(node.full_year, before.full_year)
             money = Money.for_amounts(node.full_year, before.full_year)
+            versus, deviation = _versus(money, excess)
             figure = (
                 f"prognos {self.noun(ctx)} {node.year} {money(node.full_year)} "
                 f"mot {money(before.full_year)} i prognosen per "
-                f"{month_sv(before.as_of_month)} {_versus(money, excess)}"
+                f"{month_sv(before.as_of_month)} {versus}"
             )
-            values = {
-                "forecast": node.full_year,
-                "previous_forecast": before.full_year,
-                "change": excess["sek"],
-            }
-            yield Reading(node, self._grade(excess), values | _pct_value(excess), figure)
+            values = {"forecast": node.full_year, "previous_forecast": before.full_year}
+            yield Reading(node, self._grade(excess), values | deviation, figure)
 
 
 Rule = Annotated[
@@ -746,16 +740,10 @@ Rule = Annotated[
     | ForecastDeteriorationRule,
     Field(discriminator="kind"),
 ]
-RULE_KINDS: tuple[str, ...] = (
-    "budget_deviation",
-    "overtime_ytd",
-    "overtime_after_stop",
-    "substitutes_month_above_expected",
-    "agency_staff_over_budget",
-    "placement_days_over_plan",
-    "home_care_hours_over_plan",
-    "sick_leave_share",
-    "forecast_deterioration",
+RULE_KINDS: tuple[str, ...] = tuple(
+    kind
+    for model in get_args(get_args(Rule)[0])
+    for kind in get_args(model.model_fields["kind"].annotation)
 )
 
 

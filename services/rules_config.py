@@ -54,11 +54,19 @@ def _read_yaml(path: Path) -> Any:
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_DatesAsText)  # a SafeLoader
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise ConfigError(
-            str(path), where, f"not valid YAML: {getattr(err, 'problem', None) or err}"
-        ) from None
+        raise ConfigError(str(path), *_yaml_problem(err)) from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> tuple[str, str]:
+    """(``line 8, column 1``, what is wrong), naming where an unclosed construct started."""
+    mark = getattr(err, "problem_mark", None)
+    if mark is None:
+        return "(file)", f"not valid YAML: {err}"
+    problem = f"not valid YAML: {getattr(err, 'problem', None) or err}"
+    context, start = getattr(err, "context", None), getattr(err, "context_mark", None)
+    if context and start is not None and start.line != mark.line:
+        problem += f" ({context} that starts on line {start.line + 1})"
+    return f"line {mark.line + 1}, column {mark.column + 1}", problem
 
 
 def _key(error: ErrorDetails) -> str:
@@ -85,6 +93,10 @@ def _problem(error: ErrorDetails) -> str:
         return "missing"
     if kind == "extra_forbidden":
         return "unknown key"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping, got {type(given).__name__}"
+    if kind in ("tuple_type", "list_type"):
+        return f"must be a list, got {type(given).__name__}"
     if kind == "literal_error":
         return f"{given!r} is not one of {ctx['expected']}"
     bounds = {
@@ -95,7 +107,9 @@ def _problem(error: ErrorDetails) -> str:
     }
     if kind in bounds:
         name, sign = bounds[kind]
-        return f"must be {sign} {ctx[name]}, got {given!r}"
+        return f"must be {sign} {ctx[name]:g}, got {given!r}"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx['pattern']}, got {given!r}"
     message = error["msg"].removeprefix("Value error, ")
     if kind.startswith("date") or kind.endswith("_parsing") or kind.endswith("_type"):
         return f"{message} (got {given!r})"
