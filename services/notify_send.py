@@ -9,6 +9,7 @@ password nor a webhook URL (Teams webhook URLs carry their token in the path): o
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import smtplib
 import ssl
@@ -70,7 +71,7 @@ class EmailSender:
                     client.starttls(context=self._tls_context)
                     client.ehlo()
                 if smtp.uses_login:
-                    client.login(smtp.username, smtp.password.get_secret_value())
+                    _login(client, smtp.username, smtp.password.get_secret_value())
                 refused = client.send_message(message)
         except smtplib.SMTPNotSupportedError as err:
             raise DeliveryError(EMAIL_REJECTED, f"relay {where}: {_smtp_text(str(err))}") from None
@@ -88,9 +89,30 @@ class EmailSender:
             raise DeliveryError(
                 EMAIL_UNREACHABLE, f"relay {where}: {type(err).__name__}: {_smtp_text(str(err))}"
             ) from None
+        except Exception as err:
+            # Unforeseen: fail this attempt, not the process; the type only, since the text of
+            # an arbitrary error could quote what it choked on (a credential, say).
+            raise DeliveryError(EMAIL_REJECTED, f"relay {where}: {type(err).__name__}") from None
         if refused:
             answers = "; ".join(f"{code} {_smtp_text(text)}" for code, text in refused.values())
             raise DeliveryError(EMAIL_REJECTED, f"relay {where} refused: {answers}")
+
+
+def _login(client: smtplib.SMTP, username: str, password: str) -> None:
+    """``SMTP.login`` encodes credentials as ASCII and fails on ``å``, ``ö``; RFC 4616 allows
+    UTF-8 in AUTH PLAIN, so non-ASCII credentials go that way."""
+    if username.isascii() and password.isascii():
+        client.login(username, password)
+        return
+    client.ehlo_or_helo_if_needed()
+    if "PLAIN" not in client.esmtp_features.get("auth", "").upper().split():
+        raise smtplib.SMTPNotSupportedError(
+            "the relay does not offer AUTH PLAIN, needed for a non-ASCII user name or password"
+        )
+    token = base64.b64encode(f"\0{username}\0{password}".encode()).decode("ascii")
+    code, answer = client.docmd("AUTH", f"PLAIN {token}")
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, answer)
 
 
 def url_host(url: str) -> str:

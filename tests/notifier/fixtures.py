@@ -119,7 +119,7 @@ class ReceivedMail:
     def body(self) -> str:
         part = self.message.get_body(("plain",))
         assert part is not None
-        return str(part.get_content())  # type: ignore[attr-defined]
+        return str(part.get_content())
 
     @property
     def event_ids(self) -> list[str]:
@@ -165,7 +165,7 @@ class MailHandler:
             login = session.auth_data.login.decode()
         with self.lock:
             self.mails.append(
-                ReceivedMail(list(envelope.rcpt_tos), message, session.ssl is not None, login)  # type: ignore[arg-type]
+                ReceivedMail(list(envelope.rcpt_tos), message, session.ssl is not None, login)
             )
         return "250 Message accepted"
 

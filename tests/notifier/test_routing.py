@@ -108,7 +108,7 @@ def test_plan_groups_per_recipient_and_channel(routing: Routing, domain: DomainC
 
 # --- Config errors -------------------------------------------------------------------------------
 
-VALID = {
+VALID: dict[str, Any] = {
     "recipients": {
         "chef": {
             "name": "Karin Holm",

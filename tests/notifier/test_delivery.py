@@ -1,0 +1,232 @@
+"""The notifier end to end, in-process: alert events on the embedded broker, a real SMTP server,
+a real HTTP server for webhooks, the shipped routing (webhooks pointed at the local server)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.notifier.fixtures import NotifierCase, make_alert, metric
+from tests.streams.fixtures import wait_until
+
+pytestmark = pytest.mark.integration
+
+KARIN = "karin.holm@storvik.example"  # enhetschef 1110, from info
+JOHAN = "johan.ek@storvik.example"  # enhetschef 1120
+MARIA = "maria.lund@storvik.example"  # enhetschef 1210
+EVA = "eva.sandberg@storvik.example"  # avdelningschef AO, from warning
+ERIK = "erik.sjoberg@storvik.example"  # controller AO, from warning, also Teams
+SOFIA = "sofia.berglund@storvik.example"  # enhetschef 3110
+ANNA = "anna.wikstrom@storvik.example"  # controller LSS + IFO, from warning
+HELENA = "helena.dahl@storvik.example"  # förvaltningschef: critical, avdelning level and up
+JONAS = "jonas.alm@storvik.example"  # nämndsekreterare: critical, förvaltning/nämnd level
+TEAMS_PATH = "/teams/ekonomi-aldreomsorg"
+CASE_SYSTEM_PATH = "/api/budgetvakt"
+
+
+def test_routes_a_burst_as_one_digest_per_recipient(notifier_case: NotifierCase) -> None:
+    notifier = notifier_case.start_in_process()
+    burst = [
+        make_alert("1110", severity="warning", forecast_sek=14_500_000, budget_sek=12_400_000),
+        make_alert(
+            "1120",
+            severity="critical",
+            category="substitutes",
+            forecast_sek=31_400_000,
+            budget_sek=27_800_000,
+        ),
+        make_alert(
+            "1210",
+            severity="warning",
+            category="agency_staff",
+            forecast_sek=5_300_000,
+            budget_sek=4_000_000,
+        ),
+        make_alert(
+            "3110",
+            severity="info",
+            category="purchased_care",
+            forecast_sek=41_000_000,
+            budget_sek=40_600_000,
+        ),
+        make_alert(
+            "VOF",
+            severity="critical",
+            category="salaries",
+            forecast_sek=690_000_000,
+            budget_sek=668_200_000,
+        ),
+    ]
+    notifier_case.publish(burst)
+    mails = notifier_case.smtp.wait_for_mails(8)
+    wait_until(lambda: len(notifier_case.hooks.snapshot()) >= 5, 30, "5 webhook calls")
+
+    by_recipient = {}
+    for mail in mails:
+        assert mail.to not in by_recipient, f"two mails to {mail.to}"
+        by_recipient[mail.to] = mail
+    assert set(by_recipient) == {KARIN, JOHAN, MARIA, EVA, ERIK, SOFIA, HELENA, JONAS}
+    assert ANNA not in by_recipient  # 3110's info alert is below her warning threshold
+
+    karin = by_recipient[KARIN]
+    assert karin.subject == "budgetvakt: avvikelse, Hemtjänst Norr"
+    assert karin.event_ids == [burst[0]["event_id"]]
+    assert "Hej Karin Holm," in karin.body
+    assert "Varning · Utlöst · Hemtjänst Norr (1110)" in karin.body
+    assert "14,5 mnkr, −2,1 mnkr mot budget 12,4 mnkr" in karin.body
+    assert "Period: augusti 2025 (2025-08)" in karin.body
+
+    for address in (EVA, ERIK):  # the avdelning's digest: three alerts, one mail
+        digest = by_recipient[address]
+        assert digest.subject == "budgetvakt: 3 avvikelser (1 kritisk), Äldreomsorg"
+        assert sorted(digest.event_ids) == sorted(a["event_id"] for a in burst[:3])
+        assert "31,4 mnkr, −3,6 mnkr mot budget 27,8 mnkr" in digest.body
+        assert "5,3 mnkr, −1,3 mnkr mot budget 4,0 mnkr" in digest.body
+        assert "Kritisk · Utlöst · Hemtjänst Syd (1120)" in digest.body
+
+    for address in (HELENA, JONAS):  # the förvaltning-level critical
+        top = by_recipient[address]
+        assert top.event_ids == [burst[4]["event_id"]]
+        assert "690,0 mnkr, −21,8 mnkr mot budget 668,2 mnkr" in top.body
+
+    teams = notifier_case.hooks.snapshot(TEAMS_PATH)
+    assert len(teams) == 1
+    card = teams[0].body["attachments"][0]["content"]
+    assert len([b for b in card["body"] if b["type"] == "Container"]) == 3
+    case_system = notifier_case.hooks.snapshot(CASE_SYSTEM_PATH)
+    # Every warning and critical, one JSON request each; the info alert is not among them.
+    assert sorted(h.body["event_id"] for h in case_system) == sorted(
+        a["event_id"] for a in burst if a["severity"] != "info"
+    )
+    first = next(h for h in case_system if h.body["org_unit"] == "1120")
+    assert first.body["values"]["deviation"] == pytest.approx(-3_600_000)
+    assert first.headers["Idempotency-Key"] == f"{burst[1]['event_id']}:ekonomienheten"
+
+    def counted() -> bool:
+        samples = notifier.samples()
+        return metric(samples, "budgetvakt_notifier_sent_total", channel="webhook") == 5
+
+    wait_until(counted, 10, "metrics updated")
+    samples = notifier.samples()
+    assert metric(samples, "budgetvakt_notifier_alerts_consumed_total") == 5
+    assert metric(samples, "budgetvakt_notifier_sent_total", channel="email") == 8
+    assert metric(samples, "budgetvakt_notifier_failures_total") == 0
+    assert metric(samples, "budgetvakt_notifier_dead_letter_total") == 0
+    # One observation per alert and notification: the 8 mails carry 1+1+1+3+3+1+1+1 alerts,
+    # the Teams card 3 and the JSON requests 1 each.
+    assert metric(samples, "budgetvakt_notifier_delivery_seconds_count") == 12 + 3 + 4
+    assert len(notifier_case.smtp.handler.snapshot()) == 8
+
+
+def test_firing_then_resolved_gives_two_notifications(notifier_case: NotifierCase) -> None:
+    notifier_case.start_in_process()
+    firing = make_alert("1110", severity="info", status="firing", sequence=1)
+    notifier_case.publish([firing])
+    first = notifier_case.smtp.wait_for_mails(1)[0]
+    assert first.subject == "budgetvakt: avvikelse, Hemtjänst Norr"
+    assert "Information · Utlöst · Hemtjänst Norr (1110)" in first.body
+
+    resolved = make_alert("1110", severity="info", status="resolved", sequence=2)
+    assert resolved["alert_id"] == firing["alert_id"]
+    notifier_case.publish([resolved])
+    mails = notifier_case.smtp.wait_for_mails(2)
+    assert len(mails) == 2
+    second = mails[1]
+    assert second.to == KARIN
+    assert second.subject == "budgetvakt: åtgärdad avvikelse, Hemtjänst Norr"
+    assert "Information · Åtgärdad · Hemtjänst Norr (1110)" in second.body
+    assert "åter inom budget" in second.body
+    assert second.event_ids == [resolved["event_id"]]
+
+
+def test_a_repeated_alert_event_is_not_sent_again(notifier_case: NotifierCase) -> None:
+    notifier = notifier_case.start_in_process()
+    alert = make_alert("1110", severity="info")
+    notifier_case.publish([alert])
+    notifier_case.smtp.wait_for_mails(1)
+    notifier_case.publish([alert])  # the worker re-sent it (at-least-once upstream)
+    wait_until(
+        lambda: metric(notifier.samples(), "budgetvakt_notifier_duplicates_skipped_total") == 1,
+        30,
+        "the repeat counted as a duplicate",
+    )
+    samples = notifier.samples()
+    assert metric(samples, "budgetvakt_notifier_alerts_consumed_total") == 2
+    assert metric(samples, "budgetvakt_notifier_sent_total", channel="email") == 1
+    assert len(notifier_case.smtp.handler.snapshot()) == 1
+
+
+def test_refusing_relay_is_retried_then_dead_lettered(notifier_case: NotifierCase) -> None:
+    notifier_case.smtp.handler.refuse_rcpt = "550 5.7.1 Relaying denied"
+    notifier = notifier_case.start_in_process()
+    alert = make_alert("1110", severity="info")  # reaches Karin only, by e-mail
+    notifier_case.publish([alert])
+    [record] = notifier_case.dead_letters(1)
+    assert record["kind"] == "email_rejected"
+    assert "550" in record["reason"] and "Relaying denied" in record["reason"]
+    assert record["recipient"] == "karin-holm"
+    assert record["channel"] == "email"
+    assert record["attempts"] == 3  # BUDGETVAKT_NOTIFIER_RETRIES=2
+    assert record["event_ids"] == [alert["event_id"]]
+    assert record["alerts"][0]["message"] == alert["message"]
+    assert notifier_case.smtp.handler.rcpt_attempts == 3
+    assert notifier_case.smtp.handler.snapshot() == []
+
+    wait_until(
+        lambda: (
+            metric(
+                notifier.samples(), "budgetvakt_notifier_dead_letter_total", reason="email_rejected"
+            )
+            == 1
+        ),
+        10,
+        "dead letter counted",
+    )
+    samples = notifier.samples()
+    assert metric(samples, "budgetvakt_notifier_failures_total", channel="email") == 3
+    assert metric(samples, "budgetvakt_notifier_sent_total") == 0
+
+    # The notifier carries on: once the relay accepts again, the next alert is delivered.
+    notifier_case.smtp.handler.refuse_rcpt = None
+    notifier_case.publish([make_alert("1110", severity="info", category="sick_pay")])
+    [mail] = notifier_case.smtp.wait_for_mails(1)
+    assert "Sjuklön" in mail.body
+
+
+def test_unreachable_webhook_is_dead_lettered(notifier_case: NotifierCase) -> None:
+    notifier_case.hooks.status = 503
+    notifier = notifier_case.start_in_process()
+    alert = make_alert("VOF", severity="warning")  # reaches only the JSON case system
+    notifier_case.publish([alert])
+    [record] = notifier_case.dead_letters(1)
+    assert record["kind"] == "webhook_rejected"
+    assert "HTTP 503" in record["reason"]
+    assert "/api/budgetvakt" not in record["reason"]  # URLs may carry tokens: host only
+    samples = notifier.samples()
+    assert metric(samples, "budgetvakt_notifier_failures_total", channel="webhook") == 3
+
+
+def test_malformed_records_are_dead_lettered_and_the_notifier_goes_on(
+    notifier_case: NotifierCase,
+) -> None:
+    notifier = notifier_case.start_in_process()
+    bad_field = make_alert("1110", severity="info")
+    bad_field["org_unit_name"] = "19121212-1212"
+    bad_field["personnummer"] = "19121212-1212"  # unknown field, and a personal id's shape
+    good = make_alert("1110", severity="info", category="sick_pay")
+    notifier_case.publish([b"{not json", json.dumps(bad_field).encode(), b"", good])
+    records = notifier_case.dead_letters(3)
+    assert [r["kind"] for r in records] == ["malformed"] * 3
+    reasons = [r["reason"] for r in records]
+    assert reasons[0].startswith("not an alert.v1 event: (record): Invalid JSON")
+    assert "personnummer: Extra inputs are not permitted" in reasons[1]
+    assert "19121212" not in reasons[1]  # the reason never quotes the input
+    assert reasons[2] == "empty record"
+    assert all(r["topic"] == notifier_case.alert_topic for r in records)
+
+    [mail] = notifier_case.smtp.wait_for_mails(1)
+    assert mail.event_ids == [good["event_id"]]
+    samples = notifier.samples()
+    assert metric(samples, "budgetvakt_notifier_dead_letter_total", reason="malformed") == 3
+    assert metric(samples, "budgetvakt_notifier_alerts_consumed_total") == 1
