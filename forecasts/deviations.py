@@ -562,7 +562,9 @@ class SubstitutesMonthRule(_CostRule):
                 | limit.values,
                 f"{self.noun(ctx)} {month_sv(node.as_of_month)} {node.year} {money(actual)} "
                 f"{limit.describe(money)}",
-                f" Det är {money(excess['sek'])} över gränsen {money(limit.limit)}.",
+                # The excess in its own unit: 40 tkr over a limit of 1,2 mnkr is not "0,0 mnkr".
+                f" Det är {Money.for_amounts(excess['sek'])(excess['sek'])} över gränsen "
+                f"{money(limit.limit)}.",
             )
 
 

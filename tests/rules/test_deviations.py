@@ -419,7 +419,7 @@ def test_summer_peak_inside_the_interval_is_normal_beyond_it_fires(domain: Domai
     assert fired[0].values["excess"] == pytest.approx(0.1e6)
     assert fired[0].message == (
         "Hemtjänst Norr: vikariekostnad juli 2024 2,2 mnkr mot förväntat 1,6 mnkr enligt "
-        "prognosen per juni (intervall 1,1–2,1 mnkr). Det är 0,1 mnkr över gränsen 2,1 mnkr."
+        "prognosen per juni (intervall 1,1–2,1 mnkr). Det är 100 tkr över gränsen 2,1 mnkr."
     )
     far = run(ruleset, AlertBook(), domain, july(domain, 2.7e6), previous=previous)
     assert transitions(far) == [("firing", "critical")]  # 28,6 % above the upper bound
