@@ -189,13 +189,9 @@ class Grade:
     held: frozenset[Severity]
 
     def at_least(self, severity: Severity) -> Grade:
-        entered = self.entered
-        if entered is None or severity_rank(severity) > severity_rank(entered):
-            entered = severity
+        """Also met at ``severity`` (a flag such as a nämnd's minusprognos)."""
+        entered = highest([severity] if self.entered is None else [severity, self.entered])
         return Grade(entered, self.held | {severity})
-
-
-NOT_MET = Grade(None, frozenset())
 
 
 def _tier_met(
