@@ -454,10 +454,23 @@ def create_app(
         """Rebuild which alerts fire from the alert topic before the first evaluation."""
         if rules is None:
             return
+        from aiokafka.errors import KafkaError
+
         from streams.output_records import AlertEvent
         from streams.topic_reader import read_to_end
 
-        records = await read_to_end(settings.kafka_bootstrap_servers, topics.alert)
+        for attempt in range(1, settings.worker_batch_attempts + 1):
+            try:
+                records = await read_to_end(settings.kafka_bootstrap_servers, topics.alert)
+                break
+            except (KafkaError, OSError, TimeoutError) as err:
+                log.error("alert_state_read_failed", attempt=attempt, error=str(err))
+                await asyncio.sleep(RETRY_BACKOFF_S * 2 ** (attempt - 1))
+        else:
+            # Without its state the worker would send every firing alert again: stop instead.
+            log.critical("worker_exiting_alert_state_unreadable", topic=topics.alert)
+            logging.shutdown()
+            os._exit(EXIT_BATCH_FAILED)
         events = []
         for record in records:
             try:

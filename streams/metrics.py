@@ -254,8 +254,9 @@ class WorkerMetrics:
     def set_alerts_firing(self, book: Any) -> None:
         """Replace the firing gauge's series with what the alert book says fires now."""
         self.alerts_firing.clear()
-        for rule, severity, org_unit in book.firing_labels():
-            self.alerts_firing.labels(rule, severity, org_unit).inc()
+        for alert_id, alert in book.firing().items():
+            rule, org_unit = alert_id.split("|")[:2]  # alert ids are "rule|org_unit|category|year"
+            self.alerts_firing.labels(rule, alert.severity, org_unit).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

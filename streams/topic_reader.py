@@ -36,7 +36,7 @@ async def read_to_end(
         ends = await consumer.end_offsets(partitions)
         records: list[ConsumerRecord[bytes, bytes]] = []
         deadline = time.monotonic() + timeout_s
-        while not all(await _position(consumer, tp) >= ends[tp] for tp in partitions):
+        while not await _at_end(consumer, ends):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic} to its end took more than {timeout_s} s")
             for part_records in (await consumer.getmany(*partitions, timeout_ms=FETCH_MS)).values():
@@ -57,5 +57,8 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     return [TopicPartition(topic, p) for p in sorted(known or ())]
 
 
-async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
-    return int(await asyncio.wait_for(consumer.position(tp), timeout=10))
+async def _at_end(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await asyncio.wait_for(consumer.position(tp), timeout=10) < end:
+            return False
+    return True
