@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -77,6 +78,12 @@ def upgrade(url: str) -> str:
                 command.upgrade(config, "head")
         except OperationalError as err:
             raise _unreachable(engine, err) from None
+        except CommandError as err:
+            # E.g. a database migrated by a newer budgetvakt: its revision is unknown here.
+            raise UserError(
+                f"databasen {describe_url(url)} kan inte uppgraderas av den här versionen av "
+                f"budgetvakt: {err}"
+            ) from None
         revision = current_revision(engine)
         assert revision is not None
         return revision

@@ -304,12 +304,11 @@ def record_late_event(
         "amount": _finite(amount, "amount"),
         "received_at": datetime.now(UTC),
     }
-    table = LateEventRecord.__table__
     dialect = engine.dialect.name
     if dialect == "postgresql":
-        statement: Any = postgresql.insert(table).values(values)
+        statement: Any = postgresql.insert(LateEventRecord).values(values)
     elif dialect == "sqlite":
-        statement = sqlite.insert(table).values(values)
+        statement = sqlite.insert(LateEventRecord).values(values)
     else:  # pragma: no cover - upgrade() refuses other databases
         raise ValueError(f"unsupported database {dialect!r}")
     statement = statement.on_conflict_do_nothing(index_elements=["event_id"])

@@ -82,6 +82,8 @@ def test_a_database_at_an_unknown_revision_is_refused(migrated_url: str) -> None
             connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0000_older'")
         with pytest.raises(SchemaNotAtHead, match="revision 0000_older"):
             ensure_at_head(engine)
+        with pytest.raises(UserError, match=r"kan inte uppgraderas.*0000_older"):
+            upgrade(migrated_url)
     finally:
         engine.dispose()
 
