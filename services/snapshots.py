@@ -42,8 +42,7 @@ def register(app: typer.Typer) -> None:
 
     @db_app.command("upgrade")
     def db_upgrade() -> None:
-        """Migrate the database (BUDGETVAKT_DATABASE_URL, default a SQLite file in the data dir)
-        to the newest schema revision."""
+        """Migrate the snapshot database (BUDGETVAKT_DATABASE_URL) to the newest revision."""
         from services.db.engine import describe_url
         from services.db.migrate import upgrade
         from services.settings import Settings
