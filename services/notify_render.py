@@ -49,6 +49,8 @@ def period_sv(period: str) -> str:
 def category_sv(category: str | None, domain: DomainConfig) -> str | None:
     if category is None:
         return None
+    if category == "total":  # the roll-up over all categories (forecasts.live)
+        return "Totalt, alla kategorier"
     if category in domain.categories:
         return domain.categories[category].name_sv
     if category in domain.measures:

@@ -144,3 +144,12 @@ def test_metric_names_are_the_contract() -> None:
         "budgetvakt_notifier_duplicates_skipped_total",
         "budgetvakt_notifier_delivery_seconds",
     }
+
+
+def test_category_names_in_swedish(domain: DomainConfig) -> None:
+    from services.notify_render import category_sv
+
+    assert category_sv("overtime", domain) == "Övertid och fyllnadstid"
+    assert category_sv("home_care_hours", domain) == "Hemtjänsttimmar"
+    assert category_sv("total", domain) == "Totalt, alla kategorier"
+    assert category_sv(None, domain) is None
