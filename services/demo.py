@@ -274,100 +274,57 @@ def publish_events(
     return sent
 
 
-# --- Forecasts from what the worker aggregated ------------------------------------------------
-
-LeafKey = tuple[str, str]  # (enhet, category)
+# --- Forecasts: the worker's own -------------------------------------------------------------
 
 
-def leaf_values(
-    samples: Sequence[tuple[str, dict[str, str], float]], name: str, year: int
-) -> dict[LeafKey, float]:
-    """A metric per (enhet, category) of one year, as the worker exposes it."""
-    out: dict[LeafKey, float] = {}
-    for n, labels, value in samples:
-        if n == name and labels.get("level") == "enhet" and labels.get("year") == str(year):
-            key = (labels["org_unit"], labels["category"])
-            out[key] = out.get(key, 0.0) + value
-    return out
-
-
-class MonthlyActuals:
-    """Monthly actuals per leaf, recovered as differences of successive YTD readings.
-
-    The demo publishes one month at a time and reads the worker's YTD after it has caught up, so
-    the month's amount is this reading minus the previous one of the same year.
-    """
-
-    def __init__(self) -> None:
-        self.history: dict[LeafKey, dict[str, float]] = {}
-        self._last_ytd: dict[tuple[str, str, int], float] = {}
-
-    def record(
-        self, samples: Sequence[tuple[str, dict[str, str], float]], year: int, month: int
-    ) -> None:
-        period = f"{year:04d}-{month:02d}"
-        for key, ytd in leaf_values(samples, "budgetvakt_actual_ytd_sek", year).items():
-            previous = self._last_ytd.get((*key, year), 0.0)
-            self._last_ytd[(*key, year)] = ytd
-            self.history.setdefault(key, {})[period] = ytd - previous
-
-
-def _tree_with_leaves(tree: Any, keys: Sequence[LeafKey]) -> Any:
-    """The org tree with one node per (enhet, category) under its enhet, for ``rollup_tree``."""
-    from forecasts.hierarchy import UNMAPPED_ID, OrgNode, OrgTree
-
-    nodes = dict(tree.nodes)
-    for unit, category in keys:
-        parent = unit if unit in nodes else UNMAPPED_ID
-        leaf_id = f"{unit}/{category}"
-        nodes[leaf_id] = OrgNode(leaf_id, leaf_id, "konto", parent)
-    return OrgTree(nodes)
-
-
-def forecast_nodes(
-    actuals: MonthlyActuals,
-    budgets_full_year: dict[LeafKey, float],
-    domain: Any,
-    year: int,
-    month: int,
+def forecasts_from_samples(
+    samples: Sequence[tuple[str, dict[str, str], float]], year: int
 ) -> dict[str, ForecastFigures]:
-    """Forecast every (enhet, category) leaf in one call and roll the leaves up the tree.
+    """Every node's net-cost forecast (category ``total``) as the worker exports it."""
+    from forecasts.live import TOTAL
 
-    Inputs are the worker's figures only: monthly actuals from its YTD readings and its
-    full-year budgets periodised with the category profile. Parents are sums of their leaves;
-    their intervals come from ``forecasts.rollup`` (equicorrelated errors).
-    """
-    from forecasts.rollup import Leaf, rollup_tree
-    from forecasts.series import forecast_many
-
-    keys = sorted(set(actuals.history) | set(budgets_full_year))
-    budgets: list[Sequence[float] | None] = [
-        domain.periodise(cat, budgets_full_year[(unit, cat)])
-        if (unit, cat) in budgets_full_year and cat in domain.categories
-        else None
-        for unit, cat in keys
-    ]
-    results = forecast_many(
-        [actuals.history.get(key, {}) for key in keys],
-        year,
-        month,
-        budgets,
-        model="auto",
-        categories=[domain.categories.get(cat) for _, cat in keys],
-    )
-    leaves = {
-        f"{unit}/{cat}": Leaf(ytd=fc.ytd, full_year=fc.full_year, sigma=fc.sigma)
-        for (unit, cat), fc in zip(keys, results, strict=True)
+    figures: dict[str, dict[str, float]] = {}
+    names = {
+        "budgetvakt_forecast_full_year_sek": "full_year",
+        "budgetvakt_forecast_low_sek": "low",
+        "budgetvakt_forecast_high_sek": "high",
+        "budgetvakt_forecast_deviation_sek": "deviation",
     }
-    tree = _tree_with_leaves(domain.org, keys)
-    budget_per_node = tree.rollup({f"{u}/{c}": v for (u, c), v in budgets_full_year.items()})
+    for name, labels, value in samples:
+        if name in names and labels.get("category") == TOTAL and labels.get("year") == str(year):
+            figures.setdefault(labels["org_unit"], {})[names[name]] = value
     return {
-        node_id: ForecastFigures(
-            budget_per_node.get(node_id, 0.0), agg.full_year, agg.low, agg.high
-        )
-        for node_id, agg in rollup_tree(tree, leaves).items()
-        if tree.level_of(node_id) != "konto"
+        node: ForecastFigures(f["full_year"] + f["deviation"], f["full_year"], f["low"], f["high"])
+        for node, f in figures.items()
+        if {"full_year", "low", "high", "deviation"} <= set(f)
     }
+
+
+def forecast_status(port: int) -> dict[str, Any]:
+    import json
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/forecasts/status", timeout=5) as resp:
+        status: dict[str, Any] = json.loads(resp.read())
+    return status
+
+
+def _wait_forecast(worker: WorkerProcess, year: int, month: int, closed: bool) -> None:
+    """Until the worker's forecast has seen everything it aggregated, as of ``month``; after a
+    period close also until the rules were evaluated and the snapshot written."""
+    period = f"{year:04d}-{month:02d}"
+
+    def current() -> bool:
+        try:
+            status = forecast_status(worker.port)
+        except (urllib.error.URLError, OSError):
+            return False
+        as_of = status["years"].get(str(year), {}).get("as_of_month")
+        done = status["state_version"] == status["current_state_version"] and as_of == month
+        if closed:
+            done = done and period in status["evaluated"] and period in status["snapshots"]
+        return bool(done)
+
+    _wait_for(current, CATCH_UP_TIMEOUT_S, f"forecast as of {period}", worker.check_alive)
 
 
 def caught_line(checkpoints: Sequence[Checkpoint], namnd_id: str) -> str:
@@ -675,9 +632,7 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
         total_events = sum(len(b[1]) for b in batches)
         published = 0
         published_by_topic: dict[str, int] = {}
-        # The worker aggregates these; period_close only matters from the snapshot issue on.
-        watched = (topics.cost, topics.volume, topics.budget)
-        actuals = MonthlyActuals()
+        watched = (topics.cost, topics.volume, topics.budget, topics.period_close)
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -697,13 +652,13 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
                 if year is None or month is None:
                     continue
                 progress.update(task, description=f"Väntar på worker ({label})")
-                samples = _wait_caught_up(worker, watched, published_by_topic)
-                actuals.record(samples, year, month)
+                _wait_caught_up(worker, watched, published_by_topic)
+                _wait_forecast(worker, year, month, closed=True)
                 if year != story_year or month not in CHECKPOINT_MONTHS:
                     continue
+                samples = parse_samples(fetch_metrics(worker.port))
                 rows = avdelning_rows(samples, scenario, domain, story_year, month)
-                budgets = leaf_values(samples, "budgetvakt_budget_full_year_sek", story_year)
-                forecasts = forecast_nodes(actuals, budgets, domain, story_year, month)
+                forecasts = forecasts_from_samples(samples, story_year)
                 checkpoints.append(Checkpoint(story_year, month, rows, forecasts))
                 print_checkpoint(
                     progress.console,

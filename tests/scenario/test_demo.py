@@ -17,10 +17,8 @@ from services.demo import (
     AvdelningRow,
     Checkpoint,
     ForecastFigures,
-    MonthlyActuals,
     caught_line,
-    forecast_nodes,
-    leaf_values,
+    forecasts_from_samples,
     parse_samples,
     print_checkpoint,
     render_table,
@@ -244,73 +242,32 @@ def test_table_uses_swedish_format() -> None:
     assert _tables(text)["april"]["AO"] == ["590,5", "200,0", "206,0", "\u22126,0", "\u22123,0"]
 
 
-def _metric_lines(name: str, values: dict[tuple[str, str, int], float]) -> list[str]:
-    lines = [f"# TYPE {name} gauge"]
-    for (unit, category, year), value in values.items():
-        lines.append(
-            f'{name}{{org_unit="{unit}",category="{category}",year="{year}",level="enhet"}} {value}'
-        )
-    return lines
-
-
-def test_monthly_actuals_are_differences_of_the_workers_ytd_readings() -> None:
-    actuals = MonthlyActuals()
-    readings = [(2023, 1, 100.0), (2023, 2, 250.0), (2024, 1, 40.0), (2024, 2, 40.0)]
-    for year, month, ytd in readings:
-        text = "\n".join(
-            [
-                *_metric_lines("budgetvakt_actual_ytd_sek", {("1110", "salaries", year): ytd}),
-                'budgetvakt_actual_ytd_sek{org_unit="AO",category="salaries",year="2024",'
-                'level="avdelning"} 9e9',
-            ]
-        )
-        actuals.record(parse_samples(text), year, month)
-    assert actuals.history == {
-        ("1110", "salaries"): {"2023-01": 100.0, "2023-02": 150.0, "2024-01": 40.0, "2024-02": 0.0}
-    }
-
-
-def test_forecasts_roll_the_leaves_up_from_the_workers_figures(
-    scenario_domain: DomainConfig,
-) -> None:
-    """Two enheter × two categories of two years: the roll-up sums, December equals the actual."""
-    actuals = MonthlyActuals()
-    leaves = [
-        ("1110", "salaries"),
-        ("1110", "overtime"),
-        ("2110", "salaries"),
-        ("2110", "overtime"),
-    ]
-    ytd = dict.fromkeys(leaves, 0.0)
-    for year in (2023, 2024):
-        ytd = dict.fromkeys(leaves, 0.0)
-        for month in range(1, 13):
-            for i, leaf in enumerate(leaves):
-                ytd[leaf] += 1e6 * (i + 1) * (1.0 if year == 2023 else 1.1) * (1 + 0.01 * month)
-            text = "\n".join(
-                _metric_lines(
-                    "budgetvakt_actual_ytd_sek", {(u, c, year): v for (u, c), v in ytd.items()}
+def test_forecasts_come_from_the_workers_total_gauges() -> None:
+    lines = []
+    for unit, level, full, low, high, deviation in (
+        ("VON", "namnd", 1100.0, 1090.0, 1110.0, -50.0),
+        ("AO", "avdelning", 600.0, 595.0, 605.0, -10.0),
+    ):
+        for name, value in (
+            ("budgetvakt_forecast_full_year_sek", full),
+            ("budgetvakt_forecast_low_sek", low),
+            ("budgetvakt_forecast_high_sek", high),
+            ("budgetvakt_forecast_deviation_sek", deviation),
+        ):
+            for category, factor in (("total", 1.0), ("salaries", 0.5)):
+                lines.append(
+                    f'{name}{{org_unit="{unit}",category="{category}",year="2024",'
+                    f'level="{level}"}} {value * factor}'
                 )
-            )
-            actuals.record(parse_samples(text), year, month)
-    budget_text = "\n".join(
-        _metric_lines("budgetvakt_budget_full_year_sek", {(u, c, 2024): 13e6 for u, c in leaves})
+    lines.append(
+        'budgetvakt_forecast_full_year_sek{org_unit="LSS",category="total",year="2023",'
+        'level="avdelning"} 1'
     )
-    budgets = leaf_values(parse_samples(budget_text), "budgetvakt_budget_full_year_sek", 2024)
-    assert budgets == dict.fromkeys(leaves, 13e6)
-
-    april = forecast_nodes(actuals, budgets, scenario_domain, 2024, 4)
-    root = scenario_domain.org.root.id
-    assert april["AO"].full_year == pytest.approx(april["1110"].full_year)
-    assert april[root].full_year == pytest.approx(april["AO"].full_year + april["LSS"].full_year)
-    assert april[root].budget_full_year == 4 * 13e6
-    # 10 % above last year on a flat budget: a deficit, and an interval that is a real interval.
-    assert april[root].deviation < 0
-    assert april[root].low < april[root].full_year < april[root].high
-
-    december = forecast_nodes(actuals, budgets, scenario_domain, 2024, 12)
-    assert december[root].full_year == pytest.approx(sum(ytd.values()))
-    assert december[root].low == pytest.approx(december[root].high)
+    figures = forecasts_from_samples(parse_samples("\n".join(lines)), 2024)
+    assert set(figures) == {"VON", "AO"}
+    assert figures["VON"] == ForecastFigures(1050.0, 1100.0, 1090.0, 1110.0)
+    assert figures["VON"].deviation == -50.0
+    assert figures["AO"].overrun_certain
 
 
 def _checkpoint(month: int, budget: float, forecast: float, low: float, high: float) -> Checkpoint:
