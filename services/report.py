@@ -187,7 +187,8 @@ def open_store(url: str) -> Iterator[Engine]:
             raise UserError(
                 f"snapshot-databasen {describe_url(url)} finns inte: det finns inga "
                 "snapshots ännu. Kör `budgetvakt db upgrade` och ta en snapshot med "
-                "`budgetvakt snapshot` (eller kör workern tills en period stängs)."
+                "`budgetvakt snapshot --period YYYY-MM` (eller kör workern tills en period "
+                "stängs)."
             )
     engine = make_engine(url)
     try:
@@ -224,7 +225,8 @@ def load_report_snapshots(
         raise UserError(
             f"det finns ingen snapshot för perioden {period}. Snapshots för {year}: "
             f"{_periods_text(year_snapshots)}. Ta en snapshot av perioden med "
-            "`budgetvakt snapshot` (den tas också automatiskt när perioden stängs)."
+            f"`budgetvakt snapshot --period {period}` (workern tar den också när perioden "
+            "stängs)."
         )
     earlier = [s for s in year_snapshots if s.period < period]
     return current, earlier

@@ -151,7 +151,8 @@ def compute_accuracy(
         raise UserError(
             f"Årets utfall för {year} är inte komplett: det finns ingen snapshot för "
             f"{year:04d}-12 (snapshots för {year}: {periods}). Prognossäkerheten jämför med "
-            f"decembersnapshotens utfall; ta den när december är stängd (`budgetvakt snapshot`)."
+            f"decembersnapshotens utfall; ta den när december är stängd "
+            f"(`budgetvakt snapshot --period {year:04d}-12`)."
         )
     earlier = [s for s in of_year if s.period < december.period]
     if not earlier:

@@ -21,6 +21,7 @@ import io
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from forecasts.engine import Z80
 from forecasts.live import NodeForecast
@@ -48,7 +49,7 @@ COLOUR_BUDGET = "#444444"
 COLOUR_FORECAST = "#c0392b"
 COLOUR_BAND = "#f1a9a0"
 
-_RC = {
+_RC: dict[str, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 9.0,
     "axes.titlesize": 10.0,
@@ -125,7 +126,7 @@ def render_chart(node: NodeForecast, title: str) -> bytes:
     months = list(range(1, 13))
     actual_months, forecast_months = months[:as_of], months[as_of:]
     budget = node.budget_monthly
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
         fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
         FigureCanvasAgg(fig)
         monthly, cumulative = fig.subplots(1, 2)

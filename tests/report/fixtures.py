@@ -24,6 +24,7 @@ import pytest
 from forecasts.domain import DomainConfig
 from forecasts.live import OrganisationForecast, forecast_organisation
 from services.config_files import load_domain_config
+from services.db.checkpoints import DEFAULT_CHECKPOINTS
 from services.db.store import StoredSnapshot, make_engine, upgrade, write_snapshot
 from services.report import report_files
 from services.report_tables import Report, build_report
@@ -32,8 +33,8 @@ from services.settings import DEFAULT_CONFIG_DIR
 from streams.aggregation import apply_events, leaf_series, state_key
 
 REPORT_YEAR = 2024
-#: Snapshot months of the year and their checkpoint names (None: an ordinary month close).
-SNAPSHOT_MONTHS: dict[int, str | None] = {3: "mars", 4: "april", 8: "aug", 10: "okt", 12: None}
+#: Snapshot months of the year and their checkpoint names, as config/checkpoints.yaml names them.
+SNAPSHOT_MONTHS: dict[int, str | None] = dict(DEFAULT_CHECKPOINTS)
 
 
 def forecasts_by_month(

@@ -71,7 +71,7 @@ def test_report_command_writes_the_three_formats_from_the_database(
         "Prognos mars (mnkr)",
         "Prognos april (mnkr)",
         "Förändring sedan mars (mnkr)",
-        "Prognos aug (mnkr)",
+        "Prognos delår (mnkr)",
         "Förändring sedan april (mnkr)",
     ]
     von_change = next(r for r in change.iter_rows(min_row=4, values_only=True) if r[0] == "VON")
@@ -88,7 +88,7 @@ def test_report_format_option_and_rerun_replaces_files(tmp_path: Path, report_db
         assert [c.label for c in report.compared] == [
             "Prognos mars",
             "Prognos april",
-            "Prognos aug",
+            "Prognos delår",
             "Prognos okt",
         ]
         first = paths[0].read_bytes()

@@ -106,12 +106,12 @@ def test_prognosforandring_columns_are_the_earlier_snapshots(
     assert [c.label for c in august_report.compared] == [
         "Prognos mars",
         "Prognos april",
-        "Prognos aug",
+        "Prognos delår",
     ]
     assert [c.header for c in table.columns if c.key.startswith("prognos_")] == [
         "Prognos mars (mnkr)",
         "Prognos april (mnkr)",
-        "Prognos aug (mnkr)",
+        "Prognos delår (mnkr)",
     ]
     for org_unit in (*AVDELNINGAR, "VOF", "VON"):
         values = []
