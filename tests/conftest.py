@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.notifier.fixtures",
     "tests.db.fixtures",
     "tests.observability.fixtures",
+    "tests.report.fixtures",
 ]
