@@ -48,6 +48,8 @@ from typing import Annotated, Any
 import typer
 
 CHECKPOINT_MONTHS = (3, 4, 8, 12)
+#: The delårsrapport is written after this month's close (the interim report after August).
+REPORT_MONTH = 8
 WORKER_READY_TIMEOUT_S = 120.0
 CATCH_UP_TIMEOUT_S = 60.0
 WORKER_STOP_TIMEOUT_S = 30.0
@@ -152,15 +154,25 @@ def _wait_for(
 
 
 class WorkerProcess:
-    """``budgetvakt worker`` as a child process with its own web port and data dir."""
+    """``budgetvakt worker`` (or ``notifier``) as a child process with its own web port and
+    data dir; ready when its ``/ready`` answers 200."""
 
-    def __init__(self, bootstrap_servers: str, data_dir: Path, log_path: Path) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        data_dir: Path,
+        log_path: Path,
+        command: str = "worker",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         from services.broker import free_port
 
         self.port = free_port()
         self.data_dir = data_dir
         self.log_path = log_path
         self.bootstrap_servers = bootstrap_servers
+        self.command = command
+        self.extra_env = dict(env or {})
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -169,15 +181,17 @@ class WorkerProcess:
             {
                 "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
                 "BUDGETVAKT_WEB_PORT": str(self.port),
+                "BUDGETVAKT_NOTIFIER_WEB_PORT": str(self.port),
                 "BUDGETVAKT_WEB_HOST": "127.0.0.1",
                 "BUDGETVAKT_DATA_DIR": str(self.data_dir),
                 "BUDGETVAKT_LOG_FORMAT": "json",
+                **self.extra_env,
             }
         )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log_file:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "services", "worker"],
+                [sys.executable, "-m", "services", self.command],
                 env=env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -190,7 +204,7 @@ class WorkerProcess:
 
         if self._proc is None or self._proc.poll() is not None:
             code = None if self._proc is None else self._proc.returncode
-            raise UserError(f"demo: the worker exited (code {code}); see {self.log_path}")
+            raise UserError(f"demo: the {self.command} exited (code {code}); see {self.log_path}")
 
     def is_ready(self) -> bool:
         """The worker's readiness endpoint answers 200 once its partitions are assigned."""
@@ -272,6 +286,99 @@ def publish_events(
     for topic, batch in by_topic.items():
         sent[topic] = publish.send_events(bootstrap_servers, topic, batch)
     return sent
+
+
+# --- Alerts and notifications ----------------------------------------------------------------
+
+NOTIFIER_GROUP = "budgetvakt-demo-notifier"
+ALERT_LINES_PER_MONTH = 4
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+SEVERITY_SV = {"critical": "kritisk", "warning": "varning", "info": "info"}
+
+
+class AlertFeed:
+    """The alert topic as the demo reads it: every new alert event since the last call."""
+
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+        from kafka import KafkaConsumer
+
+        self.topic = topic
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False
+        )
+        self.partitions: list[Any] = []
+        self.events: list[Any] = []
+
+    def new(self) -> list[Any]:
+        from kafka import TopicPartition
+
+        from streams.output_records import AlertEvent
+
+        if not self.partitions:
+            known = self.consumer.partitions_for_topic(self.topic)
+            if not known:
+                return []
+            self.partitions = [TopicPartition(self.topic, p) for p in sorted(known)]
+            self.consumer.assign(self.partitions)
+            self.consumer.seek_to_beginning(*self.partitions)
+        ends = self.consumer.end_offsets(self.partitions)
+        fresh: list[Any] = []
+        deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
+        while any(self.consumer.position(tp) < ends[tp] for tp in self.partitions):
+            if time.monotonic() > deadline:
+                break
+            for records in self.consumer.poll(timeout_ms=200).values():
+                fresh.extend(AlertEvent.model_validate_json(r.value) for r in records)
+        fresh.sort(key=lambda a: (a.emitted_at, a.event_id))
+        self.events.extend(fresh)
+        return fresh
+
+    def delivered_by(self, group: str) -> bool:
+        """The notifier group has committed past every alert: all of them are delivered."""
+        from kafka import KafkaConsumer
+
+        ends = self.consumer.end_offsets(self.partitions) if self.partitions else {}
+        # A consumer of the group that never subscribes: it only asks for the committed offsets.
+        probe = KafkaConsumer(
+            bootstrap_servers=self.consumer.config["bootstrap_servers"],
+            group_id=group,
+            enable_auto_commit=False,
+        )
+        try:
+            return all((probe.committed(tp) or 0) >= end for tp, end in ends.items())
+        finally:
+            probe.close()
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def alert_lines(alerts: Sequence[Any], limit: int = ALERT_LINES_PER_MONTH) -> list[str]:
+    """The month's alert changes, most severe first, as a controller would skim them."""
+    ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.status, a.alert_id))
+    lines = [
+        f"  {'Larm' if a.status == 'firing' else 'Åtgärdat'} ({SEVERITY_SV[a.severity]}): "
+        f"{a.message}"
+        for a in ordered[:limit]
+    ]
+    if len(ordered) > limit:
+        lines.append(f"  … och {len(ordered) - limit} larmändringar till.")
+    return lines
+
+
+def mail_summary(mails: Sequence[Any], mail_dir: Path) -> list[str]:
+    """Who received how many notifications, and where the messages are."""
+    per_recipient: dict[str, int] = {}
+    for mail in mails:
+        for address in mail.recipients:
+            per_recipient[address] = per_recipient.get(address, 0) + 1
+    lines = [
+        f"Notifieraren skickade {len(mails)} e-postmeddelanden till {len(per_recipient)} "
+        f"mottagare (sparade i {mail_dir}):"
+    ]
+    for address, count in sorted(per_recipient.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"  {address}: {count}")
+    return lines
 
 
 # --- Forecasts: the worker's own -------------------------------------------------------------
@@ -576,7 +683,8 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
 
     from services.broker import EmbeddedBroker
     from services.config_files import load_domain_config
-    from services.scenario import generate_scenario, summary_lines, write_scenario
+    from services.report import print_accuracy, write_accuracy, write_report
+    from services.scenario import MONTH_NAMES_SV, generate_scenario, summary_lines, write_scenario
     from services.settings import Settings
 
     settings = Settings()
@@ -601,23 +709,62 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
             highlight=False,
         )
     # Not a ``with`` block: an interrupt while the broker starts must still stop it.
+    from services.db.migrate import upgrade
+    from services.db.store import make_engine
+    from services.local_receivers import MailCatcher, WebhookCatcher, routing_with_local_webhooks
+
+    database_url = f"sqlite:///{(demo_dir / 'budgetvakt.sqlite').resolve()}"
+    reports_dir, mail_dir = demo_dir / "rapporter", demo_dir / "mail"
     broker = EmbeddedBroker(log_path=demo_dir / "tansu.log")
-    worker = WorkerProcess(broker.bootstrap_servers, demo_dir / "worker", demo_dir / "worker.log")
+    mail = MailCatcher(save_dir=mail_dir)
+    hooks = WebhookCatcher()
+    worker = WorkerProcess(
+        broker.bootstrap_servers,
+        demo_dir / "worker",
+        demo_dir / "worker.log",
+        env={"BUDGETVAKT_DATABASE_URL": database_url},
+    )
+    notifier = WorkerProcess(
+        broker.bootstrap_servers,
+        demo_dir / "notifier",
+        demo_dir / "notifier.log",
+        command="notifier",
+        env={
+            "BUDGETVAKT_SMTP_PORT": str(mail.port),
+            "BUDGETVAKT_NOTIFIER_GROUP_ID": NOTIFIER_GROUP,
+            "BUDGETVAKT_NOTIFIER_ROUTING_FILE": str(demo_dir / "routing.yaml"),
+        },
+    )
+    feed: AlertFeed | None = None
     try:
         broker.start()
         console.print(f"Broker (Tansu) på {broker.bootstrap_servers}", highlight=False)
+        upgrade(database_url)
+        engine = make_engine(database_url)
+        mail.start()
+        hooks.start()
+        routing_with_local_webhooks(
+            settings.config_dir / "routing.yaml", demo_dir / "routing.yaml", hooks
+        )
         worker.start()
-        with console.status("Startar budgetvakt worker …"):
-            _wait_for(worker.is_ready, WORKER_READY_TIMEOUT_S, "worker ready", worker.check_alive)
+        notifier.start()
+        with console.status("Startar budgetvakt worker och notifierare …"):
+            for process in (worker, notifier):
+                _wait_for(process.is_ready, WORKER_READY_TIMEOUT_S, "ready", process.check_alive)
         console.print(f"Worker redo: http://127.0.0.1:{worker.port}/metrics", highlight=False)
+        console.print(
+            f"Notifierare redo (e-post till en lokal SMTP-server på port {mail.port})",
+            highlight=False,
+        )
+        feed = AlertFeed(broker.bootstrap_servers, topics.alert)
 
         def month_events(year: int, month: int) -> list[dict[str, Any]]:
             period = f"{year:04d}-{month:02d}"
-            return [
-                e
-                for e in (*scenario.costs, *scenario.volumes, *scenario.period_closes)
-                if e["period"] == period
-            ]
+            return [e for e in (*scenario.costs, *scenario.volumes) if e["period"] == period]
+
+        def month_close(year: int, month: int) -> list[dict[str, Any]]:
+            period = f"{year:04d}-{month:02d}"
+            return [e for e in scenario.period_closes if e["period"] == period]
 
         # One batch per month, both years: the worker's YTD after each month gives the monthly
         # actuals the forecasts are made from.
@@ -629,7 +776,7 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
             for y in (history_year, story_year)
             for m in range(1, 13)
         ]
-        total_events = sum(len(b[1]) for b in batches)
+        total_events = sum(len(b[1]) for b in batches) + len(scenario.period_closes)
         published = 0
         published_by_topic: dict[str, int] = {}
         watched = (topics.cost, topics.volume, topics.budget, topics.period_close)
@@ -652,8 +799,31 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
                 if year is None or month is None:
                     continue
                 progress.update(task, description=f"Väntar på worker ({label})")
+                # The ledger closes the month once its postings are in: only then the close.
+                _wait_caught_up(worker, watched, published_by_topic)
+                for topic, count in publish_events(
+                    broker.bootstrap_servers, month_close(year, month), topics
+                ).items():
+                    published_by_topic[topic] = published_by_topic.get(topic, 0) + count
+                    published += count
+                progress.update(task, completed=published)
                 _wait_caught_up(worker, watched, published_by_topic)
                 _wait_forecast(worker, year, month, closed=True)
+                changes = feed.new()
+                if year == story_year and changes:
+                    progress.console.print(
+                        f"Larm efter stängningen av {label}:", highlight=False, style="bold"
+                    )
+                    for line in alert_lines(changes):
+                        progress.console.print(line, highlight=False, markup=False)
+                if year == story_year and month == REPORT_MONTH:
+                    _, paths = write_report(engine, label, reports_dir, domain=domain)
+                    progress.console.print(
+                        f"Delårsrapport efter {MONTH_NAMES_SV[month - 1]}: "
+                        + ", ".join(p.name for p in paths if p.suffix != ".csv")
+                        + f" (och CSV) i {reports_dir}",
+                        highlight=False,
+                    )
                 if year != story_year or month not in CHECKPOINT_MONTHS:
                     continue
                 samples = parse_samples(fetch_metrics(worker.port))
@@ -675,12 +845,37 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
                 )
         if checkpoints:
             console.print(caught_line(checkpoints, domain.org.root.id), highlight=False)
+        accuracy, paths = write_accuracy(engine, story_year, reports_dir, domain=domain)
+        print_accuracy(accuracy, console)
+        console.print(
+            f"Prognossäkerhet: {', '.join(p.name for p in paths)} i {reports_dir}", highlight=False
+        )
+        firing = sum(1 for a in feed.events if a.status == "firing")
+        console.print(
+            f"Larmhändelser: {len(feed.events)} ({firing} utlösta, "
+            f"{len(feed.events) - firing} åtgärdade).",
+            highlight=False,
+        )
+        _wait_for(
+            lambda: feed is not None and feed.delivered_by(NOTIFIER_GROUP),
+            CATCH_UP_TIMEOUT_S,
+            "notifications delivered",
+            notifier.check_alive,
+        )
+        for line in mail_summary(mail.mails, mail_dir):
+            console.print(line, highlight=False, markup=False)
+        console.print(f"Snapshots och rapportunderlag: {database_url}", highlight=False)
         console.print(
             f"Publicerade {published} händelser. Underlag och loggar: {demo_dir}",
             highlight=False,
         )
     finally:
+        if feed is not None:
+            feed.close()
+        notifier.stop()
         code = worker.stop()
+        mail.stop()
+        hooks.stop()
         broker.stop()
         console.print(f"Worker stoppad (kod {code}); broker stoppad.", highlight=False)
     return checkpoints

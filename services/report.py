@@ -33,7 +33,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import structlog
 import typer
@@ -291,7 +291,7 @@ def write_accuracy(
     return accuracy, paths
 
 
-def print_accuracy(accuracy: Accuracy) -> None:
+def print_accuracy(accuracy: Accuracy, console: Any = None) -> None:
     """The prognossäkerhet table, compact enough for an 80-column terminal, and the sentences."""
     from rich import box
     from rich.console import Console
@@ -299,7 +299,7 @@ def print_accuracy(accuracy: Accuracy) -> None:
 
     from services.report_html import format_cell
 
-    console = Console(soft_wrap=False)
+    console = console or Console(soft_wrap=False)
     table = RichTable(
         title=f"Prognossäkerhet {accuracy.year} (mnkr; skillnad = prognos − utfall)",
         box=box.SIMPLE_HEAD,

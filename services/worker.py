@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import typer
@@ -11,50 +11,58 @@ import typer
 from services.errors import UserError
 
 
-def snapshot_stores(
-    settings: Any, domain: Any
-) -> tuple[Callable[[Any, str], Any], Callable[[Sequence[Any]], None]]:
-    """The worker's two database writers: a snapshot on period close, late events.
+class SnapshotStore:
+    """The worker's database: a snapshot on period close, and late events.
 
     The embedded default (a SQLite file in the data dir) is migrated here, so the demo and a
     laptop need no extra step; a configured database must have been migrated with
-    ``budgetvakt db upgrade`` (checked now, so a wrong URL fails at start, not at month end).
+    ``budgetvakt db upgrade`` (checked at start, so a wrong URL fails now, not at month end).
     """
-    from services.db.checkpoints import load_checkpoints
-    from services.db.engine import make_engine
-    from services.db.migrate import ensure_at_head, upgrade
-    from services.db.store import record_late_event, write_snapshot
 
-    url = settings.database_url_or_default()
-    checkpoints = load_checkpoints(settings.config_dir)
-    if not settings.database_url.strip():
-        upgrade(url)
-    engine = make_engine(url)
-    ensure_at_head(engine)
+    def __init__(self, settings: Any, domain: Any) -> None:
+        from services.db.checkpoints import load_checkpoints
+        from services.db.engine import make_engine
+        from services.db.migrate import ensure_at_head, upgrade
 
-    def store_snapshot(forecast: Any, period: str) -> Any:
+        url = settings.database_url_or_default()
+        self.checkpoints = load_checkpoints(settings.config_dir)
+        if not settings.database_url.strip():
+            upgrade(url)
+        self.engine = make_engine(url)
+        ensure_at_head(self.engine)
+        self.org = domain.org
+        self.model = settings.forecast_model
+
+    def write(self, forecast: Any, period: str) -> Any:
+        from services.db.store import write_snapshot
+
         return write_snapshot(
-            engine,
+            self.engine,
             forecast,
             period=period,
             trigger="period_close",
-            checkpoint=checkpoints.get(int(period[5:7])),
-            org=domain.org,
-            model=settings.forecast_model,
+            checkpoint=self.checkpoints.get(int(period[5:7])),
+            org=self.org,
+            model=self.model,
         )
 
-    def store_late_events(events: Sequence[Any]) -> None:
+    def periods(self) -> set[str]:
+        from services.db.store import snapshot_periods
+
+        return snapshot_periods(self.engine)
+
+    def record_late_events(self, events: Sequence[Any]) -> None:
+        from services.db.store import record_late_event
+
         for event in events:
             record_late_event(
-                engine,
+                self.engine,
                 event_id=str(event.event_id),
                 org_unit=str(event.org_unit),
                 period=str(event.period),
                 type=str(event.type),
                 amount=getattr(event, "amount_sek", getattr(event, "value", None)),
             )
-
-    return store_snapshot, store_late_events
 
 
 def register(app: typer.Typer) -> None:
@@ -91,8 +99,8 @@ def register(app: typer.Typer) -> None:
         from streams.app import create_app
 
         rules = load_rules(settings.config_dir, domain)  # ConfigError → exit 2, no traceback
-        snapshot_store, late_event_store = snapshot_stores(settings, domain)
-        worker_app = create_app(settings, domain, rules, snapshot_store, late_event_store)
+        store = SnapshotStore(settings, domain)
+        worker_app = create_app(settings, domain, rules, store)
         structlog.get_logger(__name__).info(
             "worker_starting",
             app_id=settings.app_id,

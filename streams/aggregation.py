@@ -105,6 +105,17 @@ def closed_periods(items: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, 
     return out
 
 
+def close_counts(items: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, int]:
+    """period → how many ``period_close`` events closed it (any org_unit)."""
+    out: dict[str, int] = {}
+    for key, value in items:
+        if key.endswith(f"|{CLOSED_SEGMENT}"):
+            for period in value.get("closed", []):
+                count = int(value.get("close_count", {}).get(period, 1))
+                out[period] = out.get(period, 0) + count
+    return out
+
+
 def is_closed(period: str, path: Sequence[str], closed: Mapping[str, set[str]]) -> bool:
     """Closed for a unit when the unit or any ancestor in ``path`` (e.g. the nämnd) closed it."""
     return any(period in closed.get(node, ()) for node in path)
@@ -153,6 +164,9 @@ def _apply_one(value: StateValue, event: Any, domain: DomainConfig) -> None:
         if period not in closed:
             closed.append(period)
             closed.sort()
+        # Closing a period again is a new close (the snapshot gets a new version).
+        counts = value.setdefault("close_count", {})
+        counts[period] = counts.get(period, 0) + 1
     else:
         raise ValueError(f"unknown event type {kind!r}")
 

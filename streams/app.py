@@ -198,12 +198,11 @@ def create_app(
     settings: Settings,
     domain: DomainConfig,
     rules: Any = None,
-    snapshot_store: Callable[..., Any] | None = None,
-    late_event_store: Callable[..., Any] | None = None,
+    snapshot_store: Any = None,
 ) -> WorkerApp:
-    """The worker app; ``rules`` (a ``forecasts.deviations.RuleSet``) turns on alerting,
-    ``snapshot_store(forecast, period)`` snapshots on period close, and
-    ``late_event_store(event)`` records events for closed periods."""
+    """The worker app; ``rules`` (a ``forecasts.deviations.RuleSet``) turns on alerting, and
+    ``snapshot_store`` (``services.worker.SnapshotStore``) snapshots on period close and records
+    events that arrive for a closed period."""
     topics = settings.topics()
     store = "rocksdb://" if settings.table_store == "rocksdb" else "memory://"
     app = faust.App(
@@ -390,8 +389,13 @@ def create_app(
         if late:
             metrics.late_events.inc(len(late))
             log.info("late_events", count=len(late), periods=sorted({e.period for e in late}))
-            if late_event_store is not None:
-                await asyncio.get_running_loop().run_in_executor(None, late_event_store, late)
+            if snapshot_store is not None:
+                loop = asyncio.get_running_loop()
+                try:
+                    await loop.run_in_executor(None, snapshot_store.record_late_events, late)
+                except Exception as err:  # a database outage must not stop ingest
+                    metrics.snapshot_failures.inc()
+                    log.error("late_events_not_recorded", error_type=type(err).__name__)
 
         # Everything this batch produced (changelog, dead letters, forwards) must be stored by
         # the broker before the batch is acknowledged and its offsets can be committed.

@@ -38,7 +38,7 @@ import structlog
 
 from forecasts.domain import DomainConfig
 from forecasts.live import NodeForecast, OrganisationForecast, forecast_organisation
-from streams.aggregation import StateValue, closed_periods, leaf_series, parse_key
+from streams.aggregation import StateValue, close_counts, closed_periods, leaf_series, parse_key
 from streams.output_records import AlertEvent, ForecastEvent
 
 log = structlog.get_logger(__name__)
@@ -157,7 +157,7 @@ class LiveForecaster:
         metrics.forecast_status = self.status
         self._published: dict[tuple[str, str, str, int], tuple[float | None, ...]] = {}
         self._evaluated: dict[tuple[int, int], OrganisationForecast] = {}
-        self._closed_seen: set[str] | None = None
+        self._closes_seen: dict[str, int] | None = None
         self._book: Any = None
         # spawn: the worker runs threads (Faust, RocksDB); a forked child could inherit a held lock.
         self._pool = concurrent.futures.ProcessPoolExecutor(
@@ -183,9 +183,8 @@ class LiveForecaster:
         months = latest_months(items)
         all_closed = set().union(*closed.values()) if closed else set()
         requests = [ForecastRequest(year, month) for year, month in sorted(months.items())]
-        newly_closed = (
-            sorted(all_closed - self._closed_seen) if self._closed_seen is not None else []
-        )
+        counts = close_counts(items)
+        newly_closed = self._newly_closed(counts)
         for period in newly_closed:
             year, month = int(period[:4]), int(period[5:])
             if ForecastRequest(year, month) not in requests:
@@ -216,13 +215,23 @@ class LiveForecaster:
             await self._evaluate(latest_year, months[latest_year], results, all_closed, now)
         for period in newly_closed:
             await self._snapshot(period, results[ForecastRequest(int(period[:4]), int(period[5:]))])
-        self._closed_seen = all_closed
+        self._closes_seen = counts
         # Replaced only now, so /forecasts/status and the gauges change together with the events.
         self.status.latest, self.status.preliminary = latest, preliminary
         self.status.runs += 1
         self.status.state_version = state_version
         self.metrics.observe_forecast(time.perf_counter() - started)
         return True
+
+    def _newly_closed(self, counts: Mapping[str, int]) -> list[str]:
+        """Periods to snapshot: closed (again) since the last run. At the first run after a
+        start, closed periods without any snapshot yet (closed just before a crash)."""
+        if self._closes_seen is None:
+            if self.snapshot_store is None:
+                return []
+            stored = self.snapshot_store.periods()
+            return sorted(p for p in counts if p not in stored)
+        return sorted(p for p, n in counts.items() if n > self._closes_seen.get(p, 0))
 
     async def _publish_forecasts(
         self, current: OrganisationForecast, preliminary: bool, now: datetime
@@ -276,7 +285,7 @@ class LiveForecaster:
             return
         loop = asyncio.get_running_loop()
         try:
-            stored = await loop.run_in_executor(None, self.snapshot_store, forecast, period)
+            stored = await loop.run_in_executor(None, self.snapshot_store.write, forecast, period)
         except Exception as err:  # a database outage must not stop forecasting or ingest
             self.metrics.snapshot_failures.inc()
             log.error(

@@ -392,6 +392,13 @@ def load_snapshots(
         return _stored(session, session.scalars(query))
 
 
+def snapshot_periods(engine: Engine) -> set[str]:
+    """Every period with at least one snapshot."""
+    ensure_at_head(engine)
+    with Session(engine) as session:
+        return set(session.scalars(select(SnapshotRecord.period).distinct()))
+
+
 def load_snapshot(engine: Engine, period: str, version: int | None = None) -> StoredSnapshot | None:
     """One snapshot of ``period``: the given version, or the latest if None; None if absent."""
     _check_period(period)
