@@ -117,8 +117,9 @@ def close_counts(items: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, in
 
 
 def is_closed(period: str, path: Sequence[str], closed: Mapping[str, set[str]]) -> bool:
-    """Closed for a unit when the unit or any ancestor in ``path`` (e.g. the nämnd) closed it."""
-    return any(period in closed.get(node, ()) for node in path)
+    """Closed for a unit when the unit or any ancestor in ``path`` (e.g. the nämnd) closed it
+    or a later month: the ledger closes months in order."""
+    return any(period <= max(closed[node]) for node in path if closed.get(node))
 
 
 def budget_monthly(event: Any, domain: DomainConfig) -> list[float]:

@@ -499,6 +499,7 @@ def create_app(
 
     def update_consumer_lag() -> None:
         consumer = app.consumer
+        metrics.consumer_lag.clear()  # partitions this worker lost must not keep a stale lag
         for tp in consumer.assignment():
             if tp.topic not in input_topic_names:
                 continue

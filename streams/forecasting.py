@@ -208,7 +208,7 @@ class LiveForecaster:
         preliminary: dict[int, bool] = {}
         for year, month in sorted(months.items()):
             latest[year] = results[ForecastRequest(year, month)]
-            preliminary[year] = bool(all_closed) and f"{year:04d}-{month:02d}" not in all_closed
+            preliminary[year] = bool(all_closed) and f"{year:04d}-{month:02d}" > max(all_closed)
             await self._publish_forecasts(latest[year], preliminary[year], now)
         if evaluate:
             assert latest_year is not None
@@ -258,8 +258,8 @@ class LiveForecaster:
         from forecasts.deviations import evaluate
 
         period = f"{year:04d}-{month:02d}"
-        if all_closed and period not in all_closed:
-            return  # a month still being booked: wait for its close
+        if all_closed and period > max(all_closed):
+            return  # a month still being booked: wait for its close (months close in order)
         current = results[ForecastRequest(year, month)]
         previous = results.get(ForecastRequest(year, month - 1)) or self._evaluated.get(
             (year, month - 1)

@@ -58,14 +58,18 @@ def test_worker_forecasts_every_node_publishes_changes_and_restores_after_restar
     stream_case.publish("volume", _months(scn.volumes, 3))
     wait_until(lambda: _forecast_as_of(worker, 3), 90, "a forecast as of March 2024")
     wait_until(
-        lambda: metric_sum(worker.samples(), "budgetvakt_events_total", outcome="accepted")
-        == len(scn.budgets) + len(_months(scn.costs, 3)) + len(_months(scn.volumes, 3)),
+        lambda: (
+            metric_sum(worker.samples(), "budgetvakt_events_total", outcome="accepted")
+            == len(scn.budgets) + len(_months(scn.costs, 3)) + len(_months(scn.volumes, 3))
+        ),
         60,
         "every event accepted",
     )
     wait_until(
-        lambda: _status(worker)["state_version"] >= 0
-        and metric_sum(worker.samples(), "budgetvakt_forecast_runs_total") > 0,
+        lambda: (
+            _status(worker)["state_version"] >= 0
+            and metric_sum(worker.samples(), "budgetvakt_forecast_runs_total") > 0
+        ),
         30,
         "a forecast run on the final state",
     )
@@ -90,7 +94,9 @@ def test_worker_forecasts_every_node_publishes_changes_and_restores_after_restar
     assert low < namnd < high
 
     published = [
-        e for e in _forecast_events(stream_case) if e["org_unit"] == "VON" and e["category"] == TOTAL
+        e
+        for e in _forecast_events(stream_case)
+        if e["org_unit"] == "VON" and e["category"] == TOTAL
     ]
     latest = [e for e in published if e["as_of"] == f"{YEAR}-03"][-1]
     assert latest["full_year"] == pytest.approx(namnd, rel=1e-9)
