@@ -151,3 +151,40 @@ def test_image_command_is_a_real_console_script_and_cli_command(
     assert cmd[1] in commands, f"{cmd[1]!r} is not a budgetvakt command: {sorted(commands)}"
     assert compose_doc["services"]["worker"]["command"] == cmd
     assert compose_doc["services"]["worker"]["build"]["dockerfile"] == "Dockerfile"
+
+
+def test_notifier_and_db_upgrade_use_real_settings_and_commands(
+    compose_doc: dict[str, Any],
+) -> None:
+    from services.cli import app
+    from services.notify_settings import NotifierSettings, SmtpSettings
+
+    services = compose_doc["services"]
+    known = {f"BUDGETVAKT_{name.upper()}" for name in Settings.model_fields}
+    known |= {f"BUDGETVAKT_TOPIC_{name.upper()}" for name in Topics.model_fields}
+    known |= {f"BUDGETVAKT_NOTIFIER_{name.upper()}" for name in NotifierSettings.model_fields}
+    known |= {f"BUDGETVAKT_SMTP_{name.upper()}" for name in SmtpSettings.model_fields}
+    notifier_env = _env(services["notifier"])
+    assert sorted(set(notifier_env) - known) == []
+    assert notifier_env["BUDGETVAKT_SMTP_HOST"] in services  # the mail catcher service
+    assert services["notifier"]["command"] == ["budgetvakt", "notifier"]
+    groups = {g.name for g in app.registered_groups}
+    assert services["db-upgrade"]["command"][1] in groups
+    upgrade = services["worker"]["depends_on"]["db-upgrade"]["condition"]
+    assert upgrade == "service_completed_successfully"
+    url = _env(services["worker"])["BUDGETVAKT_DATABASE_URL"]
+    assert url.startswith("postgresql+psycopg2://") and "@postgres:5432/" in url
+
+
+def test_observability_services_mount_the_config_files_that_exist(
+    compose_doc: dict[str, Any], compose_repo_root: Path
+) -> None:
+    for name in ("prometheus", "alertmanager", "grafana"):
+        mounts = [v for v in compose_doc["services"][name]["volumes"] if v.startswith("./")]
+        assert mounts, name
+        for mount in mounts:
+            source = mount.split(":", 1)[0]
+            assert (compose_repo_root / source).is_dir(), f"{name} mounts missing {source}"
+    command = compose_doc["services"]["prometheus"]["command"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in command
+    assert (compose_repo_root / "config/prometheus/prometheus.yml").is_file()
