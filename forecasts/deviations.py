@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from forecasts.domain import DomainConfig
 from forecasts.live import TOTAL, NodeForecast, OrganisationForecast
+from forecasts.swedish import MONTH_NAMES_SV, format_number_sv, format_pct
 from streams.output_records import SEVERITIES, AlertEvent, AlertStatus, Severity
 
 Level = Literal["namnd", "forvaltning", "avdelning", "enhet"]
@@ -34,36 +35,7 @@ Match = Literal["all", "any"]
 
 # --- Swedish formatting ------------------------------------------------------------------------
 
-MINUS = "\u2212"
-MONTHS_SV = (
-    "januari",
-    "februari",
-    "mars",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "augusti",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
 _UNIT_WORDS = {"h": "timmar"}
-
-
-def format_number_sv(value: float, decimals: int = 1, signed: bool = False) -> str:
-    """``-1086.43`` → ``−1 086,4``; ``signed`` puts ``+`` before a positive value."""
-    text = f"{abs(value):,.{decimals}f}".replace(",", " ").replace(".", ",")
-    if round(abs(value), decimals) == 0:
-        return text
-    if value < 0:
-        return f"{MINUS}{text}"
-    return f"+{text}" if signed else text
-
-
-def format_pct(value: float, signed: bool = False) -> str:
-    return f"{format_number_sv(value, 1, signed)} %"
 
 
 @dataclass(frozen=True)
@@ -95,7 +67,7 @@ def format_units(value: float, unit: str, signed: bool = False) -> str:
 
 
 def month_sv(month: int) -> str:
-    return MONTHS_SV[month - 1]
+    return MONTH_NAMES_SV[month - 1]
 
 
 def ytd_sv(year: int, as_of_month: int) -> str:

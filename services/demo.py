@@ -440,7 +440,7 @@ def caught_line(checkpoints: Sequence[Checkpoint], namnd_id: str) -> str:
     "Showed" means a forecast deviation below −``MATERIALITY`` of the full-year budget; the line
     also says from which checkpoint before December the whole 80 % interval lay above budget.
     """
-    from services.scenario import MONTH_NAMES_SV, format_mnkr
+    from forecasts.swedish import MONTH_NAMES_SV, format_mnkr
 
     def deficit(cp: Checkpoint) -> bool:
         fc = cp.forecasts[namnd_id]
@@ -521,7 +521,7 @@ def render_table(
     from rich import box
     from rich.table import Table
 
-    from services.scenario import MONTH_NAMES_SV, format_mnkr, format_number_sv
+    from forecasts.swedish import MONTH_NAMES_SV, format_mnkr, format_number_sv
 
     title = f"{namnd}: utfall t.o.m. {MONTH_NAMES_SV[month - 1]} {year}"
     table = Table(
@@ -580,7 +580,7 @@ def render_forecast_table(
     from rich import box
     from rich.table import Table
 
-    from services.scenario import MONTH_NAMES_SV, format_mnkr
+    from forecasts.swedish import MONTH_NAMES_SV, format_mnkr
 
     table = Table(
         title=f"{namnd}: prognos helår t.o.m. {MONTH_NAMES_SV[month - 1]} {year} (mnkr)",
@@ -627,7 +627,7 @@ def print_checkpoint(
 
 
 def signal_line(rows: Sequence[AvdelningRow], year: int, month: int) -> str:
-    from services.scenario import MONTH_NAMES_SV, format_mnkr, format_number_sv
+    from forecasts.swedish import MONTH_NAMES_SV, format_mnkr, format_number_sv
 
     worst = min(rows, key=lambda r: r.deviation / r.budget_ytd if r.budget_ytd else 0.0)
     pct = 100 * worst.deviation / worst.budget_ytd if worst.budget_ytd else 0.0
@@ -650,7 +650,8 @@ def volume_line(
     avdelning: str = "AO",
 ) -> str:
     """Home-care hours to date against plan: the volume side of the äldreomsorg story."""
-    from services.scenario import avdelning_of, format_number_sv
+    from forecasts.swedish import format_number_sv
+    from services.scenario import avdelning_of
 
     plan = sum(
         sum(b["monthly"][:month])
@@ -681,10 +682,11 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
     """Run the demo; returns what it printed at each checkpoint."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from forecasts.swedish import MONTH_NAMES_SV
     from services.broker import EmbeddedBroker
     from services.config_files import load_domain_config
     from services.report import print_accuracy, write_accuracy, write_report
-    from services.scenario import MONTH_NAMES_SV, generate_scenario, summary_lines, write_scenario
+    from services.scenario import generate_scenario, summary_lines, write_scenario
     from services.settings import Settings
 
     settings = Settings()

@@ -16,25 +16,12 @@ from email.utils import format_datetime, formatdate, make_msgid, parseaddr
 from typing import Any
 
 from forecasts.domain import DomainConfig
+from forecasts.swedish import MONTH_NAMES_SV
 from services.notify_routing import Recipient
 from streams.output_records import SEVERITIES, AlertEvent
 
 SEVERITY_SV = {"info": "Information", "warning": "Varning", "critical": "Kritisk"}
 STATUS_SV = {"firing": "Utlöst", "resolved": "Åtgärdad"}
-MONTHS_SV = (
-    "januari",
-    "februari",
-    "mars",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "augusti",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
 EVENT_IDS_HEADER = "X-Budgetvakt-Event-Ids"
 # Adaptive Card colours per severity (Teams renders them as red / amber / default).
 _CARD_COLOUR = {"critical": "Attention", "warning": "Warning", "info": "Default"}
@@ -43,7 +30,7 @@ _CARD_COLOUR = {"critical": "Attention", "warning": "Warning", "info": "Default"
 def period_sv(period: str) -> str:
     """``2025-08`` → ``augusti 2025``."""
     year, month = period.split("-")
-    return f"{MONTHS_SV[int(month) - 1]} {year}"
+    return f"{MONTH_NAMES_SV[int(month) - 1]} {year}"
 
 
 def category_sv(category: str | None, domain: DomainConfig) -> str | None:

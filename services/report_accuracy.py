@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from forecasts.domain import DomainConfig
 from forecasts.live import TOTAL
+from forecasts.swedish import MONTH_NAMES_SV, format_mnkr
 from services.errors import UserError
 from services.report_tables import (
     MNKR,
@@ -30,7 +31,6 @@ from services.report_tables import (
     report_nodes,
     snapshot_info,
 )
-from services.scenario import MONTH_NAMES_SV, format_mnkr
 
 #: The snapshot whose sentences are written per avdelning too: the delårsrapport (August).
 DELAR_MONTH = 8

@@ -25,7 +25,7 @@ from typing import Any
 
 from forecasts.engine import Z80
 from forecasts.live import NodeForecast
-from services.scenario import format_number_sv
+from forecasts.swedish import format_number_sv
 
 MNKR = 1e6
 MONTH_TICKS_SV = (

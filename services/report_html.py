@@ -22,8 +22,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from forecasts.swedish import format_number_sv
 from services.report_tables import Cell, ColumnKind, Report, Table
-from services.scenario import format_number_sv
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 

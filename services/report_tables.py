@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from forecasts.domain import DomainConfig
 from forecasts.hierarchy import UNMAPPED_ID, OrgTree
 from forecasts.live import TOTAL, NodeForecast, OrganisationForecast
-from services.scenario import MONTH_NAMES_SV, format_mnkr, format_number_sv
+from forecasts.swedish import MONTH_NAMES_SV, format_mnkr, format_number_sv
 
 if TYPE_CHECKING:
     from services.report_charts import Chart

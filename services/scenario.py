@@ -57,6 +57,7 @@ import numpy as np
 import typer
 
 from forecasts.domain import DomainConfig
+from forecasts.swedish import format_mnkr, format_number_sv
 
 SOURCE = "budgetvakt-scenario"
 NAMND_ID = "VON"
@@ -220,21 +221,6 @@ _HVB_SHORTFALL_RAMP = (0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
 _HOME_CARE_UPLIFT = (0.0, 0.0, 0.0, 0.03, 0.05, 0.07, 0.08, 0.08, 0.09, 0.09, 0.09, 0.09)
 # Grants budgeted flat but paid mostly with the year-end settlement.
 _LATE_GRANTS_SHAPE = (0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 3.2)
-
-MONTH_NAMES_SV = (
-    "januari",
-    "februari",
-    "mars",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "augusti",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
 
 
 @dataclass(frozen=True)
@@ -496,20 +482,6 @@ def _volume_events(
 
 
 # --- Swedish number format -------------------------------------------------------------------
-
-MINUS = "\u2212"
-
-
-def format_number_sv(value: float, decimals: int = 1) -> str:
-    """``-1086.43`` → ``−1 086,4`` (Swedish: space thousands separator, decimal comma)."""
-    text = f"{abs(value):,.{decimals}f}".replace(",", " ").replace(".", ",")
-    rounded_zero = round(abs(value), decimals) == 0
-    return f"{MINUS}{text}" if value < 0 and not rounded_zero else text
-
-
-def format_mnkr(value_sek: float, decimals: int = 1) -> str:
-    return format_number_sv(value_sek / 1e6, decimals)
-
 
 # --- Summary ---------------------------------------------------------------------------------
 

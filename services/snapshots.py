@@ -70,12 +70,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay the input topics, forecast as of --period and store it as a new snapshot."""
         from forecasts.live import TOTAL, forecast_organisation
+        from forecasts.swedish import MONTH_NAMES_SV, format_mnkr, format_number_sv
         from services.config_files import load_domain_config
         from services.db.checkpoints import check_checkpoint_name, load_checkpoints
         from services.db.engine import describe_url, make_engine
         from services.db.migrate import ensure_at_head
         from services.db.store import write_snapshot
-        from services.scenario import MONTH_NAMES_SV, format_mnkr, format_number_sv
         from services.settings import Settings
         from streams.aggregation import leaf_series
         from streams.replay import input_topic_types, replay

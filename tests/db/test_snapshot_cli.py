@@ -74,7 +74,7 @@ def test_snapshot_command_replays_forecasts_and_stores_a_new_version(
         assert f"Ögonblicksbild {stored.id} sparad" in done.stdout
         total = expected.get("VON", "total")
         assert total is not None and total.deviation is not None
-        from services.scenario import format_mnkr
+        from forecasts.swedish import format_mnkr
 
         assert f"avvikelse {format_mnkr(total.deviation)} mnkr" in done.stdout
         with engine.connect() as connection:

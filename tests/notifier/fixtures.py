@@ -28,9 +28,9 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from forecasts.swedish import format_mnkr
 from services.broker import EmbeddedBroker, free_port
 from services.notify_render import EVENT_IDS_HEADER
-from services.scenario import format_mnkr
 from services.settings import DEFAULT_CONFIG_DIR
 from tests.streams.fixtures import KEPT_LOGS, wait_until
 

@@ -10,10 +10,10 @@ import pytest
 from openpyxl import load_workbook
 
 from forecasts.live import TOTAL
+from forecasts.swedish import format_mnkr
 from services.errors import UserError
 from services.report import accuracy_files
 from services.report_accuracy import Accuracy, accuracy_sentence, compute_accuracy
-from services.scenario import format_mnkr
 from tests.report.fixtures import ReportCase, stored
 
 MNKR = 1e6

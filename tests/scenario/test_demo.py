@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from forecasts.domain import DomainConfig
+from forecasts.swedish import MONTH_NAMES_SV, format_mnkr, format_number_sv
 from services.demo import (
     AvdelningRow,
     Checkpoint,
@@ -24,13 +25,7 @@ from services.demo import (
     render_table,
     sum_metric,
 )
-from services.scenario import (
-    MONTH_NAMES_SV,
-    Scenario,
-    avdelning_of,
-    format_mnkr,
-    format_number_sv,
-)
+from services.scenario import Scenario, avdelning_of
 
 NUMBER = r"\u2212?\d{1,3}(?: \d{3})*,\d"
 # Numbers separated by spaces, or by the en dash of an interval ("1 051,3–1 094,5").

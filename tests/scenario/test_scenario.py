@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from forecasts.domain import DomainConfig
+from forecasts.swedish import format_number_sv
 from services.scenario import (
     BUDGET_MNKR,
     Scenario,
     avdelning_of,
-    format_number_sv,
     generate_scenario,
     read_jsonl,
     split_integer,

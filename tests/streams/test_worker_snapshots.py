@@ -36,8 +36,10 @@ def test_close_snapshots_late_event_shows_in_the_next_version(stream_case: Strea
     stream_case.publish("budget", scn.budgets)
     stream_case.publish("cost", costs)
     wait_until(
-        lambda: metric_sum(worker.samples(), "budgetvakt_events_total", outcome="accepted")
-        == len(scn.budgets) + len(costs),
+        lambda: (
+            metric_sum(worker.samples(), "budgetvakt_events_total", outcome="accepted")
+            == len(scn.budgets) + len(costs)
+        ),
         60,
         "budgets and costs accepted",
     )
