@@ -1,22 +1,20 @@
-"""``budgetvakt demo``: the scenario replayed through an embedded broker and a real worker.
+"""``budgetvakt demo``: the scenario replayed through an embedded broker and the real services.
 
-Starts the embedded Tansu broker and one ``budgetvakt worker`` process, publishes the scenario
-(``services.scenario``): all budgets, then both years month by month, waiting after each month
-until the worker has handled everything published. At the checkpoints (mars, april, augusti,
+Starts the embedded Tansu broker, one ``budgetvakt worker`` and one ``budgetvakt notifier``
+process, a local SMTP server and webhook receiver (``services.local_receivers``) and a SQLite
+snapshot database, then publishes the scenario (``services.scenario``): all budgets, then both
+years month by month. A month's postings go first; once the worker has handled them the month is
+closed (``period_close``), as a ledger closes a month after its postings, and the demo waits
+until the worker's forecast has seen everything, its rules were evaluated and its snapshot
+written (``/forecasts/status``). After every close of the story year it prints the alert changes
+(read from the alert topic, most severe first). At the checkpoints (mars, april, augusti,
 december) it prints per avdelning and for the nämnd the full-year budget, the periodised budget,
-the actual to date and its deviation, and the full-year forecast ("Prognos helår") with its 80 %
-interval and the forecast deviation (budget − forecast; negative = underskott). A terminal too
-narrow for one table gets the forecast columns as a second table.
-
-The forecasts use only what the worker aggregated, never the scenario in memory: after each month
-the demo reads ``budgetvakt_actual_ytd_sek`` per (enhet, category, year) from ``/metrics``; the
-month's actual is the difference of two successive YTD readings. The budgets are the worker's
-``budgetvakt_budget_full_year_sek`` per (enhet, category) periodised with the category profile
-(``DomainConfig.periodise``). Every (enhet, category) leaf is forecast in one
-``forecasts.series.forecast_many`` call (``auto`` model) per checkpoint, and the leaves are summed
-into enheter, avdelningar and the nämnd with ``forecasts.rollup.rollup_tree`` (sums; the interval
-by its equicorrelation method; with one history year there is no backtest to estimate the
-correlation from, so it uses ``DEFAULT_RHO``).
+the actual to date and its deviation, and the worker's full-year forecast ("Prognos helår",
+the ``budgetvakt_forecast_*`` gauges of category ``total``) with its 80 % interval and the
+forecast deviation (budget − forecast; negative = underskott). A terminal too narrow for one
+table gets the forecast columns as a second table. After the August close it writes the
+delårsrapport from the snapshots, after December the prognossäkerhet, and at the end, once the
+notifier has committed past every alert, who received how many e-mails.
 
 The closing line says when the overrun was caught: the first checkpoint at which the nämnd's
 forecast deviation is below −1 % of its full-year budget (``MATERIALITY``; a deficit that size is
@@ -24,8 +22,9 @@ what a controller reports), compared with the year-end outcome (the December che
 budget − actual). It adds from which checkpoint before December the whole 80 % interval lay
 above budget (its lower bound exceeds it: about 90 % sure of a deficit).
 
-It stops everything it started, also on errors and Ctrl-C. Files (scenario, broker and worker
-logs, worker state) go to ``<data dir>/demo``, which is cleared at the start of each run.
+It stops everything it started, also on errors and Ctrl-C. Files (scenario, logs, worker state,
+``budgetvakt.sqlite``, ``rapporter/``, ``mail/``) go to ``<data dir>/demo``, which is cleared at
+the start of each run.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ The worker keeps ONE changelog-backed table; every key starts with that partitio
   "volume": {measure: value}}``
 * ``p{p}|{org_unit}|budget|{YYYY}``  → ``{"ids": [...], "budget": {name: {"kind", "version",
   "annual", "monthly"}}}``
-* ``p{p}|{org_unit}|closed``         → ``{"ids": [...], "closed": ["YYYY-MM", ...]}``
+* ``p{p}|{org_unit}|closed``         → ``{"ids": [...], "closed": ["YYYY-MM", ...],
+  "close_count": {"YYYY-MM": n}}`` (a period closed again counts again)
 
 The de-duplication ids live in the same value as the aggregates they changed, so one table write
 records both: replaying events after a crash (changelog written, offset not yet committed) finds
