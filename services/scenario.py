@@ -204,6 +204,9 @@ STAFF_HOURS: dict[str, tuple[str, float]] = {
     "substitute_hours": ("substitutes", 290.0),
     "overtime_hours": ("overtime", 480.0),
     "sick_leave_hours": ("sick_pay", 260.0),
+    # Scheduled hours at the full hourly cost with social charges (≈ 400 kr + 40 % PO): a
+    # sick-leave share of ≈ 6,5 % in a normal year, like äldreomsorg in the seed reports.
+    "scheduled_hours": ("salaries", 560.0),
 }
 STAFF_HOUR_UNITS = ("1110", "1120", "1210", "1220", "2110", "2130")
 # In the overrun year äldreomsorgen's substitutes cost more per hour than budgeted (short-notice
