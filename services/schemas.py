@@ -1,14 +1,21 @@
-"""``budgetvakt schemas``: JSON Schemas (draft 2020-12) of event contract v1 and the dead letter.
+"""``budgetvakt schemas``: JSON Schemas (draft 2020-12) of event contract v1, the dead letter and
+the two events budgetvakt publishes (``forecast.v1``, ``alert.v1``).
 
 The schemas are generated from the pydantic models in ``streams.records`` (the worker validates
-with those models), written with sorted keys so that the files in ``config/schemas/`` change only
-when the contract does; a test regenerates them and compares bytes.
+with those models) and ``streams.output_records`` (the worker writes with those), written with
+sorted keys so that the files in ``config/schemas/`` change only when the contract does; a test
+regenerates them and compares bytes.
 
 Two rules of the models are added by hand because pydantic cannot express model validators:
 ``type`` is required on the wire (the worker dispatches on it), and a cost event carries exactly
 one of ``category``/``account`` and a budget exactly one of ``category``/``measure``. That
 ``monthly`` adds up to ``annual`` (within 1 SEK) and that a category is known to the config are
 checked by the worker only.
+
+For the output events one rule is added: every field is required. The worker serialises every
+field of the model (``null`` where a value does not apply), so a consumer may rely on all of them
+being present; the models' defaults only matter to code that builds an event. Their field
+descriptions live here (:data:`OUTPUT_FIELD_DESCRIPTIONS`), for consumers reading the schema.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.errors import UserError
 from services.settings import DEFAULT_CONFIG_DIR
+from streams.output_records import AlertEvent, ForecastEvent
 from streams.records import EVENT_ADAPTER, EVENT_TYPES
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -54,6 +62,80 @@ EVENT_UNION_DESCRIPTION = (
 EXACTLY_ONE_OF: dict[str, tuple[str, str, str, str]] = {
     "cost": ("category", "account", "string", "integer"),
     "budget": ("category", "measure", "string", "string"),
+}
+
+
+# The events the worker publishes: schema name → (model, default topic, what it is).
+OUTPUT_EVENTS: dict[str, tuple[type[BaseModel], str, str]] = {
+    "forecast": (
+        ForecastEvent,
+        "budgetvakt.forecast.v1",
+        "A node's full-year forecast of one cost category, 'total' (all cost categories, revenues "
+        "included: the net cost) or one volume measure, published by the worker when the node's "
+        "figures change. Key: org_unit.",
+    ),
+    "alert": (
+        AlertEvent,
+        "budgetvakt.alert.v1",
+        "A deviation rule's state change for one series (rule, org unit, category or measure, "
+        "year): it started firing, changed severity or resolved. Published by the worker only "
+        "on a change. Key: org_unit.",
+    ),
+}
+_LEVELS = "namnd, forvaltning, avdelning or enhet (an org unit missing from org.yaml: enhet)"
+OUTPUT_FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "forecast": {
+        "type": "Always 'forecast'.",
+        "event_id": "Unique per published forecast: 'forecast|org_unit|kind|category|as_of|"
+        "computed_at'.",
+        "org_unit": "The node: an enhet (cost centre) or a roll-up (avdelning, förvaltning, "
+        "nämnd) of config/org.yaml. A cost centre missing from it keeps its own id and rolls "
+        "up into the node 'omappad' (level avdelning).",
+        "level": f"The node's level: {_LEVELS}.",
+        "kind": "'cost' (SEK, revenues negative) or 'measure' (a volume in its own unit).",
+        "category": "A cost category of config/categories.yaml, 'total' (the node's net cost "
+        "over all categories) or, for kind 'measure', a measure id.",
+        "year": "The forecast year.",
+        "as_of": "YYYY-MM: the last month with actuals in the forecast (the latest month with a "
+        "cost booked anywhere in the organisation).",
+        "preliminary": "True when as_of was not a closed period when the forecast was published "
+        "(period closes exist but none for as_of). Always false before any period close.",
+        "actual_ytd": "Actual January..as_of, SEK or the measure's unit.",
+        "budget_full_year": "Full-year budget (sum of the periodised monthly budget); null "
+        "without a budget line.",
+        "full_year": "Full-year forecast (prognos helår): actuals so far plus the forecast of "
+        "the remaining months.",
+        "low": "Lower bound of the full-year forecast's 80 % interval.",
+        "high": "Upper bound of the full-year forecast's 80 % interval.",
+        "deviation": "budget_full_year − full_year: negative is a forecast deficit (underskott) "
+        "for a cost; null without a budget.",
+        "model": "The forecast model of a single series, or 'sum' for a roll-up.",
+        "volume_effect": "Part of the deviation explained by volume (volume-driven categories "
+        "with a volume plan only), else null.",
+        "price_effect": "Part of the deviation explained by price/productivity "
+        "(volume_effect + price_effect = deviation), else null.",
+        "computed_at": "When the worker computed the forecast (ISO 8601, UTC).",
+    },
+    "alert": {
+        "type": "Always 'alert'.",
+        "event_id": "Unique per state change: 'alert_id@sequence'. A consumer that has seen an "
+        "event_id has seen this change.",
+        "alert_id": "Stable per rule and series: 'rule|org_unit|category|year'.",
+        "sequence": "1, 2, … per alert_id, one per state change (fired, severity changed, "
+        "resolved); the highest sequence is the current state.",
+        "rule": "The rule's id in config/rules.yaml.",
+        "severity": "info < warning < critical. On 'resolved': the severity the alert had.",
+        "status": "'firing' (started, or changed severity) or 'resolved'.",
+        "org_unit": "The node the alert is about (an enhet or a roll-up).",
+        "org_unit_name": "The node's name from config/org.yaml (the id when it has none).",
+        "level": f"The node's level: {_LEVELS}.",
+        "category": "The cost category, 'total' or measure the rule looked at.",
+        "period": "YYYY-MM: the month the evaluation was as of.",
+        "values": "The numbers the message quotes, by name (e.g. forecast, budget, deviation, "
+        "deviation_pct); which names depends on the rule.",
+        "message": "The message for the recipient, in Swedish, numbers in Swedish format.",
+        "emitted_at": "When the worker decided the change (ISO 8601, UTC).",
+    },
 }
 
 
@@ -112,8 +194,24 @@ def _document(name: str, title: str, description: str, schema: dict[str, Any]) -
     }
 
 
+def _output_schema(name: str) -> dict[str, Any]:
+    """An output event's schema: every field required and described (see the module doc)."""
+    model, topic, description = OUTPUT_EVENTS[name]
+    schema = model.model_json_schema(mode="validation")
+    descriptions = OUTPUT_FIELD_DESCRIPTIONS[name]
+    if set(descriptions) != set(schema["properties"]):
+        raise AssertionError(f"OUTPUT_FIELD_DESCRIPTIONS[{name!r}] does not match {model.__name__}")
+    for field, text in descriptions.items():
+        schema["properties"][field]["description"] = text
+    schema["required"] = sorted(schema["properties"])
+    return _document(
+        name, f"budgetvakt {name} event v1", f"{description} Default topic: {topic}.", schema
+    )
+
+
 def build_schemas() -> dict[str, dict[str, Any]]:
-    """File name → schema document, for every event type, the union and the dead letter."""
+    """File name → schema document: every input event type, their union, the dead letter and
+    the two output events."""
     documents: dict[str, dict[str, Any]] = {}
     for event_type, model in EVENT_TYPES.items():
         schema = _wire_rules(event_type, model.model_json_schema(mode="validation"))
@@ -138,6 +236,8 @@ def build_schemas() -> dict[str, dict[str, Any]]:
         + " The Kafka key is the original message's key.",
         DeadLetterRecord.model_json_schema(mode="validation"),
     )
+    for name in OUTPUT_EVENTS:
+        documents[f"{name}.v1.json"] = _output_schema(name)
     return documents
 
 
@@ -166,6 +266,6 @@ def register(app: typer.Typer) -> None:
             Path, typer.Option(help="Directory to write the JSON Schema files into")
         ] = DEFAULT_SCHEMA_DIR,
     ) -> None:
-        """Write the JSON Schemas of event contract v1 and of the dead-letter record."""
+        """Write the JSON Schemas of contract v1, the dead letter, forecast and alert events."""
         for path in write_schemas(out):
             typer.echo(str(path))

@@ -1,11 +1,15 @@
 """The JSON Schemas in config/schemas/ match the models, accept valid and refuse invalid events,
 and every example in docs/events.md is a valid event (so the producer documentation stays true).
+The schemas of what the worker publishes (forecast.v1, alert.v1) accept the events the worker's
+own code builds, and the documented examples of those too.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,15 +19,21 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from forecasts.deviations import AlertBook, evaluate
 from forecasts.domain import DomainConfig
-from services.schemas import DEFAULT_SCHEMA_DIR, DeadLetterRecord, write_schemas
-from services.settings import REPO_ROOT
+from forecasts.live import TOTAL, LeafSeries, forecast_organisation
+from services.rules_config import load_rules
+from services.schemas import DEFAULT_SCHEMA_DIR, OUTPUT_EVENTS, DeadLetterRecord, write_schemas
+from services.settings import DEFAULT_CONFIG_DIR, REPO_ROOT
+from streams.forecasting import forecast_event
+from streams.output_records import AlertEvent, ForecastEvent
 from streams.records import EVENT_TYPES
 from streams.validation import InvalidEvent, parse_event
 from tests.contract.fixtures import as_bytes, cost_event
 
 EVENTS_DOC = REPO_ROOT / "docs" / "events.md"
-# ```json blocks are events; ```json dead-letter blocks are dead-letter records.
+# ```json blocks are input events; ```json dead-letter blocks are dead-letter records;
+# ```json forecast and ```json alert blocks are events the worker publishes.
 FENCED_JSON = re.compile(r"^```json(?P<tag>[^\n]*)\n(?P<body>.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -110,6 +120,7 @@ def test_committed_schemas_match_the_models(tmp_path: Path) -> None:
     written = write_schemas(tmp_path)
     committed = sorted(p.name for p in DEFAULT_SCHEMA_DIR.glob("*.json"))
     assert sorted(p.name for p in written) == committed, "run `budgetvakt schemas`"
+    assert {"forecast.v1.json", "alert.v1.json"} <= set(committed)
     for path in written:
         assert path.read_bytes() == (DEFAULT_SCHEMA_DIR / path.name).read_bytes(), (
             f"config/schemas/{path.name} is out of date: run `budgetvakt schemas`"
@@ -189,12 +200,16 @@ def doc_examples() -> list[tuple[str, str]]:
 def test_events_doc_has_an_example_of_every_event_type() -> None:
     types = {json.loads(body).get("type") for tag, body in doc_examples() if tag == ""}
     assert types >= set(EVENT_TYPES)
-    assert any(tag == "dead-letter" for tag, _ in doc_examples())
+    tags = [tag for tag, _ in doc_examples()]
+    assert "dead-letter" in tags
+    assert tags.count("forecast") >= 1 and tags.count("alert") >= 2  # a firing and a resolved
 
 
 def example_id(tag: str, body: str) -> str:
     example = json.loads(body)
-    return f"{tag}:{example.get('offset')}" if tag else str(example.get("event_id"))
+    if tag == "dead-letter":
+        return f"{tag}:{example.get('offset')}"
+    return f"{tag}:{example.get('event_id')}" if tag else str(example.get("event_id"))
 
 
 @pytest.mark.parametrize(
@@ -205,6 +220,10 @@ def test_events_doc_examples_are_valid(tag: str, body: str, domain: DomainConfig
     if tag == "dead-letter":
         assert list(validator("dead_letter").iter_errors(example)) == []
         DeadLetterRecord.model_validate(example)
+        return
+    if tag in OUTPUT_EVENTS:
+        assert list(validator(tag).iter_errors(example)) == []
+        check_output_semantics(tag, example)
         return
     assert tag == "", f"unknown example tag {tag!r} in docs/events.md"
     assert list(validator("event").iter_errors(example)) == []
@@ -256,3 +275,158 @@ def test_events_doc_csv_examples_publish_without_rejections(
         loaded = read_events(path, domain)
         assert loaded.rejections == []
         assert len(loaded.events) == block.count("\n") - 1
+
+
+# --- What the worker publishes: forecast.v1 and alert.v1 -------------------------------------
+
+OUTPUT_YEAR = 2024
+OUTPUT_AS_OF = 6
+NOW = datetime(2024, 7, 8, 6, 0, tzinfo=UTC)
+
+
+def _history(level: float, through: int) -> dict[str, float]:
+    """Three years of a steady monthly level with a small deterministic wobble."""
+    out = {}
+    for year in range(OUTPUT_YEAR - 2, OUTPUT_YEAR + 1):
+        for month in range(1, 13):
+            if year == OUTPUT_YEAR and month > through:
+                break
+            out[f"{year}-{month:02d}"] = level * (1 + 0.02 * math.sin(year * 12 + month))
+    return out
+
+
+def _leaves(budget_factor: float) -> list[LeafSeries]:
+    """Two enheter of one avdelning with costs, a revenue and hours; budgets × budget_factor."""
+    leaves = []
+    for unit, level in (("1110", 4e6), ("1120", 3e6)):
+        for category, share in (("salaries", 1.0), ("substitutes", 0.2), ("revenue_fees", -0.1)):
+            monthly = level * share
+            budget = [monthly * budget_factor] * 12
+            leaves.append(
+                LeafSeries(unit, "cost", category, _history(monthly, OUTPUT_AS_OF), budget)
+            )
+        hours = [12_000.0 * budget_factor] * 12
+        leaves.append(
+            LeafSeries(unit, "measure", "home_care_hours", _history(12_000, OUTPUT_AS_OF), hours)
+        )
+    return leaves
+
+
+@functools.cache
+def _worker_output() -> tuple[list[ForecastEvent], list[AlertEvent]]:
+    """forecast.v1 and alert.v1 events as the worker builds them: the organisation forecast,
+    forecast_event() per node, the shipped rules evaluated over budget (fire), then on a budget
+    well above the forecast (resolve)."""
+    from services.config_files import load_domain_config
+
+    domain = load_domain_config(DEFAULT_CONFIG_DIR)
+    rules = load_rules(DEFAULT_CONFIG_DIR, domain)
+    over = forecast_organisation(_leaves(0.9), domain, OUTPUT_YEAR, OUTPUT_AS_OF)
+    under = forecast_organisation(_leaves(1.2), domain, OUTPUT_YEAR, OUTPUT_AS_OF)
+    forecasts = [
+        forecast_event(node, preliminary, NOW)
+        for node in over.nodes
+        for preliminary in (False, True)
+    ]
+    book = AlertBook()
+    alerts = evaluate(rules, over, None, book, domain, NOW)
+    alerts += evaluate(rules, under, None, book, domain, NOW)
+    return forecasts, alerts
+
+
+def check_output_semantics(name: str, event: dict[str, Any]) -> None:
+    """What events.md says about the fields holds for the event (not only its shape)."""
+    if name == "forecast":
+        parsed = ForecastEvent.model_validate(event)
+        assert parsed.low <= parsed.full_year <= parsed.high
+        if parsed.budget_full_year is not None:
+            assert parsed.deviation is not None
+            assert parsed.deviation == pytest.approx(parsed.budget_full_year - parsed.full_year)
+        assert parsed.as_of[:4] == str(parsed.year)
+        assert parsed.event_id.startswith(
+            f"forecast|{parsed.org_unit}|{parsed.kind}|{parsed.category}|{parsed.as_of}|"
+        )
+        if parsed.volume_effect is not None and parsed.price_effect is not None:
+            assert parsed.deviation is not None
+            assert parsed.volume_effect + parsed.price_effect == pytest.approx(parsed.deviation)
+        return
+    alert = AlertEvent.model_validate(event)
+    assert alert.event_id == f"{alert.alert_id}@{alert.sequence}"
+    rule, org_unit, category, year = alert.alert_id.split("|")
+    assert (rule, org_unit, category) == (alert.rule, alert.org_unit, alert.category)
+    assert year == alert.period[:4]
+
+
+def test_output_schemas_describe_every_field_and_require_it() -> None:
+    for name, (model, topic, _) in OUTPUT_EVENTS.items():
+        schema = json.loads((DEFAULT_SCHEMA_DIR / f"{name}.v1.json").read_text(encoding="utf-8"))
+        assert set(schema["properties"]) == set(model.model_fields)
+        assert schema["required"] == sorted(model.model_fields)
+        assert all(spec["description"] for spec in schema["properties"].values())
+        assert topic in schema["description"] and schema["additionalProperties"] is False
+
+
+def test_forecast_events_of_the_worker_validate() -> None:
+    forecasts, _ = _worker_output()
+    kinds = {(event.kind, event.category == TOTAL) for event in forecasts}
+    assert kinds == {("cost", True), ("cost", False), ("measure", False)}
+    assert any(event.volume_effect is None for event in forecasts)
+    for event in forecasts:
+        wire = json.loads(event.model_dump_json())
+        assert list(validator("forecast").iter_errors(wire)) == [], event.event_id
+        check_output_semantics("forecast", wire)
+        assert ForecastEvent.model_validate_json(event.model_dump_json()) == event
+
+
+def test_alert_events_of_the_worker_validate() -> None:
+    _, alerts = _worker_output()
+    statuses = {(event.status, event.severity) for event in alerts}
+    assert ("firing", "critical") in statuses and any(s == "resolved" for s, _ in statuses)
+    for event in alerts:
+        wire = json.loads(event.model_dump_json())
+        assert list(validator("alert").iter_errors(wire)) == [], event.event_id
+        check_output_semantics("alert", wire)
+        assert AlertEvent.model_validate_json(event.model_dump_json()) == event
+
+
+def _broken(name: str, change: dict[str, Any], drop: str | None = None) -> dict[str, Any]:
+    forecasts, alerts = _worker_output()
+    event = forecasts[0] if name == "forecast" else alerts[0]
+    wire = {**json.loads(event.model_dump_json()), **change}
+    return {k: v for k, v in wire.items() if k != drop}
+
+
+INVALID_OUTPUT: dict[str, tuple[str, dict[str, Any], str | None]] = {
+    "forecast without preliminary": ("forecast", {}, "preliminary"),
+    "forecast without volume_effect (the worker always writes it)": (
+        "forecast",
+        {},
+        "volume_effect",
+    ),
+    "forecast with an extra field": ("forecast", {"interval": 0.8}, None),
+    "forecast as_of not a month": ("forecast", {"as_of": "2024-13"}, None),
+    "forecast of kind volume": ("forecast", {"kind": "volume"}, None),
+    "forecast amount as text": ("forecast", {"full_year": "1 094,6"}, None),
+    "alert with status open": ("alert", {"status": "open"}, None),
+    "alert with sequence 0": ("alert", {"sequence": 0}, None),
+    "alert with severity high": ("alert", {"severity": "high"}, None),
+    "alert value as text": ("alert", {"values": {"deviation": "−3,3"}}, None),
+    "alert without message": ("alert", {}, "message"),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "drop"), INVALID_OUTPUT.values(), ids=list(INVALID_OUTPUT)
+)
+def test_output_schemas_refuse_what_the_worker_never_writes(
+    name: str, change: dict[str, Any], drop: str | None
+) -> None:
+    assert validator(name).is_valid(_broken(name, {}))
+    assert not validator(name).is_valid(_broken(name, change, drop))
+
+
+def test_output_and_input_schemas_do_not_accept_each_other() -> None:
+    forecasts, alerts = _worker_output()
+    assert not validator("event").is_valid(json.loads(forecasts[0].model_dump_json()))
+    assert not validator("alert").is_valid(json.loads(forecasts[0].model_dump_json()))
+    assert not validator("forecast").is_valid(json.loads(alerts[0].model_dump_json()))
