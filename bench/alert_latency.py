@@ -400,7 +400,7 @@ def run(
         "alerts_other": other_alerts,
         "closes_with_alerts": sum(1 for t in triggers if t.kind == "close" and t.alert_event_ids),
         "closes": sum(1 for t in triggers if t.kind == "close"),
-        "probes": [asdict(t) for t in triggers if t.kind != "close"],
+        "triggers": [asdict(t) for t in triggers],
         "forecast_runs": forecast_runs,
         "wall_s": replay_s,
     }
