@@ -220,7 +220,16 @@ def forecast_run_figures(worker_port: int) -> dict[str, float]:
     samples = parse_samples(fetch_metrics(worker_port))
     count = sum_metric(samples, "budgetvakt_forecast_duration_seconds_count")
     total = sum_metric(samples, "budgetvakt_forecast_duration_seconds_sum")
-    return {"runs": count, "mean_s": total / count if count else 0.0}
+    within = {
+        bound: sum_metric(samples, "budgetvakt_forecast_duration_seconds_bucket", le=bound)
+        for bound in ("0.5", "1.0")
+    }
+    return {
+        "runs": count,
+        "mean_s": total / count if count else 0.0,
+        "over_0_5_s": count - within["0.5"],
+        "over_1_s": count - within["1.0"],
+    }
 
 
 def run(
@@ -502,11 +511,12 @@ def main() -> None:
     summary = summarise(samples)
     runs = result["forecast_runs"]
     print(
-        f"replay: {result['wall_s']:.0f} s; {result['closes_with_alerts']} of "
+        f"run: {result['wall_s']:.0f} s; {result['closes_with_alerts']} of "
         f"{result['closes']} closes changed alerts; {result['alerts_measured']} alert events "
         f"measured ({result['alerts_other']} outside a measured trigger); {result['mails']} "
         f"e-mails received, {len(samples)} measured; worker: {runs['runs']:.0f} forecast runs, "
-        f"mean {runs['mean_s']:.2f} s"
+        f"mean {runs['mean_s']:.2f} s, {runs['over_0_5_s']:.0f} over 0.5 s, "
+        f"{runs['over_1_s']:.0f} over 1 s"
     )
     print(f"  {'seconds, per e-mail':<38} {'count':>5} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}")
     total = summary["total"]
