@@ -29,7 +29,7 @@ class NotifierSettings(BaseSettings):
     web_host: str = ""  # empty: BUDGETVAKT_WEB_HOST
     # Alerts for one recipient that arrive within this window go out as one e-mail. Small,
     # because the target is p99 ≤ 2 s from the alert event to the delivered mail.
-    digest_window_s: float = Field(default=0.5, ge=0, le=60)
+    digest_window_s: float = Field(default=0.2, ge=0, le=60)
     # Attempts after the first failed one; then the notification goes to the dead-letter topic.
     retries: int = Field(default=3, ge=0, le=20)
     retry_backoff_s: float = Field(default=0.5, ge=0)  # first wait; doubles per attempt

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -364,6 +365,7 @@ def create_app(
         last_write: dict[int, tuple[str, Any, EventT]] = {}
         closed = state.closed_periods()
         late: list[Any] = []
+        closes_accepted = 0
         for key, group in groups.items():
             result = apply_events(table.get(key), [p for _, p in group], domain)
             if result.changed:
@@ -380,6 +382,8 @@ def create_app(
                 metrics.events.labels(event.message.topic, outcome).inc()
                 if outcome == "accepted" and not domain.org.is_known(parsed.org_unit):
                     metrics.unmapped_events.labels(parsed.org_unit).inc()
+                if outcome == "accepted" and str(parsed.type) == "period_close":
+                    closes_accepted += 1
                 if (
                     outcome == "accepted"
                     and str(parsed.type) in ("cost", "volume")
@@ -411,6 +415,8 @@ def create_app(
         for event in events:
             tp = event.message.tp
             processed_offsets[tp] = max(processed_offsets.get(tp, 0), event.message.offset + 1)
+        if closes_accepted:
+            close_seen.set()  # the whole batch is in the state by now
 
     @app.agent(input_topic, name="ingest")
     async def ingest(stream: faust.StreamT[bytes]) -> None:
@@ -486,16 +492,24 @@ def create_app(
         forecaster.restore_alerts(events)
         log.info("alert_state_restored", events=len(events))
 
-    @app.timer(interval=settings.forecast_interval_s)
-    async def _forecast() -> None:
-        if not worker.ready or app.rebalancing:
-            return
-        try:
-            await forecaster.run_once(state.version, list(state.items()))
-        except Exception as err:  # a failed run is retried at the next tick with the same state
-            metrics.forecast_failures.inc()
-            log.error("forecast_failed", error_type=type(err).__name__, error=str(err))
-        update_consumer_lag()
+    @app.task
+    async def _forecast_loop() -> None:
+        """At most one forecast per interval, unless a period was closed: a close is what makes
+        alerts and the snapshot due, so it is forecast at once."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(close_seen.wait(), timeout=settings.forecast_interval_s)
+            close_seen.clear()
+            if not worker.ready or app.rebalancing:
+                continue
+            try:
+                await forecaster.run_once(state.version, list(state.items()))
+            except Exception as err:  # a failed run is retried at the next tick, same state
+                metrics.forecast_failures.inc()
+                log.error("forecast_failed", error_type=type(err).__name__, error=str(err))
+            update_consumer_lag()
+
+    close_seen = asyncio.Event()
 
     def update_consumer_lag() -> None:
         consumer = app.consumer
