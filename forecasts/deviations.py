@@ -508,12 +508,17 @@ class SubstitutesMonthRule(_CostRule):
         return before.next_month()
 
     def limit(self, ctx: RuleContext, node: NodeForecast) -> _MonthLimit | None:
+        """The higher of the forecast's upper bound and the month's budget with tolerance: a
+        month within its (seasonal) budget is never "above expected", even when last month's
+        forecast missed the summer peak."""
         expected = self.expected(ctx, node)
-        if expected is not None:
-            return _forecast_limit(expected, node.as_of_month - 1)
+        budget = None
         if node.budget_monthly is not None:
-            return _budget_limit(node.budget_monthly[node.as_of_month - 1], self.tolerance)
-        return None
+            budget = _budget_limit(node.budget_monthly[node.as_of_month - 1], self.tolerance)
+        if expected is None:
+            return budget
+        forecast = _forecast_limit(expected, node.as_of_month - 1)
+        return budget if budget is not None and budget.limit > forecast.limit else forecast
 
     def readings(self, ctx: RuleContext) -> Iterator[Reading]:
         for node in ctx.nodes("cost", self.category, self.levels):

@@ -502,6 +502,8 @@ def create_app(
             close_seen.clear()
             if not worker.ready or app.rebalancing:
                 continue
+            if rules is not None and not forecaster.status.alerts_restored:
+                continue  # evaluating before the alert state is back would resend alerts
             try:
                 await forecaster.run_once(state.version, list(state.items()))
             except Exception as err:  # a failed run is retried at the next tick, same state

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import json
 import multiprocessing
 import time
@@ -158,6 +159,7 @@ class LiveForecaster:
         self._published: dict[tuple[str, str, str, int], tuple[float | None, ...]] = {}
         self._evaluated: dict[tuple[int, int], OrganisationForecast] = {}
         self._closes_seen: dict[str, int] | None = None
+        self._snapshots_due: set[str] = set()
         self._book: Any = None
         # spawn: the worker runs threads (Faust, RocksDB); a forked child could inherit a held lock.
         self._pool = concurrent.futures.ProcessPoolExecutor(
@@ -175,47 +177,51 @@ class LiveForecaster:
         self.metrics.set_alerts_firing(self._book)
 
     async def run_once(self, state_version: int, items: Items) -> bool:
-        """Forecast if the state changed since the last run; True if it ran."""
-        if state_version == self.status.state_version:
+        """Forecast if the state changed since the last run; True if it ran.
+
+        A run that raises (a broker or database hiccup) leaves the state version unrecorded, so
+        the next tick runs again; alerts and forecasts count as sent only once published.
+        """
+        if state_version == self.status.state_version and not self._snapshots_due:
             return False
         started = time.perf_counter()
         closed = closed_periods(items)
         months = latest_months(items)
         all_closed = set().union(*closed.values()) if closed else set()
-        requests = [ForecastRequest(year, month) for year, month in sorted(months.items())]
+        latest_close = max(all_closed, default=None)
         counts = close_counts(items)
-        newly_closed = self._newly_closed(counts)
-        for period in newly_closed:
-            year, month = int(period[:4]), int(period[5:])
-            if ForecastRequest(year, month) not in requests:
-                requests.append(ForecastRequest(year, month))
-        latest_year = max(months, default=None)
-        evaluate = latest_year is not None and self._book is not None and self.rules is not None
-        if evaluate:
-            assert latest_year is not None
-            previous = ForecastRequest(latest_year, months[latest_year] - 1)
-            if (
-                previous.as_of_month >= 1
-                and (latest_year, previous.as_of_month) not in self._evaluated
-            ):
-                requests.append(previous)
+        due = sorted(set(self._newly_closed(counts)) | self._snapshots_due)
+        target = self._evaluation_target(months, latest_close)
+        requests = {ForecastRequest(year, month) for year, month in months.items()}
+        requests |= {ForecastRequest(int(p[:4]), int(p[5:])) for p in due}
+        if target is not None:
+            requests.add(target)
+            before = (target.year, target.as_of_month - 1)
+            if before[1] >= 1 and before not in self._evaluated:
+                requests.add(ForecastRequest(*before))
         loop = asyncio.get_running_loop()
         results = await loop.run_in_executor(
-            self._pool, compute_forecasts, items, self.domain, requests, self.model
+            self._pool,
+            compute_forecasts,
+            items,
+            self.domain,
+            sorted(requests, key=_order),
+            self.model,
         )
         now = datetime.now(UTC)
         latest: dict[int, OrganisationForecast] = {}
         preliminary: dict[int, bool] = {}
         for year, month in sorted(months.items()):
             latest[year] = results[ForecastRequest(year, month)]
-            preliminary[year] = bool(all_closed) and f"{year:04d}-{month:02d}" > max(all_closed)
+            period = f"{year:04d}-{month:02d}"
+            preliminary[year] = latest_close is not None and period > latest_close
             await self._publish_forecasts(latest[year], preliminary[year], now)
-        if evaluate:
-            assert latest_year is not None
-            await self._evaluate(latest_year, months[latest_year], results, all_closed, now)
-        for period in newly_closed:
-            await self._snapshot(period, results[ForecastRequest(int(period[:4]), int(period[5:]))])
+        if target is not None:
+            await self._evaluate(target, results, now)
         self._closes_seen = counts
+        self._snapshots_due = set()
+        for period in due:
+            await self._snapshot(period, results[ForecastRequest(int(period[:4]), int(period[5:]))])
         # Replaced only now, so /forecasts/status and the gauges change together with the events.
         self.status.latest, self.status.preliminary = latest, preliminary
         self.status.runs += 1
@@ -223,13 +229,33 @@ class LiveForecaster:
         self.metrics.observe_forecast(time.perf_counter() - started)
         return True
 
+    def _evaluation_target(
+        self, months: Mapping[int, int], latest_close: str | None
+    ) -> ForecastRequest | None:
+        """The month the deviation rules look at: the latest closed month (next month's postings
+        may already be arriving), or without any close the latest month with postings."""
+        if self._book is None or self.rules is None or not months:
+            return None
+        if latest_close is None:
+            year = max(months)
+            return ForecastRequest(year, months[year])
+        year, month = int(latest_close[:4]), int(latest_close[5:])
+        if year not in months:
+            return None  # a close for a year without postings
+        return ForecastRequest(year, min(month, months[year]))
+
     def _newly_closed(self, counts: Mapping[str, int]) -> list[str]:
         """Periods to snapshot: closed (again) since the last run. At the first run after a
         start, closed periods without any snapshot yet (closed just before a crash)."""
         if self._closes_seen is None:
             if self.snapshot_store is None:
                 return []
-            stored = self.snapshot_store.periods()
+            try:
+                stored = self.snapshot_store.periods()
+            except Exception as err:  # the database is down: try again at the next run
+                self.metrics.snapshot_failures.inc()
+                log.error("snapshot_store_unreadable", error_type=type(err).__name__)
+                return []
             return sorted(p for p in counts if p not in stored)
         return sorted(p for p, n in counts.items() if n > self._closes_seen.get(p, 0))
 
@@ -238,40 +264,38 @@ class LiveForecaster:
     ) -> None:
         for node in current.nodes:
             key = (node.org_unit, node.kind, node.category, node.year)
-            figures = _figures(node)
+            figures = (*_figures(node), preliminary)
             if self._published.get(key) == figures:
                 continue
-            self._published[key] = figures
             event = forecast_event(node, preliminary, now)
             await _maybe_await(
                 self.publish(self.forecast_topic, node.org_unit, event.model_dump_json().encode())
             )
+            self._published[key] = figures
 
     async def _evaluate(
         self,
-        year: int,
-        month: int,
+        target: ForecastRequest,
         results: Mapping[ForecastRequest, OrganisationForecast],
-        all_closed: set[str],
         now: datetime,
     ) -> None:
         from forecasts.deviations import evaluate
 
-        period = f"{year:04d}-{month:02d}"
-        if all_closed and period > max(all_closed):
-            return  # a month still being booked: wait for its close (months close in order)
-        current = results[ForecastRequest(year, month)]
+        year, month = target.year, target.as_of_month
+        current = results[target]
         previous = results.get(ForecastRequest(year, month - 1)) or self._evaluated.get(
             (year, month - 1)
         )
-        self._evaluated[(year, month)] = current
-        if period not in self.status.evaluated:
-            self.status.evaluated.append(period)
-        changes = evaluate(self.rules, current, previous, self._book, self.domain, now)
+        # Decided on a copy: an alert enters the book only once it is on the topic, so a failed
+        # publish is decided (and sent) again at the next run.
+        changes = evaluate(
+            self.rules, current, previous, copy.deepcopy(self._book), self.domain, now
+        )
         for alert in changes:
             await _maybe_await(
                 self.publish(self.alert_topic, alert.org_unit, alert.model_dump_json().encode())
             )
+            self._book.record(alert)
             log.info(
                 "alert_" + alert.status,
                 alert_id=alert.alert_id,
@@ -279,6 +303,10 @@ class LiveForecaster:
                 period=alert.period,
             )
         self.metrics.set_alerts_firing(self._book)
+        self._evaluated[(year, month)] = current
+        period = f"{year:04d}-{month:02d}"
+        if period not in self.status.evaluated:
+            self.status.evaluated.append(period)
 
     async def _snapshot(self, period: str, forecast: OrganisationForecast) -> None:
         if self.snapshot_store is None:
@@ -288,12 +316,17 @@ class LiveForecaster:
             stored = await loop.run_in_executor(None, self.snapshot_store.write, forecast, period)
         except Exception as err:  # a database outage must not stop forecasting or ingest
             self.metrics.snapshot_failures.inc()
+            self._snapshots_due.add(period)  # retried at the next run
             log.error(
                 "snapshot_failed", period=period, error_type=type(err).__name__, error=str(err)
             )
             return
         self.status.snapshots.append(period)
         log.info("snapshot_written", period=period, snapshot=str(stored))
+
+
+def _order(request: ForecastRequest) -> tuple[int, int]:
+    return (request.year, request.as_of_month)
 
 
 async def _maybe_await(result: Any) -> None:

@@ -109,6 +109,9 @@ class _Metrics:
     def observe_forecast(self, seconds: float) -> None:
         self.runs += 1
 
+    def set_alerts_firing(self, book: Any) -> None:
+        self.firing = len(book.firing())
+
 
 def test_forecaster_runs_once_per_state_version_and_publishes_only_changes(
     domain: DomainConfig,
@@ -149,3 +152,87 @@ def test_forecaster_runs_once_per_state_version_and_publishes_only_changes(
         assert metrics.forecast_status.latest[YEAR].as_of_month == 3
     finally:
         forecaster.close()
+
+
+def _state_items(domain: DomainConfig, raw_events: list[dict[str, Any]]) -> list[Any]:
+    import json
+
+    from streams.aggregation import apply_events, state_key
+    from streams.validation import parse_event
+
+    items: dict[str, Any] = {}
+    for raw in raw_events:
+        event = parse_event(json.dumps(raw).encode(), domain)
+        key = state_key(0, event)
+        items[key] = apply_events(items.get(key), [event], domain).value
+    return list(items.items())
+
+
+def _overrun_events(through: str, closed: str) -> list[dict[str, Any]]:
+    """Two years of flat salaries on 1110 with budget, a 2 mnkr spike in June 2024."""
+    events: list[dict[str, Any]] = [
+        {
+            "event_id": f"b{year}",
+            "type": "budget",
+            "org_unit": "1110",
+            "year": year,
+            "category": "salaries",
+            "annual": 12_000_000,
+        }
+        for year in (2023, 2024)
+    ]
+    for year in (2023, 2024):
+        for month in range(1, 13):
+            period = f"{year}-{month:02d}"
+            if period > through:
+                break
+            amount = 1_000_000 + (2_000_000 if period == "2024-06" else 0)
+            events.append(
+                {
+                    "event_id": f"c{period}",
+                    "type": "cost",
+                    "org_unit": "1110",
+                    "period": period,
+                    "category": "salaries",
+                    "amount_sek": amount,
+                }
+            )
+    events.append(
+        {"event_id": "close", "type": "period_close", "org_unit": "VON", "period": closed}
+    )
+    return events
+
+
+def test_rules_run_on_the_latest_close_and_an_unpublished_alert_is_sent_again(
+    domain: DomainConfig,
+) -> None:
+    from pathlib import Path
+
+    from services.rules_config import load_rules
+
+    rules = load_rules(Path(__file__).resolve().parents[2] / "config", domain)
+    sent: list[tuple[str, str, bytes]] = []
+    failures = {"left": 1}
+
+    def publish(topic: str, key: str, value: bytes) -> None:
+        if topic == "al" and failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("broker hiccup")
+        sent.append((topic, key, value))
+
+    forecaster = LiveForecaster(domain, "auto", rules, publish, "fc", "al", _Metrics())
+    forecaster.restore_alerts([])
+    # June is closed and July's postings are already arriving: the rules look at June.
+    items = _state_items(domain, _overrun_events(through="2024-07", closed="2024-06"))
+    try:
+        with pytest.raises(ConnectionError):
+            asyncio.run(forecaster.run_once(1, items))
+        assert not [s for s in sent if s[0] == "al"]
+        assert asyncio.run(forecaster.run_once(1, items))  # the same state, run again
+    finally:
+        forecaster.close()
+    alerts = [s for s in sent if s[0] == "al"]
+    assert alerts, "the alert that failed to publish is decided and sent again"
+    assert forecaster.status.evaluated == ["2024-06"]
+    assert all(b'"period":"2024-06"' in value for _, _, value in alerts)
+    assert len({value for _, _, value in alerts}) == len(alerts)

@@ -766,3 +766,26 @@ def test_shipped_rules_on_the_demo_like_overrun(domain: DomainConfig) -> None:
         ("budget_deviation", "AO", "critical"),  # −35 mnkr, −5,9 %
         ("budget_deviation", "1110", "warning"),  # −2,8 mnkr, −2,4 %
     }
+
+
+def test_a_month_within_its_seasonal_budget_is_not_above_expected_even_if_the_forecast_was_low(
+    domain: DomainConfig,
+) -> None:
+    """Last month's forecast missed the summer peak (a narrow interval at 1,0 mnkr), but July
+    stays within its own budget (1,6 mnkr + 10 %): the limit is the higher of the two."""
+    narrow = org(
+        node(
+            domain,
+            "1110",
+            "substitutes",
+            actual=[1.0e6] * 6,
+            budget=SUMMER_BUDGET,
+            path=[1.0e6] * 6,
+            sigma=10_000 * math.sqrt(6) / Z80,
+        )
+    )
+    ruleset = rules(SUBSTITUTES)
+    assert run(ruleset, AlertBook(), domain, july(domain, 1.7e6), previous=narrow) == []
+    fired = run(ruleset, AlertBook(), domain, july(domain, 1.9e6), previous=narrow)
+    assert transitions(fired) == [("firing", "warning")]
+    assert "mot budget för månaden 1,6 mnkr" in fired[0].message
