@@ -25,7 +25,15 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """budgetvakt: budget forecasts and deviation alerts for municipal social services."""
-    settings = Settings()
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = "BUDGETVAKT_" + ".".join(str(p) for p in first["loc"]).upper()
+        # The variable and the problem only: never echo a value (it may be a URL with a password).
+        raise UserError(f"{name}: {first['msg']}") from None
     configure_logging(settings.log_format, settings.log_level)
 
 

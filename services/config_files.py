@@ -79,6 +79,10 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(str(path), "(file)", "file not found")
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            str(path), "(file)", f"not UTF-8 text (byte {err.start}): save it as UTF-8"
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(file)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, FilePath, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.errors import UserError
@@ -63,7 +63,7 @@ class SmtpSettings(BaseSettings):
     port: int = Field(default=1025, ge=1, le=65535)
     starttls: bool = False
     # Extra CA bundle to verify the relay's certificate (a private CA); else the system store.
-    ca_file: Path | None = None
+    ca_file: FilePath | None = None  # must exist: checked at start, not at the first mail
     username: str = ""
     password: SecretStr = SecretStr("")
     sender: str = Field(default="budgetvakt <budgetvakt@storvik.example>", min_length=3)

@@ -53,6 +53,10 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(str(path), "(file)", "file not found")
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_DatesAsText)  # a SafeLoader
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            str(path), "(file)", f"not UTF-8 text (byte {err.start}): save it as UTF-8"
+        ) from None
     except yaml.YAMLError as err:
         raise ConfigError(str(path), *_yaml_problem(err)) from None
 

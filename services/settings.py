@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -55,9 +55,18 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Live forecasts in the worker: at most one organisation forecast per interval (debounce).
     forecast_interval_s: float = Field(default=0.5, gt=0)
-    forecast_model: str = "auto"
+    forecast_model: str = "auto"  # one of forecasts.engine.MODELS, checked below
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     log_level: str = "INFO"
+
+    @field_validator("forecast_model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        from forecasts.engine import MODELS
+
+        if value not in MODELS:
+            raise ValueError(f"unknown model {value!r}; choose one of {', '.join(MODELS)}")
+        return value
 
     def database_url_or_default(self) -> str:
         if self.database_url.strip():
