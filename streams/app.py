@@ -257,6 +257,8 @@ def create_app(
             key_serializer="raw",
             value_serializer="raw",
             partitions=partitions,
+            # The alert topic is the alert state the worker rebuilds at start: keep it forever.
+            config={"retention.ms": "-1"} if name == topics.alert else None,
         )
         for name in (topics.forecast, topics.alert)
     }
