@@ -395,7 +395,17 @@ class AlertConsumer:
         notifications, repeats = plan_notifications(alerts, self.routing, self.domain)
         if repeats:
             self.metrics.duplicates_skipped.inc(repeats)
-        await asyncio.gather(*(self.deliverer.deliver(n) for n in notifications))
+        # One lane per recipient and channel, delivered in order: a case system must get an
+        # alert's "firing" before its "resolved", also when the first attempt is retried.
+        lanes: dict[tuple[str, str], list[Notification]] = {}
+        for notification in notifications:
+            lane = (notification.recipient.id, notification.channel)
+            lanes.setdefault(lane, []).append(notification)
+        await asyncio.gather(*(self._deliver_in_order(lane) for lane in lanes.values()))
+
+    async def _deliver_in_order(self, lane: Sequence[Notification]) -> None:
+        for notification in lane:
+            await self.deliverer.deliver(notification)
 
     async def _commit(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         offsets: dict[TopicPartition, int] = {}

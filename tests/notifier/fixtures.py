@@ -240,6 +240,7 @@ class WebhookCatcher:
         self.lock = threading.Lock()
         self.hooks: list[ReceivedHook] = []
         self.status = 200
+        self.refuse_next = 0  # answer this many requests 503 first, then ``status``
         catcher = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -247,6 +248,10 @@ class WebhookCatcher:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length).decode("utf-8"))
                 status = catcher.status
+                with catcher.lock:
+                    if catcher.refuse_next > 0:
+                        catcher.refuse_next -= 1
+                        status = 503
                 if 200 <= status < 300:
                     with catcher.lock:
                         catcher.hooks.append(ReceivedHook(self.path, dict(self.headers), body))

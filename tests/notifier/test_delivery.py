@@ -230,3 +230,16 @@ def test_malformed_records_are_dead_lettered_and_the_notifier_goes_on(
     samples = notifier.samples()
     assert metric(samples, "budgetvakt_notifier_dead_letter_total", reason="malformed") == 3
     assert metric(samples, "budgetvakt_notifier_alerts_consumed_total") == 1
+
+
+def test_json_webhook_gets_an_alerts_firing_before_its_resolved_also_after_a_retry(
+    notifier_case: NotifierCase,
+) -> None:
+    notifier_case.hooks.refuse_next = 1  # the first POST fails once and is retried
+    notifier_case.start_in_process()
+    firing = make_alert("VOF", severity="warning", status="firing", sequence=1)
+    resolved = make_alert("VOF", severity="warning", status="resolved", sequence=2)
+    notifier_case.publish([firing, resolved])
+    wait_until(lambda: len(notifier_case.hooks.snapshot()) >= 2, 30, "two webhook calls")
+    received = [hook.body["event_id"] for hook in notifier_case.hooks.snapshot()]
+    assert received == [firing["event_id"], resolved["event_id"]]
