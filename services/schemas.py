@@ -98,8 +98,8 @@ OUTPUT_FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "year": "The forecast year.",
         "as_of": "YYYY-MM: the last month with actuals in the forecast (the latest month with a "
         "cost booked anywhere in the organisation).",
-        "preliminary": "True when as_of was not a closed period when the forecast was published "
-        "(period closes exist but none for as_of). Always false before any period close.",
+        "preliminary": "True when as_of is later than the latest closed period (the month is "
+        "still being booked); false once it is closed. Always false before any period close.",
         "actual_ytd": "Actual January..as_of, SEK or the measure's unit.",
         "budget_full_year": "Full-year budget (sum of the periodised monthly budget); null "
         "without a budget line.",
