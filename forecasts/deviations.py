@@ -165,6 +165,10 @@ class Grade:
         entered = highest([severity] if self.entered is None else [severity, self.entered])
         return Grade(entered, self.held | {severity})
 
+    def held_at(self, severity: Severity) -> Grade:
+        """Keeps ``severity`` if the alert has it already, without entering it."""
+        return Grade(self.entered, self.held | {severity})
+
 
 def _tier_met(
     limits: Mapping[str, float], excess: Mapping[str, float], scale: float, match: Match
@@ -334,6 +338,10 @@ class BudgetDeviationRule(_CostRule):
     category: str = TOTAL
     levels: tuple[Level, ...] = Field(default=("namnd", "avdelning", "enhet"), min_length=1)
     namnd_deficit_critical: bool = True
+    # The minusprognos flag's own hysteresis: it enters at a deficit of this share of the
+    # budget and holds until the nämnd is back in balance, so a forecast that wavers around
+    # zero does not send critical mail every other month.
+    namnd_deficit_min_pct: float = Field(default=0.25, ge=0)
 
     def readings(self, ctx: RuleContext) -> Iterator[Reading]:
         for node in ctx.nodes("cost", self.category, self.levels):
@@ -345,7 +353,10 @@ class BudgetDeviationRule(_CostRule):
             deficit_flag = self.namnd_deficit_critical and node.level == "namnd"
             detail = ""
             if deficit_flag and excess["sek"] > 0:
-                grading = grading.at_least("critical")
+                if excess["pct"] >= self.namnd_deficit_min_pct:
+                    grading = grading.at_least("critical")
+                else:
+                    grading = grading.held_at("critical")
                 detail = " Minusprognos för nämnden: en plan för ekonomi i balans behövs."
             money = Money.for_amounts(node.full_year, budget)
             versus, deviation = _versus(money, excess)
