@@ -274,8 +274,11 @@ class Deliverer:
         return lambda: self.webhooks.post(url, payload, key)
 
 
-async def ensure_topics(bootstrap_servers: str, topics: dict[str, int]) -> None:
-    """Create the topics the notifier reads and writes when they do not exist yet."""
+async def ensure_topics(
+    bootstrap_servers: str, topics: dict[str, int], keep_forever: frozenset[str] = frozenset()
+) -> None:
+    """Create the topics the notifier reads and writes when they do not exist yet; those in
+    ``keep_forever`` without time-based deletion (the alert topic is the worker's alert state)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     try:
         await admin.start()
@@ -287,7 +290,15 @@ async def ensure_topics(bootstrap_servers: str, topics: dict[str, int]) -> None:
         ) from None
     try:
         response = await admin.create_topics(
-            [NewTopic(name, partitions, 1) for name, partitions in topics.items()]
+            [
+                NewTopic(
+                    name,
+                    partitions,
+                    1,
+                    topic_configs={"retention.ms": "-1"} if name in keep_forever else None,
+                )
+                for name, partitions in topics.items()
+            ]
         )
         for name, code, *message in response.topic_errors:
             if code not in (0, _TOPIC_ALREADY_EXISTS):
@@ -460,6 +471,7 @@ async def run(
             topics.alert: settings.topic_partitions,
             notifier.dead_letter_topic: settings.topic_partitions,
         },
+        keep_forever=frozenset({topics.alert}),
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
