@@ -501,9 +501,10 @@ class OvertimeAfterStopRule(_Rule):
 class SubstitutesMonthRule(_CostRule):
     """The as-of month's cost against what the previous month's forecast expected for it.
 
-    The limit is the upper bound of that forecast's 80 % interval (a summer peak the forecast
-    expected stays inside it); without a forecast for this month, the month's periodised budget
-    × (1 + tolerance).
+    The limit is the higher of the upper bound of that forecast's 80 % interval (a summer peak
+    the forecast expected stays inside it) and the month's periodised budget × (1 + tolerance)
+    (a month within its seasonal budget is never "above expected"); without a forecast for this
+    month, the budget limit alone.
     """
 
     kind: Literal["substitutes_month_above_expected"]

@@ -1,25 +1,28 @@
 """Live forecasts in the worker: re-forecast after events, publish them, evaluate deviation rules.
 
 The ingest agent only aggregates. This module's :class:`LiveForecaster` runs beside it: at most
-once per ``forecast_interval_s`` (the debounce), when the aggregate state changed, it takes a copy
-of the state and forecasts the whole organisation in a process pool (the event loop never waits
-for a model), then
+once per ``forecast_interval_s`` (the debounce), and at once after a batch that closed a period,
+when the aggregate state changed, it takes a copy of the state and forecasts the whole
+organisation in a process pool (the event loop never waits for a model), then
 
 * keeps the result for the ``budgetvakt_forecast_*`` gauges (so after a restart they come back
   with the first run on the recovered state),
-* publishes a ``forecast.v1`` event for every node and category whose figures changed,
-* evaluates the deviation rules (``forecasts.deviations``) on the latest year and publishes the
-  alert state changes as ``alert.v1`` events,
-* writes a snapshot when a period was closed (``services.db.store``) and records events that
-  arrived for an already closed period as late.
+* publishes a ``forecast.v1`` event for every node and category whose figures (or preliminary
+  flag) changed,
+* evaluates the deviation rules (``forecasts.deviations``) and publishes the alert state changes
+  as ``alert.v1`` events,
+* writes a snapshot when a period was closed (``services.db.store``); events that arrive for an
+  already closed period are recorded as late by the ingest agent.
 
 The whole panel is forecast every time, not only the touched series: the cross-learned correction
 of ``auto`` learns from the panel, and a forecast of one series alone would be a different one.
 
-Deviation rules are evaluated on forecasts of a *closed* month when the year has any period
-closes (a month that is still being booked would alert on half its costs); a year without any
-close is evaluated on every forecast. The alert state (what fires, its sequence number) is
-rebuilt at start from the alert topic itself, so a restart neither repeats nor forgets an alert.
+The rules look at the latest *closed* month (months close in order; next month's postings may
+already be arriving, and a month still being booked would alert on half its costs); without any
+close they look at the latest month with postings. An alert counts as sent only once it is on the
+topic, so a failed publish is decided and sent again at the next run. The alert state (what
+fires, its sequence number) is rebuilt at start from the alert topic itself, so a restart neither
+repeats nor forgets an alert.
 """
 
 from __future__ import annotations

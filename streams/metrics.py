@@ -117,7 +117,8 @@ class ForecastCollector(Collector):
     """The live forecasts (``streams.forecasting``) as gauges, from the last run's result.
 
     Labels: org_unit (enheter and every roll-up), category (a cost category or ``total``), year,
-    level. With the demo organisation: 16 nodes × 14 categories × years with data.
+    level. With the demo organisation: 15 nodes (16 with ``omappad``) × 14 categories (13 and
+    ``total``) × the years with data.
     """
 
     def __init__(self, status_source: Any) -> None:
