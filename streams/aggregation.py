@@ -416,8 +416,8 @@ def leaf_series(
                 as_of = max(as_of, parsed.month)
         elif parsed.kind == "budget" and parsed.year == year:
             for name, line in value.get("budget", {}).items():
-                kind = "cost" if line.get("kind") == "category" else "measure"
-                plans[(parsed.org_unit, kind, name)] = [float(v) for v in line["monthly"]]
+                line_kind: SeriesKind = "cost" if line.get("kind") == "category" else "measure"
+                plans[(parsed.org_unit, line_kind, name)] = [float(v) for v in line["monthly"]]
     keys = sorted(set(actuals) | set(plans))
     leaves = [
         LeafSeries(

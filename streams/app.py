@@ -516,7 +516,7 @@ def create_app(
     close_seen = asyncio.Event()
 
     def update_consumer_lag() -> None:
-        consumer = app.consumer
+        consumer = cast(Consumer, app.consumer)
         metrics.consumer_lag.clear()  # partitions this worker lost must not keep a stale lag
         for tp in consumer.assignment():
             if tp.topic not in input_topic_names:
