@@ -898,6 +898,49 @@ def _transition(
     )
 
 
+def resolve_earlier_years(
+    rules: RuleSet, year: int, book: AlertBook, domain: DomainConfig, now: datetime
+) -> list[AlertEvent]:
+    """Resolve every alert still firing for a year before ``year``, recorded in ``book``.
+
+    Once the rules look at a new year, last year's alerts can no longer change (their series are
+    not evaluated again): without this they would stay firing forever. The year is over; its
+    outcome is reported in the annual report, not by alerts.
+    """
+    titles = {rule.id: rule.title for rule in rules.rules}
+    events: list[AlertEvent] = []
+    for alert_id, state in sorted(book.firing().items()):
+        rule_id, org_unit, category, alert_year = alert_id.split("|")
+        if int(alert_year) >= year:
+            continue
+        node = domain.org.nodes.get(org_unit)
+        name = node.name if node is not None else org_unit
+        title = titles.get(rule_id, rule_id)
+        sequence = state.sequence + 1
+        event = AlertEvent(
+            event_id=f"{alert_id}@{sequence}",
+            alert_id=alert_id,
+            sequence=sequence,
+            rule=rule_id,
+            severity=state.severity,
+            status="resolved",
+            org_unit=org_unit,
+            org_unit_name=name,
+            level=node.level if node is not None else "enhet",
+            category=category,
+            period=f"{alert_year}-12",
+            values=dict(state.values),
+            message=(
+                f"{name}: {_lower_first(title)} {alert_year} avslutas, året är slut "
+                f"(uppföljningen gäller nu {year})."
+            ),
+            emitted_at=now,
+        )
+        book.record(event)
+        events.append(event)
+    return events
+
+
 __all__ = [
     "RULE_KINDS",
     "AlertBook",
@@ -912,4 +955,5 @@ __all__ = [
     "format_number_sv",
     "grade",
     "next_severity",
+    "resolve_earlier_years",
 ]

@@ -282,7 +282,7 @@ class LiveForecaster:
         results: Mapping[ForecastRequest, OrganisationForecast],
         now: datetime,
     ) -> None:
-        from forecasts.deviations import evaluate
+        from forecasts.deviations import evaluate, resolve_earlier_years
 
         year, month = target.year, target.as_of_month
         current = results[target]
@@ -291,9 +291,9 @@ class LiveForecaster:
         )
         # Decided on a copy: an alert enters the book only once it is on the topic, so a failed
         # publish is decided (and sent) again at the next run.
-        changes = evaluate(
-            self.rules, current, previous, copy.deepcopy(self._book), self.domain, now
-        )
+        trial = copy.deepcopy(self._book)
+        changes = resolve_earlier_years(self.rules, year, trial, self.domain, now)
+        changes += evaluate(self.rules, current, previous, trial, self.domain, now)
         for alert in changes:
             await _maybe_await(
                 self.publish(self.alert_topic, alert.org_unit, alert.model_dump_json().encode())

@@ -18,6 +18,7 @@ from forecasts.deviations import (
     evaluate,
     format_number_sv,
     format_pct,
+    resolve_earlier_years,
 )
 from forecasts.domain import DomainConfig
 from forecasts.engine import Z80
@@ -796,3 +797,25 @@ def test_a_month_within_its_seasonal_budget_is_not_above_expected_even_if_the_fo
     fired = run(ruleset, AlertBook(), domain, july(domain, 1.9e6), previous=narrow)
     assert transitions(fired) == [("firing", "warning")]
     assert "mot budget för månaden 1,6 mnkr" in fired[0].message
+
+
+def test_last_years_firing_alerts_are_resolved_when_the_rules_move_to_a_new_year(
+    domain: DomainConfig,
+) -> None:
+    ruleset = rules(TWO_TIERS)
+    book = AlertBook()
+    [fired] = run(ruleset, book, domain, annual(domain, "1110", BUDGET, BUDGET + 2e6))
+    assert resolve_earlier_years(ruleset, fired_year(fired), book, domain, NOW) == []
+    [closed] = resolve_earlier_years(ruleset, fired_year(fired) + 1, book, domain, NOW)
+    assert (closed.status, closed.severity, closed.sequence) == ("resolved", "warning", 2)
+    assert closed.alert_id == fired.alert_id and closed.period == f"{fired_year(fired)}-12"
+    assert closed.message == (
+        f"Hemtjänst Norr: budgetavvikelse helår {fired_year(fired)} avslutas, året är slut "
+        f"(uppföljningen gäller nu {fired_year(fired) + 1})."
+    )
+    assert not book.firing()
+    assert resolve_earlier_years(ruleset, fired_year(fired) + 1, book, domain, NOW) == []
+
+
+def fired_year(event: AlertEvent) -> int:
+    return int(event.alert_id.rsplit("|", 1)[1])
