@@ -466,19 +466,21 @@ def create_app(
         """Rebuild which alerts fire from the alert topic before the first evaluation."""
         if rules is None:
             return
-        from aiokafka.errors import KafkaError
-
         from streams.output_records import AlertEvent
-        from streams.topic_reader import read_to_end
+        from streams.replay import RawMessage, read_topics
 
-        for attempt in range(1, settings.worker_batch_attempts + 1):
-            try:
-                records = await read_to_end(settings.kafka_bootstrap_servers, topics.alert)
-                break
-            except (KafkaError, OSError, TimeoutError) as err:
-                log.error("alert_state_read_failed", attempt=attempt, error=str(err))
-                await asyncio.sleep(RETRY_BACKOFF_S * 2 ** (attempt - 1))
-        else:
+        records: list[RawMessage] = []
+
+        async def read() -> None:
+            nonlocal records
+            records = await asyncio.get_running_loop().run_in_executor(
+                None, read_topics, settings.kafka_bootstrap_servers, [topics.alert]
+            )
+
+        def note(attempt: int, err: Exception) -> None:
+            log.error("alert_state_read_failed", attempt=attempt, error=str(err))
+
+        if not await process_with_retries(read, settings.worker_batch_attempts, note):
             # Without its state the worker would send every firing alert again: stop instead.
             log.critical("worker_exiting_alert_state_unreadable", topic=topics.alert)
             logging.shutdown()
@@ -488,9 +490,7 @@ def create_app(
             try:
                 events.append(AlertEvent.model_validate_json(record.value or b""))
             except ValueError:
-                log.warning(
-                    "alert_record_unreadable", partition=record.partition, offset=record.offset
-                )
+                log.warning("alert_record_unreadable", topic=record.topic)
         forecaster.restore_alerts(events)
         log.info("alert_state_restored", events=len(events))
 
