@@ -263,15 +263,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 # --- Publishing ------------------------------------------------------------------------------
 
 
-def _topic_for(event: dict[str, Any], topics: Any) -> str:
-    return {
-        "cost": topics.cost,
-        "volume": topics.volume,
-        "budget": topics.budget,
-        "period_close": topics.period_close,
-    }[event["type"]]
-
-
 def publish_events(
     bootstrap_servers: str, events: Sequence[dict[str, Any]], topics: Any
 ) -> dict[str, int]:
@@ -280,7 +271,7 @@ def publish_events(
 
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for event in events:
-        by_topic.setdefault(_topic_for(event, topics), []).append(event)
+        by_topic.setdefault(publish.topic_for_type(event["type"], topics), []).append(event)
     sent: dict[str, int] = {}
     for topic, batch in by_topic.items():
         sent[topic] = publish.send_events(bootstrap_servers, topic, batch)

@@ -57,12 +57,7 @@ class LoadedFile:
 
 
 def topic_for_type(event_type: str, topics: Topics) -> str:
-    return {
-        "cost": topics.cost,
-        "volume": topics.volume,
-        "budget": topics.budget,
-        "period_close": topics.period_close,
-    }[event_type]
+    return {kind: topic for topic, kind in topics.input_types().items()}[event_type]
 
 
 def derived_event_id(file_name: str, line: int, content: dict[str, Any]) -> str:

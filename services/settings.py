@@ -24,6 +24,15 @@ class Topics(BaseSettings):
     alert: str = "budgetvakt.alert.v1"
     dead_letter: str = "budgetvakt.dead-letter.v1"
 
+    def input_types(self) -> dict[str, str]:
+        """Input topic name → the event type it carries (the worker reads these four)."""
+        return {
+            self.cost: "cost",
+            self.volume: "volume",
+            self.budget: "budget",
+            self.period_close: "period_close",
+        }
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BUDGETVAKT_", extra="ignore")

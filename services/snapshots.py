@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         from services.db.store import write_snapshot
         from services.settings import Settings
         from streams.aggregation import leaf_series
-        from streams.replay import input_topic_types, replay
+        from streams.replay import replay
 
         year, month = parse_period(period)
         settings = Settings()
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
             topics = settings.topics()
             replayed = replay(
                 settings.kafka_bootstrap_servers.strip(),
-                input_topic_types(topics),
+                topics.input_types(),
                 domain,
                 timeout_s=timeout_s,
                 connect_timeout_s=min(timeout_s, 10.0),

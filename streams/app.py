@@ -227,12 +227,7 @@ def create_app(
         web_host=settings.web_host,
     )
     partitions = settings.topic_partitions
-    input_topic_names = {
-        topics.cost: "cost",
-        topics.volume: "volume",
-        topics.budget: "budget",
-        topics.period_close: "period_close",
-    }
+    input_topic_names = topics.input_types()
     input_topic = app.topic(
         *input_topic_names,
         key_type=bytes,

@@ -29,12 +29,11 @@ import structlog
 
 from forecasts.domain import DomainConfig
 from services.errors import UserError
-from streams.aggregation import CLOSED_SEGMENT, StateValue, apply_events, state_key
+from streams.aggregation import StateValue, apply_events, closed_periods, state_key
 from streams.validation import InvalidEvent, parse_event
 
 log = structlog.get_logger(__name__)
 
-INPUT_TYPES = ("cost", "volume", "budget", "period_close")
 POLL_TIMEOUT_MS = 500
 FETCH_MAX_WAIT_MS = 100
 MAX_POLL_RECORDS = 100_000
@@ -54,12 +53,16 @@ class ReplayResult:
     """Table values keyed by ``state_key(0, event)`` (with their ids) and what was read."""
 
     items: dict[str, StateValue] = field(default_factory=dict)
-    closed_periods: set[str] = field(default_factory=set)
     messages: int = 0  # records read
     accepted: int = 0  # events that changed a value
     duplicates: int = 0  # an event_id seen before
     invalid: int = 0  # rejected by validation (the worker dead-letters these)
     failed: int = 0  # valid but could not be applied (also dead-lettered by the worker)
+
+    @property
+    def closed_periods(self) -> set[str]:
+        """Every period a ``period_close`` event closed, for any org_unit."""
+        return set().union(*closed_periods(self.items.items()).values())
 
 
 def aggregate(
@@ -91,8 +94,6 @@ def aggregate(
         result.failed += applied.outcomes.count("failed")
         if applied.changed:
             result.items[key] = applied.value
-            if key.endswith(f"|{CLOSED_SEGMENT}"):
-                result.closed_periods.update(applied.value.get("closed", []))
     return result
 
 
@@ -198,8 +199,3 @@ def replay(
         closed_periods=len(result.closed_periods),
     )
     return result
-
-
-def input_topic_types(topics: Any) -> dict[str, str]:
-    """topic name → event type, for the four input topics of ``Settings().topics()``."""
-    return {getattr(topics, kind): kind for kind in INPUT_TYPES}

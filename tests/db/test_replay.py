@@ -10,7 +10,7 @@ import pytest
 
 from services.broker import free_port
 from services.errors import UserError
-from streams.replay import RawMessage, aggregate, input_topic_types, read_topics
+from streams.replay import RawMessage, aggregate, read_topics
 from tests.db.fixtures import ForecastCase, aggregate_events
 from tests.streams.fixtures import StreamCase
 
@@ -58,7 +58,7 @@ def test_input_topic_types_cover_the_four_input_topics() -> None:
     from services.settings import Topics
 
     topics = Topics()
-    assert input_topic_types(topics) == {
+    assert topics.input_types() == {
         topics.cost: "cost",
         topics.volume: "volume",
         topics.budget: "budget",
