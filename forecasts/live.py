@@ -91,15 +91,20 @@ class NodeForecast:
         budget = self.budget_full_year
         return None if budget is None else budget - self.full_year
 
-    def next_month(self) -> tuple[float, float, float] | None:
-        """Forecast of month ``as_of_month + 1`` with an 80 % interval; None in December.
+    @property
+    def month_spread(self) -> float:
+        """Half-width of one forecast month's 80 % interval; 0 in December.
 
         The month's SD is the full-year SD spread evenly over the remaining months as if their
         errors were independent (σ_month = σ / √remaining): a documented approximation.
         """
+        return Z80 * self.sigma / math.sqrt(len(self.path)) if self.path else 0.0
+
+    def next_month(self) -> tuple[float, float, float] | None:
+        """Forecast of month ``as_of_month + 1`` with an 80 % interval; None in December."""
         if not self.path:
             return None
-        spread = Z80 * self.sigma / math.sqrt(len(self.path))
+        spread = self.month_spread
         return self.path[0], self.path[0] - spread, self.path[0] + spread
 
 

@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from forecasts.engine import Z80
 from forecasts.live import NodeForecast
 from forecasts.swedish import format_number_sv
 
@@ -75,11 +74,8 @@ class Chart:
 
 
 def monthly_band(node: NodeForecast) -> list[tuple[float, float]]:
-    """80 % band of each forecast month (sek): path ± Z80·σ/√remaining."""
-    remaining = len(node.path)
-    if remaining == 0:
-        return []
-    spread = Z80 * node.sigma / math.sqrt(remaining)
+    """80 % band of each forecast month (sek): path ± ``NodeForecast.month_spread``."""
+    spread = node.month_spread
     return [(value - spread, value + spread) for value in node.path]
 
 
