@@ -42,7 +42,7 @@ import structlog
 
 from forecasts.domain import DomainConfig
 from forecasts.live import NodeForecast, OrganisationForecast, forecast_organisation
-from streams.aggregation import StateValue, close_counts, closed_periods, leaf_series, parse_key
+from streams.aggregation import StateValue, close_counts, leaf_series, parse_key
 from streams.output_records import AlertEvent, ForecastEvent
 
 log = structlog.get_logger(__name__)
@@ -188,11 +188,9 @@ class LiveForecaster:
         if state_version == self.status.state_version and not self._snapshots_due:
             return False
         started = time.perf_counter()
-        closed = closed_periods(items)
         months = latest_months(items)
-        all_closed = set().union(*closed.values()) if closed else set()
-        latest_close = max(all_closed, default=None)
-        counts = close_counts(items)
+        counts = close_counts(items)  # every closed period, with how often it was closed
+        latest_close = max(counts, default=None)
         due = sorted(set(self._newly_closed(counts)) | self._snapshots_due)
         target = self._evaluation_target(months, latest_close)
         requests = {ForecastRequest(year, month) for year, month in months.items()}
