@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -115,14 +116,11 @@ class OrganisationForecast:
     nodes: list[NodeForecast] = field(default_factory=list)
 
     def get(self, org_unit: str, category: str) -> NodeForecast | None:
-        return self._index().get((org_unit, category))
+        return self._by_key.get((org_unit, category))
 
-    def _index(self) -> dict[tuple[str, str], NodeForecast]:
-        cached: dict[tuple[str, str], NodeForecast] | None = getattr(self, "_by_key", None)
-        if cached is None:
-            cached = {(n.org_unit, n.category): n for n in self.nodes}
-            object.__setattr__(self, "_by_key", cached)
-        return cached
+    @cached_property
+    def _by_key(self) -> dict[tuple[str, str], NodeForecast]:
+        return {(n.org_unit, n.category): n for n in self.nodes}
 
 
 @dataclass
