@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
-import json
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -142,7 +141,7 @@ class LiveForecaster:
         domain: DomainConfig,
         model: str,
         rules: Any,
-        publish: Callable[[str, str, bytes], Any],
+        publish: Publish,
         forecast_topic: str,
         alert_topic: str,
         metrics: Any,
@@ -351,7 +350,3 @@ def status_json(status: ForecastStatus) -> dict[str, Any]:
         "evaluated": status.evaluated,
         "snapshots": status.snapshots,
     }
-
-
-def dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
