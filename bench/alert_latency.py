@@ -1,10 +1,10 @@
 """Alert latency: an event published → the alert e-mail received by the SMTP server.
 
-Starts what ``budgetvakt demo`` starts (``services.demo``): the embedded Tansu broker, one
+Starts what ``budgetvakt demo`` starts (``services.demo.run``): the embedded Tansu broker, one
 ``budgetvakt worker`` and one ``budgetvakt notifier`` process, a local SMTP server
-(``services.local_receivers.MailCatcher``, which stamps every message with ``time.time()`` on
+(``services.demo.receivers.MailCatcher``, which stamps every message with ``time.time()`` on
 arrival) and the local webhook receiver. The load is the demo's: the scenario
-(``services.scenario.generate_scenario``) replayed the way the demo replays it — budgets, then
+(``services.demo.scenario.generate_scenario``) replayed the way the demo replays it — budgets, then
 both years month by month, each month's postings, and once the worker has counted them the
 month's period close, then straight on to the next month.
 
@@ -19,8 +19,8 @@ moment each resulting e-mail was received:
   no designed overrun) into the closed month, and after its e-mails its correction posting.
 
 A mail belongs to the trigger of the alerts its ``X-Budgetvakt-Event-Ids`` header names
-(``services.notify_render.EVENT_IDS_HEADER``); alerts come from the alert topic
-(``services.demo.AlertFeed``) and are attributed to the trigger after which they appeared. Each
+(``services.notifier.render.EVENT_IDS_HEADER``); alerts come from the alert topic
+(``services.demo.run.AlertFeed``) and are attributed to the trigger after which they appeared. Each
 mail's latency is split at the alerts' ``emitted_at`` (the worker's forecast run that evaluated
 the rules) and at the moment the worker had the mail's last alert acknowledged on the alert topic
 (its ``alert_firing``/``alert_resolved`` log line, written after the flush):
@@ -180,7 +180,7 @@ def mail_samples(
 ) -> tuple[list[MailSample], int]:
     """One sample per received mail that carries a measured trigger's alerts; also the number of
     mails that carried none (alerts outside any measured trigger)."""
-    from services.notify_render import EVENT_IDS_HEADER
+    from services.notifier.render import EVENT_IDS_HEADER
 
     trigger_of = {eid: t for t in triggers for eid in t.alert_event_ids}
     samples: list[MailSample] = []
@@ -215,7 +215,7 @@ def mail_samples(
 
 def forecast_run_figures(worker_port: int) -> dict[str, float]:
     """Forecast runs and their mean duration, from the worker's own histogram."""
-    from services.demo import fetch_metrics, parse_samples, sum_metric
+    from services.demo.run import fetch_metrics, parse_samples, sum_metric
 
     samples = parse_samples(fetch_metrics(worker_port))
     count = sum_metric(samples, "budgetvakt_forecast_duration_seconds_count")
@@ -238,9 +238,10 @@ def run(
     extra_env: Mapping[str, str],
     work_dir: Path,
 ) -> dict[str, Any]:
-    from services.broker import EmbeddedBroker
-    from services.config_files import load_domain_config
-    from services.demo import (
+    from core.settings import Settings
+    from services.config.domain import load_domain_config
+    from services.demo.receivers import MailCatcher, WebhookCatcher, routing_with_local_webhooks
+    from services.demo.run import (
         CATCH_UP_TIMEOUT_S,
         NOTIFIER_GROUP,
         WORKER_READY_TIMEOUT_S,
@@ -252,9 +253,8 @@ def run(
         forecast_status,
         publish_events,
     )
-    from services.local_receivers import MailCatcher, WebhookCatcher, routing_with_local_webhooks
-    from services.scenario import generate_scenario
-    from services.settings import Settings
+    from services.demo.scenario import generate_scenario
+    from services.processes.broker import EmbeddedBroker
 
     settings = Settings()
     domain = load_domain_config(settings.config_dir)
@@ -471,8 +471,8 @@ def main() -> None:
 
     import os
 
-    from services.demo import _sigterm_as_interrupt
-    from services.errors import UserError
+    from core.errors import UserError
+    from services.demo.run import _sigterm_as_interrupt
 
     extra_env: dict[str, str] = {}
     if args.forecast_interval_s is not None:
@@ -481,8 +481,8 @@ def main() -> None:
         extra_env["BUDGETVAKT_NOTIFIER_DIGEST_WINDOW_S"] = str(args.digest_window_s)
     # What the children will use: their environment is this one plus extra_env.
     os.environ.update(extra_env)
-    from services.notify_settings import NotifierSettings
-    from services.settings import Settings
+    from core.settings import Settings
+    from services.notifier.settings import NotifierSettings
 
     interval = Settings().forecast_interval_s
     window = NotifierSettings().digest_window_s

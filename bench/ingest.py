@@ -36,8 +36,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from services.broker import EmbeddedBroker, free_port  # noqa: E402
-from services.settings import DEFAULT_CONFIG_DIR  # noqa: E402
+from core.settings import DEFAULT_CONFIG_DIR  # noqa: E402
+from services.processes.broker import EmbeddedBroker, free_port  # noqa: E402
 
 CATEGORIES = ("salaries", "substitutes", "overtime", "sick_pay", "premises", "revenue_fees")
 

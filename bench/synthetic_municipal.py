@@ -5,7 +5,7 @@ category a yearly level with drift, the category's monthly profile (summer subst
 overtime booked the month after it is worked, December-heavy other costs, salaries with an
 April pay revision paid with retroactive pay in May), month-to-month noise, and now and then a
 level shift inside a year (an overrun starting in spring). Revenues are negative.
-Independent of services/scenario.py on purpose.
+Independent of services/demo/scenario.py on purpose.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ import json
 import time
 
 from bench.machine import describe
-from services.config_files import load_domain_config
-from services.settings import Settings
-from streams.validation import parse_event
+from contract.validation import parse_event
+from core.settings import Settings
+from services.config.domain import load_domain_config
 
 EVENTS_PER_PASS = 20_000
 PASSES = 5

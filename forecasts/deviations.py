@@ -4,7 +4,7 @@ Pure: :func:`evaluate` reads the current :class:`~forecasts.live.OrganisationFor
 one at the last monthly close), decides per rule and series whether an alert fires, changes
 severity or resolves, updates an :class:`AlertBook` in place and returns only the changes as
 ``alert.v1`` events. The rules themselves are pydantic models (:class:`RuleSet`) loaded from
-``config/rules.yaml`` by ``services.rules_config``.
+``config/rules.yaml`` by ``services.config.rules``.
 
 Every rule measures an *excess* over a reference (a budget, a plan, an interval's upper bound, the
 previous forecast; for sick leave the share itself) in an absolute unit (``sek`` or ``units``) and
@@ -25,10 +25,10 @@ from typing import Annotated, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from forecasts.domain import DomainConfig
+from contract.output_records import SEVERITIES, AlertEvent, AlertStatus, Severity
+from core.domain import DomainConfig
+from core.swedish import MONTH_NAMES_SV, format_number_sv, format_pct
 from forecasts.live import TOTAL, NodeForecast, OrganisationForecast
-from forecasts.swedish import MONTH_NAMES_SV, format_number_sv, format_pct
-from streams.output_records import SEVERITIES, AlertEvent, AlertStatus, Severity
 
 Level = Literal["namnd", "forvaltning", "avdelning", "enhet"]
 Match = Literal["all", "any"]

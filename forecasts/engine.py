@@ -24,22 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from core.settings import MODELS
 from forecasts import crosslearn
 from forecasts.candidates import CANDIDATES, MONTHS, Array, candidate_paths
 
-#: Models a user can ask for. ``ets`` and ``prophet`` fit library models per series.
-MODELS: tuple[str, ...] = (
-    "auto",
-    "runrate",
-    "lastyear",
-    "seasonal",
-    "budget",
-    "ses",
-    "theta",
-    "holt_winters",
-    "ets",
-    "prophet",
-)
 #: Earlier years used as backtest origins.
 MAX_ORIGINS = 6
 #: Shrinkage of the inverse-MSE weights towards the prior (fraction of the mean MSE added).

@@ -22,10 +22,10 @@ from typing import Literal
 
 import numpy as np
 
+from core.domain import DomainConfig
+from core.hierarchy import OrgTree
 from forecasts.candidates import MONTHS
-from forecasts.domain import DomainConfig
 from forecasts.engine import Z80
-from forecasts.hierarchy import OrgTree
 from forecasts.rollup import Leaf, aggregate
 from forecasts.series import SeriesForecast, forecast_many
 from forecasts.volume import split_deviation

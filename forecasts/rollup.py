@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.hierarchy import OrgTree
 from forecasts.engine import Z80, PanelForecast
-from forecasts.hierarchy import OrgTree
 
 #: Correlation assumed between sibling forecast errors when the backtest cannot tell.
 DEFAULT_RHO = 0.3

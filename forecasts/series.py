@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.domain import Category
 from forecasts.candidates import MONTHS
-from forecasts.domain import Category
 from forecasts.effects import apply_pay_revision
 from forecasts.engine import PanelForecast, forecast_panel
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from services.errors import UserError
+from core.errors import UserError
 
 
 class SnapshotStore:
@@ -20,9 +20,9 @@ class SnapshotStore:
     """
 
     def __init__(self, settings: Any, domain: Any) -> None:
-        from services.db.checkpoints import load_checkpoints
-        from services.db.engine import make_engine
-        from services.db.migrate import ensure_at_head, upgrade
+        from services.snapshots.checkpoints import load_checkpoints
+        from services.snapshots.engine import make_engine
+        from services.snapshots.migrate import ensure_at_head, upgrade
 
         url = settings.database_url_or_default()
         self.checkpoints = load_checkpoints(settings.config_dir)
@@ -34,7 +34,7 @@ class SnapshotStore:
         self.model = settings.forecast_model
 
     def write(self, forecast: Any, period: str) -> Any:
-        from services.db.store import write_snapshot
+        from services.snapshots.store import write_snapshot
 
         return write_snapshot(
             self.engine,
@@ -47,12 +47,12 @@ class SnapshotStore:
         )
 
     def periods(self) -> set[str]:
-        from services.db.store import snapshot_periods
+        from services.snapshots.store import snapshot_periods
 
         return snapshot_periods(self.engine)
 
     def record_late_events(self, events: Sequence[Any]) -> None:
-        from services.db.store import record_late_event
+        from services.snapshots.store import record_late_event
 
         for event in events:
             record_late_event(
@@ -75,8 +75,8 @@ def register(app: typer.Typer) -> None:
         """Consume the input topics, validate, de-duplicate, aggregate; serve /metrics."""
         import structlog
 
-        from services.config_files import load_domain_config
-        from services.settings import Settings
+        from core.settings import Settings
+        from services.config.domain import load_domain_config
 
         settings = Settings()
         if not settings.kafka_bootstrap_servers.strip():
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
 
         import faust
 
-        from services.rules_config import load_rules
+        from services.config.rules import load_rules
         from streams.app import create_app
 
         rules = load_rules(settings.config_dir, domain)  # ConfigError → exit 2, no traceback

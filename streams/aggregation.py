@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 from kafka.partitioner.default import murmur2
 
-from forecasts.domain import DomainConfig
-from forecasts.hierarchy import OrgTree
+from core.domain import DomainConfig
+from core.hierarchy import OrgTree
 from forecasts.live import LeafSeries, SeriesKind
 
 Outcome = Literal["accepted", "duplicate", "failed"]

@@ -33,8 +33,8 @@ from faust.transport.consumer import Consumer
 from faust.types import TP, EventT
 from faust.web import Request, Response, View
 
-from forecasts.domain import DomainConfig
-from services.settings import Settings
+from core.domain import DomainConfig
+from core.settings import Settings
 from streams.aggregation import (
     ActiveState,
     apply_events,
@@ -286,7 +286,7 @@ def create_app(
     )
     worker.forecaster = forecaster
 
-    from streams.validation import InvalidEvent, parse_event
+    from contract.validation import InvalidEvent, parse_event
 
     async def send_dead_letter(event: EventT, reason: str, err: Exception | None = None) -> None:
         msg = event.message
@@ -461,7 +461,7 @@ def create_app(
         """Rebuild which alerts fire from the alert topic before the first evaluation."""
         if rules is None:
             return
-        from streams.output_records import AlertEvent
+        from contract.output_records import AlertEvent
         from streams.replay import RawMessage, read_topics
 
         records: list[RawMessage] = []

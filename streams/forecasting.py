@@ -11,8 +11,8 @@ organisation in a process pool (the event loop never waits for a model), then
   flag) changed,
 * evaluates the deviation rules (``forecasts.deviations``) and publishes the alert state changes
   as ``alert.v1`` events,
-* writes a snapshot when a period was closed (``services.db.store``); events that arrive for an
-  already closed period are recorded as late by the ingest agent.
+* writes a snapshot when a period was closed (through the store the worker passes in); events
+  that arrive for an already closed period are recorded as late by the ingest agent.
 
 The whole panel is forecast every time, not only the touched series: the cross-learned correction
 of ``auto`` learns from the panel, and a forecast of one series alone would be a different one.
@@ -39,10 +39,10 @@ from typing import Any
 
 import structlog
 
-from forecasts.domain import DomainConfig
+from contract.output_records import AlertEvent, ForecastEvent
+from core.domain import DomainConfig
 from forecasts.live import NodeForecast, OrganisationForecast, forecast_organisation
 from streams.aggregation import StateValue, close_counts, leaf_series, parse_key
-from streams.output_records import AlertEvent, ForecastEvent
 
 log = structlog.get_logger(__name__)
 

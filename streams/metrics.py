@@ -23,7 +23,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from forecasts.hierarchy import OrgTree
+from core.hierarchy import OrgTree
 from streams.aggregation import ActiveState, Snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
@@ -267,7 +267,7 @@ def metric_names() -> set[str]:
     """The metric family names the worker exports, as they appear in ``/metrics``."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from forecasts.hierarchy import OrgNode
+    from core.hierarchy import OrgNode
 
     org = OrgTree({"X": OrgNode("X", "X", "namnd", None)})
     metrics = WorkerMetrics(ActiveState(), org)

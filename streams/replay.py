@@ -2,7 +2,7 @@
 
 ``budgetvakt snapshot`` uses it: read every cost, volume, budget and period_close message from
 offset 0 (the log start) up to the end, validate each as the worker does
-(:func:`streams.validation.parse_event`, an event on another type's topic is invalid too), and
+(:func:`contract.validation.parse_event`, an event on another type's topic is invalid too), and
 aggregate with :func:`streams.aggregation.apply_events` into values keyed by
 ``state_key(0, event)``: one partition's worth of the worker's table, so
 ``streams.aggregation.leaf_series`` reads it unchanged. Invalid messages are skipped and
@@ -27,10 +27,10 @@ from typing import Any
 
 import structlog
 
-from forecasts.domain import DomainConfig
-from services.errors import UserError
+from contract.validation import InvalidEvent, parse_event
+from core.domain import DomainConfig
+from core.errors import UserError
 from streams.aggregation import StateValue, apply_events, closed_periods, state_key
-from streams.validation import InvalidEvent, parse_event
 
 log = structlog.get_logger(__name__)
 

@@ -17,7 +17,7 @@ def test_bad_settings_and_unreadable_config_get_a_message_not_a_traceback(tmp_pa
     import subprocess
     import sys
 
-    from services.settings import DEFAULT_CONFIG_DIR
+    from core.settings import DEFAULT_CONFIG_DIR
 
     config = tmp_path / "config"
     shutil.copytree(DEFAULT_CONFIG_DIR, config)

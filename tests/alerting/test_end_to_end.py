@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from forecasts.swedish import format_mnkr
-from services.broker import free_port
+from core.swedish import format_mnkr
+from services.processes.broker import free_port
 from tests.notifier.fixtures import NotifierProcess, SmtpCatcher
 from tests.streams.fixtures import StreamCase, wait_until
 

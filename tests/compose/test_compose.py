@@ -17,7 +17,7 @@ from jsonschema import Draft201909Validator
 from jsonschema.exceptions import ValidationError
 from jsonschema.validators import validator_for
 
-from services.settings import Settings, Topics
+from core.settings import Settings, Topics
 
 
 def _schema_errors(doc: dict[str, Any], schema: dict[str, Any]) -> list[str]:
@@ -79,7 +79,7 @@ def test_worker_is_configured_by_real_settings(
     known = {f"BUDGETVAKT_{name.upper()}" for name in Settings.model_fields}
     known |= {f"BUDGETVAKT_TOPIC_{name.upper()}" for name in Topics.model_fields}
     unknown = sorted(set(env) - known)
-    assert unknown == [], f"not settings of services.settings: {unknown}"
+    assert unknown == [], f"not settings of core.settings: {unknown}"
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = Settings()
@@ -157,7 +157,7 @@ def test_notifier_and_db_upgrade_use_real_settings_and_commands(
     compose_doc: dict[str, Any],
 ) -> None:
     from services.cli import app
-    from services.notify_settings import NotifierSettings, SmtpSettings
+    from services.notifier.settings import NotifierSettings, SmtpSettings
 
     services = compose_doc["services"]
     known = {f"BUDGETVAKT_{name.upper()}" for name in Settings.model_fields}

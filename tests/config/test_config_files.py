@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from forecasts.hierarchy import UNMAPPED_ID
-from services.config_files import load_domain_config
-from services.errors import ConfigError
-from services.settings import DEFAULT_CONFIG_DIR
+from core.errors import ConfigError
+from core.hierarchy import UNMAPPED_ID
+from core.settings import DEFAULT_CONFIG_DIR
+from services.config.domain import load_domain_config
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from forecasts.domain import DomainConfig
-from services.config_files import load_domain_config
-from services.settings import DEFAULT_CONFIG_DIR
+from core.domain import DomainConfig
+from core.settings import DEFAULT_CONFIG_DIR
+from services.config.domain import load_domain_config
 
 
 @pytest.fixture(scope="session")

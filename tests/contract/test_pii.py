@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.pii import (
+from contract.pii import (
     contains_personal_id,
     field_with_personal_id,
     find_personal_ids,

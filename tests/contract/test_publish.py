@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from forecasts.domain import DomainConfig
-from services.errors import UserError
-from services.publish import derived_event_id, read_events, send_events
+from core.domain import DomainConfig
+from core.errors import UserError
+from services.batch.publish import derived_event_id, read_events, send_events
 
 COST_CSV = """event_id,org_unit,period,category,amount_sek
 c1,1110,2024-01,substitutes,1200000
@@ -121,7 +121,7 @@ def consume_all(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes, 
 
 
 def test_send_events_routes_by_type(bootstrap_servers: str) -> None:
-    from services.settings import Topics
+    from core.settings import Topics
 
     suffix = uuid.uuid4().hex[:8]
     topics = Topics(cost=f"cost-{suffix}", period_close=f"close-{suffix}")

@@ -19,16 +19,16 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from contract.output_records import AlertEvent, ForecastEvent
+from contract.records import EVENT_TYPES
+from contract.schemas import DEFAULT_SCHEMA_DIR, OUTPUT_EVENTS, DeadLetterRecord, write_schemas
+from contract.validation import InvalidEvent, parse_event
+from core.domain import DomainConfig
+from core.settings import DEFAULT_CONFIG_DIR, REPO_ROOT
 from forecasts.deviations import AlertBook, evaluate
-from forecasts.domain import DomainConfig
 from forecasts.live import TOTAL, LeafSeries, forecast_organisation
-from services.rules_config import load_rules
-from services.schemas import DEFAULT_SCHEMA_DIR, OUTPUT_EVENTS, DeadLetterRecord, write_schemas
-from services.settings import DEFAULT_CONFIG_DIR, REPO_ROOT
+from services.config.rules import load_rules
 from streams.forecasting import forecast_event
-from streams.output_records import AlertEvent, ForecastEvent
-from streams.records import EVENT_TYPES
-from streams.validation import InvalidEvent, parse_event
 from tests.contract.fixtures import as_bytes, cost_event
 
 EVENTS_DOC = REPO_ROOT / "docs" / "events.md"
@@ -265,7 +265,7 @@ def test_events_doc_quotes_the_workers_rejection_reasons(raw: bytes, domain: Dom
 def test_events_doc_csv_examples_publish_without_rejections(
     tmp_path: Path, domain: DomainConfig
 ) -> None:
-    from services.publish import read_events
+    from services.batch.publish import read_events
 
     blocks = re.findall(r"^```csv\n(.*?)^```", EVENTS_DOC.read_text(encoding="utf-8"), re.M | re.S)
     assert len(blocks) == 3
@@ -317,7 +317,7 @@ def _worker_output() -> tuple[list[ForecastEvent], list[AlertEvent]]:
     """forecast.v1 and alert.v1 events as the worker builds them: the organisation forecast,
     forecast_event() per node, the shipped rules evaluated over budget (fire), then on a budget
     well above the forecast (resolve)."""
-    from services.config_files import load_domain_config
+    from services.config.domain import load_domain_config
 
     domain = load_domain_config(DEFAULT_CONFIG_DIR)
     rules = load_rules(DEFAULT_CONFIG_DIR, domain)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from forecasts.domain import DomainConfig
-from streams.records import BudgetEvent, CostEvent, PeriodCloseEvent, VolumeEvent
-from streams.validation import InvalidEvent, parse_event
+from contract.records import BudgetEvent, CostEvent, PeriodCloseEvent, VolumeEvent
+from contract.validation import InvalidEvent, parse_event
+from core.domain import DomainConfig
 from tests.contract.fixtures import as_bytes, cost_event
 
 

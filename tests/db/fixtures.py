@@ -24,14 +24,14 @@ from typing import Any
 
 import pytest
 
-from forecasts.domain import DomainConfig
+from contract.validation import parse_event
+from core.domain import DomainConfig
+from core.settings import DEFAULT_CONFIG_DIR
 from forecasts.live import OrganisationForecast, forecast_organisation
-from services.broker import free_port
-from services.config_files import load_domain_config
-from services.scenario import Scenario, generate_scenario
-from services.settings import DEFAULT_CONFIG_DIR
+from services.config.domain import load_domain_config
+from services.demo.scenario import Scenario, generate_scenario
+from services.processes.broker import free_port
 from streams.aggregation import apply_events, leaf_series, state_key
-from streams.validation import parse_event
 from tests.streams.fixtures import wait_until
 
 POSTGRES_START_TIMEOUT_S = 60
@@ -221,7 +221,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def migrated_url(database_url: str) -> str:
-    from services.db import upgrade
+    from services.snapshots import upgrade
 
     upgrade(database_url)
     return database_url
@@ -229,7 +229,7 @@ def migrated_url(database_url: str) -> str:
 
 @pytest.fixture
 def store_engine(migrated_url: str) -> Iterator[Any]:
-    from services.db import make_engine
+    from services.snapshots import make_engine
 
     engine = make_engine(migrated_url)
     try:

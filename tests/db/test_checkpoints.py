@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from services.db.checkpoints import (
+from core.errors import ConfigError, UserError
+from core.settings import DEFAULT_CONFIG_DIR
+from services.snapshots.checkpoints import (
     DEFAULT_CHECKPOINTS,
     check_checkpoint_name,
     load_checkpoints,
 )
-from services.errors import ConfigError, UserError
-from services.settings import DEFAULT_CONFIG_DIR
 
 
 def test_shipped_file_names_the_year_s_checkpoints() -> None:

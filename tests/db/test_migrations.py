@@ -12,12 +12,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from services.broker import free_port
-from services.db import make_engine, upgrade
-from services.db.migrate import SchemaNotAtHead, current_revision, ensure_at_head, head_revision
-from services.db.models import Base
-from services.db.store import load_snapshot, load_snapshots, record_late_event
-from services.errors import UserError
+from core.errors import UserError
+from services.processes.broker import free_port
+from services.snapshots import make_engine, upgrade
+from services.snapshots.migrate import (
+    SchemaNotAtHead,
+    current_revision,
+    ensure_at_head,
+    head_revision,
+)
+from services.snapshots.models import Base
+from services.snapshots.store import load_snapshot, load_snapshots, record_late_event
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

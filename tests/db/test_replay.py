@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.broker import free_port
-from services.errors import UserError
+from core.errors import UserError
+from services.processes.broker import free_port
 from streams.replay import RawMessage, aggregate, read_topics
 from tests.db.fixtures import ForecastCase, aggregate_events
 from tests.streams.fixtures import StreamCase
@@ -55,7 +55,7 @@ def test_invalid_messages_are_skipped_and_copies_count_once(forecast_case: Forec
 
 
 def test_input_topic_types_cover_the_four_input_topics() -> None:
-    from services.settings import Topics
+    from core.settings import Topics
 
     topics = Topics()
     assert topics.input_types() == {

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from forecasts.live import forecast_organisation
-from services.broker import free_port
-from services.db import load_snapshot, load_snapshots, make_engine
+from services.processes.broker import free_port
+from services.snapshots import load_snapshot, load_snapshots, make_engine
 from streams.aggregation import leaf_series
 from tests.db.fixtures import ForecastCase, aggregate_events
 from tests.db.test_migrations import run_cli
@@ -74,7 +74,7 @@ def test_snapshot_command_replays_forecasts_and_stores_a_new_version(
         assert f"Ögonblicksbild {stored.id} sparad" in done.stdout
         total = expected.get("VON", "total")
         assert total is not None and total.deviation is not None
-        from forecasts.swedish import format_mnkr
+        from core.swedish import format_mnkr
 
         assert f"avvikelse {format_mnkr(total.deviation)} mnkr" in done.stdout
         with engine.connect() as connection:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from forecasts.live import TOTAL, OrganisationForecast, forecast_organisation
-from services.db import (
+from services.snapshots import (
     load_late_events,
     load_snapshot,
     load_snapshots,
@@ -25,7 +25,7 @@ from services.db import (
     upgrade,
     write_snapshot,
 )
-from services.db.models import SnapshotRecord, SnapshotRowRecord
+from services.snapshots.models import SnapshotRecord, SnapshotRowRecord
 from streams.aggregation import leaf_series
 from tests.db.fixtures import DB_AS_OF, DB_YEAR, ForecastCase, forecast_as_of
 

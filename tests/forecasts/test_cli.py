@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from services.batch.forecast import OUTPUT_COLUMNS
 from services.cli import main
-from services.forecast_cli import OUTPUT_COLUMNS
 
 WriteCsv = Callable[[str, Iterable[Sequence[object]]], Path]
 HEADER = ("org_unit", "category", "period", "amount_sek")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from forecasts.domain import DomainConfig
+from core.domain import DomainConfig
 from forecasts.live import TOTAL, LeafSeries, forecast_organisation
 from streams.forecasting import LiveForecaster
 
@@ -116,8 +116,8 @@ class _Metrics:
 def test_forecaster_runs_once_per_state_version_and_publishes_only_changes(
     domain: DomainConfig,
 ) -> None:
+    from contract.validation import parse_event
     from streams.aggregation import apply_events, state_key
-    from streams.validation import parse_event
 
     sent: list[tuple[str, str, bytes]] = []
     metrics = _Metrics()
@@ -157,8 +157,8 @@ def test_forecaster_runs_once_per_state_version_and_publishes_only_changes(
 def _state_items(domain: DomainConfig, raw_events: list[dict[str, Any]]) -> list[Any]:
     import json
 
+    from contract.validation import parse_event
     from streams.aggregation import apply_events, state_key
-    from streams.validation import parse_event
 
     items: dict[str, Any] = {}
     for raw in raw_events:
@@ -208,7 +208,7 @@ def test_rules_run_on_the_latest_close_and_an_unpublished_alert_is_sent_again(
 ) -> None:
     from pathlib import Path
 
-    from services.rules_config import load_rules
+    from services.config.rules import load_rules
 
     rules = load_rules(Path(__file__).resolve().parents[2] / "config", domain)
     sent: list[tuple[str, str, bytes]] = []

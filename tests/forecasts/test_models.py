@@ -87,7 +87,7 @@ def test_no_history_at_all_gives_zero() -> None:
 
 
 def test_short_history_uses_the_category_profile() -> None:
-    from forecasts.domain import Category
+    from core.domain import Category
 
     profile = tuple(float(w) for w in SEASONAL_SHAPE / SEASONAL_SHAPE.sum())
     cat = Category("substitutes", "Vikarier", "cost", profile)
@@ -138,7 +138,7 @@ def test_pay_revision_factors_include_the_retroactive_month() -> None:
 
 
 def test_pay_revision_raises_the_run_rate_forecast() -> None:
-    from forecasts.domain import Category
+    from core.domain import Category
 
     cat = Category("salaries", "Löner", "cost", (1 / 12,) * 12, pay_revision_month=4)
     hist = monthly_history([100.0] * 2, 2025)

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from core.hierarchy import OrgNode, OrgTree
 from forecasts.engine import forecast_panel
-from forecasts.hierarchy import OrgNode, OrgTree
 from forecasts.rollup import Leaf, aggregate, estimate_rho, rollup_tree
 
 # Money: whole öre up to ±100 mnkr a month.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.forecast_cli import EFFECTS_COLUMNS, OUTPUT_COLUMNS
+from services.batch.forecast import EFFECTS_COLUMNS, OUTPUT_COLUMNS
 from tests.forecasts.test_cli import run
 
 WriteCsv = Callable[[str, Iterable[Sequence[object]]], Path]

@@ -28,10 +28,10 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from forecasts.swedish import format_mnkr
-from services.broker import EmbeddedBroker, free_port
-from services.notify_render import EVENT_IDS_HEADER
-from services.settings import DEFAULT_CONFIG_DIR
+from core.settings import DEFAULT_CONFIG_DIR
+from core.swedish import format_mnkr
+from services.notifier.render import EVENT_IDS_HEADER
+from services.processes.broker import EmbeddedBroker, free_port
 from tests.streams.fixtures import KEPT_LOGS, wait_until
 
 # --- Alerts --------------------------------------------------------------------------------------
@@ -337,10 +337,10 @@ class InProcessNotifier:
         self._thread = threading.Thread(target=self._main, daemon=True)
 
     def _main(self) -> None:
-        from services.config_files import load_domain_config
-        from services.notifier import NotifierSettings, run_notifier
-        from services.notify_routing import load_routing
-        from services.settings import Settings
+        from core.settings import Settings
+        from services.config.domain import load_domain_config
+        from services.notifier.routing import load_routing
+        from services.notifier.service import NotifierSettings, run_notifier
 
         async def main() -> None:
             settings = Settings()

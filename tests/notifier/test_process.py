@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from services.notify_store import SentStore
+from services.notifier.sent_store import SentStore
 from tests.notifier.fixtures import NotifierCase, NotifierProcess, SmtpCatcher, make_alert, metric
 from tests.streams.fixtures import wait_until
 
@@ -51,7 +51,7 @@ def test_kill_mid_stream_and_restart_delivers_every_notification_exactly_once(
     # One send at a time, so the kill below lands inside an SMTP transaction: before the relay
     # has accepted that mail, after every earlier mail was accepted and recorded. (A kill in
     # the instant between "accepted" and "recorded" is the documented at-least-once window of
-    # services/notify_store.py; this test does not aim at it.)
+    # services/notifier/sent_store.py; this test does not aim at it.)
     notifier_case.extra_env.update(
         {
             "BUDGETVAKT_NOTIFIER_MAX_CONCURRENT_SENDS": "1",

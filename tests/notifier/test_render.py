@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from forecasts.domain import DomainConfig
-from services.config_files import load_domain_config
-from services.notifier import metric_names
-from services.notify_render import (
+from contract.output_records import AlertEvent
+from core.domain import DomainConfig
+from core.settings import DEFAULT_CONFIG_DIR
+from services.config.domain import load_domain_config
+from services.notifier.render import (
     EVENT_IDS_HEADER,
     build_email,
     email_body,
@@ -19,10 +20,9 @@ from services.notify_render import (
     subject,
     teams_card,
 )
-from services.notify_routing import Routing, load_routing
-from services.notify_store import SentStore
-from services.settings import DEFAULT_CONFIG_DIR
-from streams.output_records import AlertEvent
+from services.notifier.routing import Routing, load_routing
+from services.notifier.sent_store import SentStore
+from services.notifier.service import metric_names
 from tests.notifier.fixtures import make_alert
 
 
@@ -147,7 +147,7 @@ def test_metric_names_are_the_contract() -> None:
 
 
 def test_category_names_in_swedish(domain: DomainConfig) -> None:
-    from services.notify_render import category_sv
+    from services.notifier.render import category_sv
 
     assert category_sv("overtime", domain) == "Övertid och fyllnadstid"
     assert category_sv("home_care_hours", domain) == "Hemtjänsttimmar"

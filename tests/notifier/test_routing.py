@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from forecasts.domain import DomainConfig
-from services.config_files import load_domain_config
-from services.errors import ConfigError
-from services.notify_engine import plan_notifications
-from services.notify_routing import Routing, load_routing
-from services.settings import DEFAULT_CONFIG_DIR, REPO_ROOT
-from streams.output_records import AlertEvent
+from contract.output_records import AlertEvent
+from core.domain import DomainConfig
+from core.errors import ConfigError
+from core.settings import DEFAULT_CONFIG_DIR, REPO_ROOT
+from services.config.domain import load_domain_config
+from services.notifier.engine import plan_notifications
+from services.notifier.routing import Routing, load_routing
 from tests.notifier.fixtures import make_alert
 
 

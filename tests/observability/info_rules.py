@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from forecasts.hierarchy import OrgTree
+from core.hierarchy import OrgTree
 from forecasts.live import TOTAL
-from services.config_files import load_domain_config
+from services.config.domain import load_domain_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFO_RULES_PATH = REPO_ROOT / "config" / "prometheus" / "info_rules.yml"

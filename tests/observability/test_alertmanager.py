@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.broker import free_port
+from services.processes.broker import free_port
 from tests.notifier.fixtures import SmtpCatcher, WebhookCatcher
 from tests.observability.fixtures import (
     ALERTMANAGER_CONFIG,

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
+from contract.validation import parse_event
 from forecasts.live import OrganisationForecast, forecast_organisation
-from services.broker import free_port
-from services.config_files import load_domain_config
+from services.config.domain import load_domain_config
+from services.processes.broker import free_port
 from streams.aggregation import ActiveState, apply_events, leaf_series, state_key
 from streams.forecasting import ForecastStatus
 from streams.metrics import CONTENT_TYPE, WorkerMetrics
-from streams.validation import parse_event
 from tests.observability.fixtures import (
     CONFIG_DIR,
     INFO_RULES_FILE,

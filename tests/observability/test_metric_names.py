@@ -66,7 +66,7 @@ def test_is_exported(name: str, expected: bool) -> None:
 
 @pytest.fixture(scope="module")
 def exported_metric_names() -> set[str]:
-    from services.notifier import metric_names as notifier_metric_names
+    from services.notifier.service import metric_names as notifier_metric_names
     from streams.metrics import metric_names as worker_metric_names
 
     return set(worker_metric_names()) | set(notifier_metric_names())

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from services.config_files import load_org
+from services.config.domain import load_org
 from tests.observability.fixtures import (
     CONFIG_DIR,
     INFO_RULES_FILE,

@@ -21,15 +21,15 @@ from typing import Any
 
 import pytest
 
-from forecasts.domain import DomainConfig
+from core.domain import DomainConfig
+from core.settings import DEFAULT_CONFIG_DIR
 from forecasts.live import OrganisationForecast, forecast_organisation
-from services.config_files import load_domain_config
-from services.db.checkpoints import DEFAULT_CHECKPOINTS
-from services.db.store import StoredSnapshot, make_engine, upgrade, write_snapshot
-from services.report import report_files
-from services.report_tables import Report, build_report
-from services.scenario import Scenario, generate_scenario
-from services.settings import DEFAULT_CONFIG_DIR
+from services.config.domain import load_domain_config
+from services.demo.scenario import Scenario, generate_scenario
+from services.reports.tables import Report, build_report
+from services.reports.writer import report_files
+from services.snapshots.checkpoints import DEFAULT_CHECKPOINTS
+from services.snapshots.store import StoredSnapshot, make_engine, upgrade, write_snapshot
 from streams.aggregation import apply_events, leaf_series, state_key
 
 REPORT_YEAR = 2024

@@ -9,11 +9,11 @@ import math
 import pytest
 from openpyxl import load_workbook
 
+from core.errors import UserError
+from core.swedish import format_mnkr
 from forecasts.live import TOTAL
-from forecasts.swedish import format_mnkr
-from services.errors import UserError
-from services.report import accuracy_files
-from services.report_accuracy import Accuracy, accuracy_sentence, compute_accuracy
+from services.reports.accuracy import Accuracy, accuracy_sentence, compute_accuracy
+from services.reports.writer import accuracy_files
 from tests.report.fixtures import ReportCase, stored
 
 MNKR = 1e6

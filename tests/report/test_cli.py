@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from core.errors import UserError
 from forecasts.live import TOTAL
-from services.db.store import load_snapshot, make_engine
-from services.errors import UserError
-from services.report import load_report_snapshots, write_accuracy, write_report
+from services.reports.writer import load_report_snapshots, write_accuracy, write_report
+from services.snapshots.store import load_snapshot, make_engine
 from tests.report.fixtures import ReportCase, budgetvakt_cli
 
 MNKR = 1e6
@@ -197,7 +197,7 @@ def test_accuracy_command_prints_the_table_and_writes_files(
 def test_accuracy_without_december_is_a_clear_error(
     tmp_path: Path, report_case: ReportCase
 ) -> None:
-    from services.db.store import upgrade, write_snapshot
+    from services.snapshots.store import upgrade, write_snapshot
 
     url = f"sqlite:///{tmp_path / 'partial.sqlite'}"
     upgrade(url)

@@ -11,12 +11,12 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
+from core.errors import UserError
 from forecasts.live import TOTAL
-from services.errors import UserError
-from services.report import report_file_name, write_atomically
-from services.report_excel import FIRST_DATA_ROW, FREEZE_AT, HEADER_ROW, NUMBER_FORMATS
-from services.report_html import CSV_DECIMALS, csv_value, render_csv
-from services.report_tables import Report, Table
+from services.reports.excel import FIRST_DATA_ROW, FREEZE_AT, HEADER_ROW, NUMBER_FORMATS
+from services.reports.html import CSV_DECIMALS, csv_value, render_csv
+from services.reports.tables import Report, Table
+from services.reports.writer import report_file_name, write_atomically
 from tests.report.fixtures import ReportCase
 
 MNKR = 1e6
@@ -185,7 +185,7 @@ def test_csv_value_rounding_and_sign() -> None:
 
 
 def test_csv_quotes_separators_in_text() -> None:
-    from services.report_tables import Column, Row
+    from services.reports.tables import Column, Row
 
     table = Table(
         "t",

@@ -13,14 +13,14 @@ import pytest
 from PIL import Image
 
 from forecasts.live import TOTAL
-from services.report_charts import (
+from services.reports.charts import (
     COLOUR_BAND,
     cumulative_band,
     monthly_band,
     render_chart,
 )
-from services.report_html import format_cell, render_html
-from services.report_tables import Report
+from services.reports.html import format_cell, render_html
+from services.reports.tables import Report
 from tests.report.fixtures import ReportCase, run_chromium
 
 # Records, after the page has loaded, which images the browser decoded and at what size.

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from forecasts.live import TOTAL
-from services.report_tables import (
+from services.reports.tables import (
     KEY_RATIOS,
     STAFF_CATEGORIES,
     STAFF_SUM,

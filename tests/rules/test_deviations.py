@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from contract.output_records import AlertEvent
+from core.domain import DomainConfig
+from core.settings import DEFAULT_CONFIG_DIR
 from forecasts.deviations import (
     AlertBook,
     Money,
@@ -20,12 +23,9 @@ from forecasts.deviations import (
     format_pct,
     resolve_earlier_years,
 )
-from forecasts.domain import DomainConfig
 from forecasts.engine import Z80
 from forecasts.live import TOTAL, NodeForecast, OrganisationForecast
-from services.config_files import load_domain_config
-from services.settings import DEFAULT_CONFIG_DIR
-from streams.output_records import AlertEvent
+from services.config.domain import load_domain_config
 
 NOW = datetime(2024, 9, 5, 8, 0, tzinfo=UTC)
 YEAR = 2024
@@ -759,7 +759,7 @@ def test_amounts_switch_to_tkr_when_everything_is_below_one_mnkr() -> None:
 
 
 def test_shipped_rules_on_the_demo_like_overrun(domain: DomainConfig) -> None:
-    from services.rules_config import load_rules
+    from services.config.rules import load_rules
 
     shipped = load_rules(DEFAULT_CONFIG_DIR, domain)
     nodes = [

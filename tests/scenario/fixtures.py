@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from forecasts.domain import DomainConfig
-from services.config_files import load_domain_config
-from services.scenario import Scenario, generate_scenario
-from services.settings import DEFAULT_CONFIG_DIR
+from core.domain import DomainConfig
+from core.settings import DEFAULT_CONFIG_DIR
+from services.config.domain import load_domain_config
+from services.demo.scenario import Scenario, generate_scenario
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from forecasts.domain import DomainConfig
-from forecasts.swedish import MONTH_NAMES_SV, format_mnkr, format_number_sv
-from services.demo import (
+from core.domain import DomainConfig
+from core.swedish import MONTH_NAMES_SV, format_mnkr, format_number_sv
+from services.demo.run import (
     AvdelningRow,
     Checkpoint,
     ForecastFigures,
@@ -25,7 +25,7 @@ from services.demo import (
     render_table,
     sum_metric,
 )
-from services.scenario import Scenario, avdelning_of
+from services.demo.scenario import Scenario, avdelning_of
 
 NUMBER = r"\u2212?\d{1,3}(?: \d{3})*,\d"
 # Numbers separated by spaces, or by the en dash of an interval ("1 051,3–1 094,5").
@@ -195,7 +195,7 @@ def test_interrupted_demo_cleans_up(tmp_path: Path) -> None:
 def test_report_rows_come_from_the_metrics(
     scenario: Scenario, scenario_domain: DomainConfig
 ) -> None:
-    from services.demo import avdelning_rows
+    from services.demo.run import avdelning_rows
 
     text = "\n".join(
         [

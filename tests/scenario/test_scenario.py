@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from forecasts.domain import DomainConfig
-from forecasts.swedish import format_number_sv
-from services.scenario import (
+from contract.pii import contains_personal_id
+from contract.validation import parse_event
+from core.domain import DomainConfig
+from core.swedish import format_number_sv
+from services.demo.scenario import (
     BUDGET_MNKR,
     Scenario,
     avdelning_of,
@@ -21,8 +23,6 @@ from services.scenario import (
     split_integer,
     write_scenario,
 )
-from streams.pii import contains_personal_id
-from streams.validation import parse_event
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -295,7 +295,7 @@ def test_cli_rejects_an_unknown_format(tmp_path: Path) -> None:
 def test_publish_accepts_every_written_row(
     scenario: Scenario, scenario_domain: DomainConfig, tmp_path: Path, file_format: str
 ) -> None:
-    from services.publish import read_events
+    from services.batch.publish import read_events
 
     paths = write_scenario(scenario, tmp_path, file_format)
     loaded = [read_events(path, scenario_domain) for path in paths]

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import pytest
 
-from services.broker import EmbeddedBroker
+from services.processes.broker import EmbeddedBroker
 
 KEPT_LOGS = Path("test-logs")
 
@@ -57,7 +57,7 @@ class WorkerProcess:
     """One ``budgetvakt worker`` child process with its own web port and data dir."""
 
     def __init__(self, env: dict[str, str], data_dir: Path, log_path: Path) -> None:
-        from services.broker import free_port
+        from services.processes.broker import free_port
 
         self.port = free_port()
         self.data_dir = data_dir

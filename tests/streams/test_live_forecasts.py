@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from forecasts.live import TOTAL
-from services.scenario import generate_scenario
+from services.demo.scenario import generate_scenario
 from tests.streams.fixtures import StreamCase, WorkerProcess, metric_sum, wait_until
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from forecasts.live import TOTAL
-from services.scenario import generate_scenario
+from services.demo.scenario import generate_scenario
 from tests.streams.fixtures import StreamCase, WorkerProcess, metric_sum, wait_until
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ def _close(event_id: str, period: str) -> dict[str, Any]:
 
 
 def test_close_snapshots_late_event_shows_in_the_next_version(stream_case: StreamCase) -> None:
-    from services.db.store import load_late_events, load_snapshot, make_engine
+    from services.snapshots.store import load_late_events, load_snapshot, make_engine
 
     scn = generate_scenario(seed=3)
     costs = [c for c in scn.costs if c["period"] <= "2024-03"]

@@ -1,0 +1,66 @@
+"""What the worker publishes: ``forecast.v1`` and ``alert.v1`` events (JSON, key = org_unit).
+
+Consumers (the notifier, Grafana via Prometheus, a data warehouse) read these; like the input
+contract they reject unknown fields, so a misspelt field fails loudly instead of vanishing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contract.records import PERIOD_PATTERN
+
+Severity = Literal["info", "warning", "critical"]
+AlertStatus = Literal["firing", "resolved"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ForecastEvent(_Output):
+    """A node's full-year forecast of one category (or ``total``, or a measure)."""
+
+    type: Literal["forecast"] = "forecast"
+    event_id: str = Field(min_length=1)
+    org_unit: str
+    level: str
+    kind: Literal["cost", "measure"]
+    category: str
+    year: int
+    as_of: str = Field(pattern=PERIOD_PATTERN)  # the last month with actuals in the forecast
+    preliminary: bool  # as_of is not a closed period yet
+    actual_ytd: float
+    budget_full_year: float | None
+    full_year: float
+    low: float
+    high: float
+    deviation: float | None  # budget − forecast
+    model: str
+    volume_effect: float | None = None
+    price_effect: float | None = None
+    computed_at: datetime
+
+
+class AlertEvent(_Output):
+    """A deviation rule's state change for one series: it started or stopped firing."""
+
+    type: Literal["alert"] = "alert"
+    event_id: str = Field(min_length=1)  # unique per transition: f"{alert_id}@{sequence}"
+    alert_id: str = Field(min_length=1)  # stable per rule and series
+    sequence: int = Field(ge=1)  # 1, 2, … per alert_id: firing, resolved, firing, …
+    rule: str
+    severity: Severity
+    status: AlertStatus
+    org_unit: str
+    org_unit_name: str
+    level: str
+    category: str | None = None  # category or measure the rule looked at
+    period: str = Field(pattern=PERIOD_PATTERN)  # the month the evaluation was as of
+    values: dict[str, float] = Field(default_factory=dict)  # the numbers the message quotes
+    message: str  # Swedish, for the recipient
+    emitted_at: datetime

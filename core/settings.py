@@ -1,0 +1,99 @@
+"""Process settings, read from environment variables with the prefix ``BUDGETVAKT_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
+
+
+#: Models a user can ask for. ``ets`` and ``prophet`` fit library models per series.
+MODELS: tuple[str, ...] = (
+    "auto",
+    "runrate",
+    "lastyear",
+    "seasonal",
+    "budget",
+    "ses",
+    "theta",
+    "holt_winters",
+    "ets",
+    "prophet",
+)
+
+
+class Topics(BaseSettings):
+    """Topic names; each can be overridden, e.g. ``BUDGETVAKT_TOPIC_COST``."""
+
+    model_config = SettingsConfigDict(env_prefix="BUDGETVAKT_TOPIC_", extra="ignore")
+
+    cost: str = "budgetvakt.cost.v1"
+    volume: str = "budgetvakt.volume.v1"
+    budget: str = "budgetvakt.budget.v1"
+    period_close: str = "budgetvakt.period-close.v1"
+    forecast: str = "budgetvakt.forecast.v1"
+    alert: str = "budgetvakt.alert.v1"
+    dead_letter: str = "budgetvakt.dead-letter.v1"
+
+    def input_types(self) -> dict[str, str]:
+        """Input topic name → the event type it carries (the worker reads these four)."""
+        return {
+            self.cost: "cost",
+            self.volume: "volume",
+            self.budget: "budget",
+            self.period_close: "period_close",
+        }
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BUDGETVAKT_", extra="ignore")
+
+    # Empty means: the embedded default (a Tansu broker started by the command that needs one).
+    kafka_bootstrap_servers: str = ""
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    web_host: str = "127.0.0.1"
+    data_dir: Path = Path("data")
+    config_dir: Path = DEFAULT_CONFIG_DIR
+    topic_partitions: int = Field(default=4, ge=1)
+    # aiokafka's max produce batch in bytes. Tansu answers "latest offset" wrongly after a
+    # multi-record batch (brief §5); the worker ends every batch of changelog writes with a
+    # one-record batch instead (changelog_end_marker), so batching stays on. Setting 1 here (one
+    # message per batch) is the other, much slower, workaround.
+    producer_max_batch_size: int = Field(default=262144, ge=1)
+    changelog_end_marker: bool = True
+    # Attempts at a batch that fails for broker or store reasons before the worker exits without
+    # committing it (the next start replays it; de-duplication keeps the totals exact).
+    worker_batch_attempts: int = Field(default=5, ge=1)
+    broker_session_timeout_s: float = Field(default=8.0, gt=0)
+    # Stream worker: the Faust app id is also the consumer group and the table topics' prefix.
+    app_id: str = "budgetvakt"
+    table_store: str = Field(default="rocksdb", pattern="^(rocksdb|memory)$")
+    worker_batch_size: int = Field(default=2000, ge=1)
+    worker_batch_within_s: float = Field(default=0.2, gt=0)
+    # Snapshots and reports: PostgreSQL in production (postgresql+psycopg2://…); empty means the
+    # embedded default, a SQLite file in the data dir (see database_url_or_default).
+    database_url: str = ""
+    # Live forecasts in the worker: at most one organisation forecast per interval (debounce).
+    forecast_interval_s: float = Field(default=0.5, gt=0)
+    forecast_model: str = "auto"  # one of MODELS, checked below
+    log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+    log_level: str = "INFO"
+
+    @field_validator("forecast_model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in MODELS:
+            raise ValueError(f"unknown model {value!r}; choose one of {', '.join(MODELS)}")
+        return value
+
+    def database_url_or_default(self) -> str:
+        if self.database_url.strip():
+            return self.database_url.strip()
+        return f"sqlite:///{(self.data_dir / 'budgetvakt.sqlite').resolve()}"
+
+    def topics(self) -> Topics:
+        return Topics()

@@ -1,0 +1,315 @@
+"""``budgetvakt publish FILE``: validate a CSV or JSON Lines file of events and send it to Kafka.
+
+Every row is validated with the worker's own ``parse_event``; a bad row is reported as
+``FILE:LINE: reason`` and not sent. Valid rows are sent with kafka-python (acks=all, key =
+org_unit), flushed and confirmed one by one. A row without ``event_id`` gets a deterministic id
+from the file name, the line number and the row's content, so that publishing the same file
+twice counts once.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from contract.pii import contains_personal_id
+from contract.validation import InvalidEvent, parse_event, pii_reason
+from core.domain import DomainConfig
+from core.errors import UserError
+from core.settings import Settings, Topics
+
+MONTH_COLUMNS = [f"m{m:02d}" for m in range(1, 13)]
+CSV_LAYOUTS: dict[str, tuple[set[str], set[str]]] = {
+    # kind: (required columns, optional columns)
+    "cost": ({"org_unit", "period", "amount_sek"}, {"event_id", "category", "account", "corrects"}),
+    "volume": ({"org_unit", "period", "measure", "value", "unit"}, {"event_id"}),
+    "budget": (
+        {"org_unit", "year", "annual"},
+        {"event_id", "category", "measure", "version", *MONTH_COLUMNS},
+    ),
+    "period_close": ({"org_unit", "period"}, {"event_id"}),
+}
+JSON_LINES_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+# "1 234,5", "1234,50", "−43,6": a Swedish decimal comma, optional space thousands separators.
+_SWEDISH_NUMBER = re.compile(r"^[-+]?\d{1,3}(?:[ \u00a0]\d{3})*,\d+$|^[-+]?\d+,\d+$")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    line: int
+    reason: str
+
+
+@dataclass
+class LoadedFile:
+    path: Path
+    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def topic_for_type(event_type: str, topics: Topics) -> str:
+    return {kind: topic for topic, kind in topics.input_types().items()}[event_type]
+
+
+def derived_event_id(file_name: str, line: int, content: dict[str, Any]) -> str:
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    digest = hashlib.sha256(f"{file_name}|{line}|{canonical}".encode()).hexdigest()
+    return f"pub-{digest[:32]}"
+
+
+def _number(text: str, column: str) -> float:
+    cleaned = text.strip().replace("\u2212", "-")
+    if _SWEDISH_NUMBER.match(cleaned):
+        cleaned = cleaned.replace(" ", "").replace("\u00a0", "").replace(",", ".")
+    try:
+        return float(cleaned)
+    except ValueError:
+        raise ValueError(f"column '{column}': {text!r} is not a number") from None
+
+
+def _csv_kind(header: Sequence[str], path: Path) -> str:
+    columns = set(header)
+    duplicates = sorted(c for c, n in Counter(header).items() if n > 1)
+    if duplicates:
+        raise UserError(f"{path}:1: duplicate column(s): {', '.join(duplicates)}")
+    if "amount_sek" in columns:
+        kind = "cost"
+    elif "annual" in columns:
+        kind = "budget"
+    elif "measure" in columns:
+        kind = "volume"
+    elif columns <= {"event_id", "org_unit", "period"}:
+        kind = "period_close"
+    else:
+        raise UserError(
+            f"{path}:1: cannot tell the kind of events from the header {','.join(header)}; "
+            "expected the columns of costs (…,amount_sek), volumes (…,measure,value,unit), "
+            "budgets (…,year,category,annual[,m01..m12]) or period closes (…,period)"
+        )
+    required, optional = CSV_LAYOUTS[kind]
+    missing = sorted(required - columns)
+    unknown = sorted(columns - required - optional)
+    if missing:
+        raise UserError(f"{path}:1: {kind} file lacks column(s): {', '.join(missing)}")
+    if unknown:
+        raise UserError(f"{path}:1: unknown column(s) for a {kind} file: {', '.join(unknown)}")
+    return kind
+
+
+def _csv_row_to_event(kind: str, row: dict[str, str]) -> dict[str, Any]:
+    values = {k: (v or "").strip() for k, v in row.items()}
+    event: dict[str, Any] = {"type": kind}
+    for key in ("event_id", "org_unit", "period", "category", "measure", "unit", "version"):
+        if values.get(key):
+            event[key] = values[key]
+    if values.get("corrects"):
+        event["corrects"] = values["corrects"]
+    if kind == "cost":
+        event["amount_sek"] = _number(values["amount_sek"], "amount_sek")
+        if values.get("account"):
+            try:
+                event["account"] = int(values["account"])
+            except ValueError:
+                raise ValueError(
+                    f"column 'account': {values['account']!r} is not a number"
+                ) from None
+    elif kind == "volume":
+        event["value"] = _number(values["value"], "value")
+    elif kind == "budget":
+        try:
+            event["year"] = int(values["year"])
+        except ValueError:
+            raise ValueError(f"column 'year': {values['year']!r} is not a year") from None
+        event["annual"] = _number(values["annual"], "annual")
+        months = [values.get(c, "") for c in MONTH_COLUMNS]
+        if any(months):
+            if not all(months):
+                raise ValueError("columns m01..m12: give all twelve months or none")
+            event["monthly"] = [_number(v, c) for v, c in zip(months, MONTH_COLUMNS, strict=True)]
+    return event
+
+
+def _delimiter(header_line: str) -> str:
+    # Swedish spreadsheet exports use ';' (the comma is the decimal sign).
+    return ";" if header_line.count(";") > header_line.count(",") else ","
+
+
+def _read_csv_rows(path: Path, loaded: LoadedFile) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        first = handle.readline()
+        handle.seek(0)
+        reader = csv.DictReader(handle, delimiter=_delimiter(first), strict=True)
+        header = [h.strip() for h in reader.fieldnames or []]
+        if not header:
+            raise UserError(f"{path}:1: empty file (no header)")
+        reader.fieldnames = header
+        kind = _csv_kind(header, path)
+        try:
+            for row in reader:
+                line = reader.line_num
+                if None in row:
+                    loaded.rejections.append(Rejection(line, "more values than header columns"))
+                    continue
+                if not any((v or "").strip() for v in row.values()):
+                    continue
+                carrier = next((k for k, v in row.items() if contains_personal_id(v or "")), None)
+                if carrier is not None:
+                    loaded.rejections.append(Rejection(line, pii_reason(f"column '{carrier}'")))
+                    continue
+                try:
+                    yield line, _csv_row_to_event(kind, row)
+                except ValueError as err:
+                    loaded.rejections.append(Rejection(line, str(err)))
+        except csv.Error as err:
+            raise UserError(f"{path}:{reader.line_num}: not valid CSV: {err}") from None
+
+
+def _read_json_lines(path: Path, loaded: LoadedFile) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8-sig") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                loaded.rejections.append(Rejection(line_no, f"not valid JSON: {err.msg}"))
+                continue
+            if not isinstance(value, dict):
+                loaded.rejections.append(Rejection(line_no, "not a JSON object"))
+                continue
+            yield line_no, value
+
+
+def read_events(path: Path, domain: DomainConfig) -> LoadedFile:
+    """Read and validate every row; nothing is sent here."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    loaded = LoadedFile(path)
+    rows: Iterable[tuple[int, dict[str, Any]]]
+    if path.suffix.lower() in JSON_LINES_SUFFIXES:
+        rows = _read_json_lines(path, loaded)
+    elif path.suffix.lower() == ".csv":
+        rows = _read_csv_rows(path, loaded)
+    else:
+        raise UserError(f"{path}: unknown file type; use .csv or .jsonl")
+    seen_ids: dict[str, int] = {}
+    try:
+        for line, event in rows:
+            if not event.get("event_id"):
+                event = {"event_id": derived_event_id(path.name, line, event), **event}
+            try:
+                parse_event(json.dumps(event, ensure_ascii=False).encode(), domain)
+            except InvalidEvent as err:
+                loaded.rejections.append(Rejection(line, err.reason))
+                continue
+            event_id = str(event["event_id"])
+            if event_id in seen_ids:
+                loaded.rejections.append(
+                    Rejection(
+                        line, f"event_id {event_id!r} already used on line {seen_ids[event_id]}"
+                    )
+                )
+                continue
+            seen_ids[event_id] = line
+            loaded.events.append((line, event))
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    loaded.rejections.sort(key=lambda r: r.line)
+    return loaded
+
+
+def send_events(
+    bootstrap_servers: str,
+    topic: str | None,
+    events: Sequence[dict[str, Any]],
+    topics: Topics | None = None,
+    on_sent: Any = None,
+) -> int:
+    """Send events (to ``topic``, or each to its type's topic), acks=all, and confirm each one."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    topics = topics or Topics()
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            linger_ms=5,
+            retries=5,
+            max_in_flight_requests_per_connection=1,  # keeps a cost centre's events in order
+        )
+    except KafkaError as err:
+        raise UserError(f"cannot reach Kafka at {bootstrap_servers}: {err}", exit_code=1) from None
+    try:
+        futures = []
+        for event in events:
+            target = topic or topic_for_type(str(event["type"]), topics)
+            value = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+            futures.append(producer.send(target, key=str(event["org_unit"]).encode(), value=value))
+        producer.flush()
+        for future in futures:
+            future.get(timeout=30)
+            if on_sent is not None:
+                on_sent()
+    except KafkaError as err:
+        raise UserError(f"sending to Kafka failed: {err}", exit_code=1) from None
+    finally:
+        producer.close(timeout=10)
+    return len(futures)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def publish(
+        file: Annotated[Path, typer.Argument(help="CSV or JSON Lines (.jsonl) file of events")],
+        topic: Annotated[
+            str | None, typer.Option(help="Send every event here instead of its type's topic")
+        ] = None,
+        bootstrap_servers: Annotated[
+            str | None,
+            typer.Option(
+                help="Kafka bootstrap servers (default: $BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS)"
+            ),
+        ] = None,
+    ) -> None:
+        """Validate a file of events and send the valid ones to Kafka (acks=all)."""
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from services.config.domain import load_domain_config
+
+        settings = Settings()
+        servers = bootstrap_servers or settings.kafka_bootstrap_servers
+        if not servers:
+            raise UserError(
+                "no Kafka to send to: set BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS or pass "
+                "--bootstrap-servers (start a local broker with `budgetvakt broker`)"
+            )
+        console = Console(stderr=True, soft_wrap=True)
+        loaded = read_events(file, load_domain_config(settings.config_dir))
+        for rejection in loaded.rejections:
+            console.print(
+                f"{file}:{rejection.line}: {rejection.reason}", highlight=False, markup=False
+            )
+        events = [event for _, event in loaded.events]
+        topics = settings.topics()
+        with Progress(console=console, transient=True, disable=len(events) < 1000) as progress:
+            task = progress.add_task("sending", total=len(events))
+            sent = send_events(
+                servers, topic, events, topics, on_sent=lambda: progress.advance(task)
+            )
+        per_topic = Counter(topic or topic_for_type(str(e["type"]), topics) for e in events)
+        for name, count in sorted(per_topic.items()):
+            typer.echo(f"  {name}: {count}")
+        typer.echo(f"{file}: {sent} sent, {len(loaded.rejections)} rejected")
+        if loaded.rejections:
+            raise typer.Exit(code=2)

@@ -1,0 +1,120 @@
+"""Load ``config/rules.yaml`` into a :class:`forecasts.deviations.RuleSet`.
+
+The rule models live in ``forecasts.deviations`` (pure); this module only reads the file and turns
+what goes wrong into a :class:`~core.errors.ConfigError` naming the file, the key (as
+``rules[3].thresholds[0].pct``) and the problem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from core.domain import DomainConfig
+from core.errors import ConfigError
+from forecasts.deviations import RULE_KINDS, RuleDomainError, RuleSet
+
+RULES_FILE = "rules.yaml"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+class _DatesAsText(yaml.SafeLoader):
+    """Safe YAML that leaves ``2024-13-01`` as text, so a bad date is the model's error (with
+    its key) instead of a bare ValueError from the YAML library."""
+
+
+_DatesAsText.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_rules(config_dir: Path, domain: DomainConfig) -> RuleSet:
+    path = config_dir / RULES_FILE
+    data = _read_yaml(path)
+    try:
+        rules = RuleSet.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ConfigError(str(path), _key(first), _problem(first)) from None
+    try:
+        rules.check_against(domain)
+    except RuleDomainError as err:
+        raise ConfigError(str(path), err.key, err.problem) from None
+    return rules
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(str(path), "(file)", "file not found")
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_DatesAsText)  # a SafeLoader
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            str(path), "(file)", f"not UTF-8 text (byte {err.start}): save it as UTF-8"
+        ) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(str(path), *_yaml_problem(err)) from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> tuple[str, str]:
+    """(``line 8, column 1``, what is wrong), naming where an unclosed construct started."""
+    mark = getattr(err, "problem_mark", None)
+    if mark is None:
+        return "(file)", f"not valid YAML: {err}"
+    problem = f"not valid YAML: {getattr(err, 'problem', None) or err}"
+    context, start = getattr(err, "context", None), getattr(err, "context_mark", None)
+    if context and start is not None and start.line != mark.line:
+        problem += f" ({context} that starts on line {start.line + 1})"
+    return f"line {mark.line + 1}, column {mark.column + 1}", problem
+
+
+def _key(error: ErrorDetails) -> str:
+    """pydantic's location as ``rules[3].thresholds[0].pct``.
+
+    The rule kind that pydantic puts after a rule's index (the union's tag) is left out.
+    """
+    loc = list(error["loc"])
+    if len(loc) > 2 and loc[0] == "rules" and loc[2] in RULE_KINDS:
+        del loc[2]
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc.append("kind")
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return key.lstrip(".") or "(top level)"
+
+
+def _problem(error: ErrorDetails) -> str:
+    kind, ctx, given = error["type"], error.get("ctx", {}), error.get("input")
+    if kind == "union_tag_invalid":
+        return f"unknown rule kind {ctx['tag']!r}; known: {', '.join(RULE_KINDS)}"
+    if kind in ("missing", "union_tag_not_found"):
+        return "missing"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping, got {type(given).__name__}"
+    if kind in ("tuple_type", "list_type"):
+        return f"must be a list, got {type(given).__name__}"
+    if kind == "literal_error":
+        return f"{given!r} is not one of {ctx['expected']}"
+    bounds = {
+        "greater_than": ("gt", ">"),
+        "greater_than_equal": ("ge", ">="),
+        "less_than": ("lt", "<"),
+        "less_than_equal": ("le", "<="),
+    }
+    if kind in bounds:
+        name, sign = bounds[kind]
+        return f"must be {sign} {ctx[name]:g}, got {given!r}"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx['pattern']}, got {given!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind.startswith("date") or kind.endswith("_parsing") or kind.endswith("_type"):
+        return f"{message} (got {given!r})"
+    return message

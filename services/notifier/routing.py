@@ -1,0 +1,190 @@
+"""``config/routing.yaml``: who is told about which alert, and how.
+
+Recipients are defined once under ``recipients`` (id → name, role, minimum severity, channels)
+and attached to org units (ids of ``config/org.yaml``) under ``units``. An alert about org unit
+``u`` goes to every recipient attached to ``u`` or to one of its ancestors
+(``domain.org.path(u)``) whose ``min_severity`` the alert reaches and, when the recipient lists
+``alert_levels``, whose list holds the alert's level. So an enhet's alert reaches the enhetschef
+and the controller of its avdelning, and a förvaltningschef attached to the förvaltning with
+``min_severity: critical`` hears only of critical ones.
+
+The file is checked at start; a mistake is a ``ConfigError`` naming the file, the key and the
+problem, and an unknown org unit id is one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from contract.output_records import SEVERITIES, AlertEvent, Severity
+from core.errors import ConfigError
+from core.hierarchy import OrgTree
+from services.config.domain import _parse
+
+EMAIL_PATTERN = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+RECIPIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+
+Channel = Literal["email", "webhook"]
+WebhookFormat = Literal["json", "teams"]
+OrgLevel = Literal["namnd", "forvaltning", "avdelning", "enhet"]
+RecipientId = Annotated[str, StringConstraints(pattern=RECIPIENT_ID_PATTERN)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WebhookSpec(_Strict):
+    url: AnyHttpUrl
+    format: WebhookFormat = "json"
+
+
+class ChannelsSpec(_Strict):
+    email: str | None = None
+    webhook: WebhookSpec | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _looks_like_an_address(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address (name@domain.tld)")
+        return value
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> ChannelsSpec:
+        if self.email is None and self.webhook is None:
+            raise ValueError("give at least one channel: email and/or webhook")
+        return self
+
+
+class RecipientSpec(_Strict):
+    name: str = Field(min_length=1)
+    role: str = Field(min_length=1)
+    min_severity: Severity = "warning"
+    # Org levels of the alerts this recipient wants; absent: every level.
+    alert_levels: list[OrgLevel] | None = Field(default=None, min_length=1)
+    channels: ChannelsSpec
+
+
+class RoutingFile(_Strict):
+    recipients: dict[RecipientId, RecipientSpec]
+    units: dict[str, list[str]]
+
+    @field_validator("units", mode="before")
+    @classmethod
+    def _quoted_unit_ids(cls, value: Any) -> Any:
+        # YAML reads 1110 as a number (and 0110 as octal 72): insist on quotes.
+        if isinstance(value, dict):
+            for key in value:
+                if not isinstance(key, str):
+                    raise ValueError(f'org unit id {key!r} must be quoted, e.g. "{key}"')
+        return value
+
+
+@dataclass(frozen=True)
+class Recipient:
+    id: str
+    name: str
+    role: str
+    min_severity: Severity
+    alert_levels: frozenset[str] | None
+    email: str | None
+    webhook_url: str | None
+    webhook_format: WebhookFormat
+    units: tuple[str, ...]  # the org units it is attached to
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        found: list[Channel] = []
+        if self.email is not None:
+            found.append("email")
+        if self.webhook_url is not None:
+            found.append("webhook")
+        return tuple(found)
+
+    def wants(self, alert: AlertEvent) -> bool:
+        if SEVERITIES.index(alert.severity) < SEVERITIES.index(self.min_severity):
+            return False
+        return self.alert_levels is None or alert.level in self.alert_levels
+
+
+@dataclass(frozen=True)
+class Routing:
+    source: Path
+    recipients: dict[str, Recipient]
+    by_unit: dict[str, tuple[str, ...]]  # org unit id → recipient ids attached to it
+
+    def recipients_for(self, alert: AlertEvent, org: OrgTree) -> list[Recipient]:
+        """The recipients of ``alert``: along the unit's path to the root, each at most once."""
+        chosen: dict[str, Recipient] = {}
+        for unit_id in org.path(alert.org_unit):
+            for recipient_id in self.by_unit.get(unit_id, ()):
+                recipient = self.recipients[recipient_id]
+                if recipient_id not in chosen and recipient.wants(alert):
+                    chosen[recipient_id] = recipient
+        return list(chosen.values())
+
+
+def load_routing(path: Path, org: OrgTree) -> Routing:
+    """Read and check the routing file against the org tree; ``ConfigError`` on any mistake."""
+    spec = _parse(RoutingFile, path)
+    file = str(path)
+    known_units = sorted(org.nodes)
+    attached: dict[str, list[str]] = {}
+    by_unit: dict[str, tuple[str, ...]] = {}
+    for unit_id, recipient_ids in spec.units.items():
+        if unit_id not in org.nodes:
+            raise ConfigError(
+                file,
+                f"units.{unit_id}",
+                f"unknown org unit {unit_id!r} (not in org.yaml); known: {known_units}",
+            )
+        seen: set[str] = set()
+        for index, recipient_id in enumerate(recipient_ids):
+            key = f"units.{unit_id}.{index}"
+            if recipient_id not in spec.recipients:
+                raise ConfigError(
+                    file,
+                    key,
+                    f"unknown recipient {recipient_id!r}; defined under recipients: "
+                    f"{sorted(spec.recipients)}",
+                )
+            if recipient_id in seen:
+                raise ConfigError(file, key, f"recipient {recipient_id!r} is listed twice")
+            seen.add(recipient_id)
+            attached.setdefault(recipient_id, []).append(unit_id)
+        by_unit[unit_id] = tuple(recipient_ids)
+    recipients: dict[str, Recipient] = {}
+    for recipient_id, r in spec.recipients.items():
+        if recipient_id not in attached:
+            raise ConfigError(
+                file,
+                f"recipients.{recipient_id}",
+                "not attached to any org unit under units (would never be notified)",
+            )
+        webhook = r.channels.webhook
+        recipients[recipient_id] = Recipient(
+            id=recipient_id,
+            name=r.name,
+            role=r.role,
+            min_severity=r.min_severity,
+            alert_levels=frozenset(r.alert_levels) if r.alert_levels is not None else None,
+            email=r.channels.email,
+            webhook_url=str(webhook.url) if webhook is not None else None,
+            webhook_format=webhook.format if webhook is not None else "json",
+            units=tuple(attached[recipient_id]),
+        )
+    return Routing(path, recipients, by_unit)

@@ -1,0 +1,93 @@
+"""Settings of the notifier: ``BUDGETVAKT_NOTIFIER_*`` (process) and ``BUDGETVAKT_SMTP_*`` (mail).
+
+The defaults suit a local mail catcher (``127.0.0.1:1025``, no TLS, no login) and the embedded
+broker. The SMTP password is a ``SecretStr``: its ``repr`` and ``str`` are masked, so printing or
+logging the settings object never shows it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, FilePath, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import UserError
+from core.settings import Settings
+
+DEFAULT_DEAD_LETTER_TOPIC = "budgetvakt.notify-dead-letter.v1"
+STORE_FILE_NAME = "notifier.sqlite"
+ROUTING_FILE_NAME = "routing.yaml"
+
+
+class NotifierSettings(BaseSettings):
+    """``BUDGETVAKT_NOTIFIER_*``: where the notifier listens, how it groups and retries."""
+
+    model_config = SettingsConfigDict(env_prefix="BUDGETVAKT_NOTIFIER_", extra="ignore")
+
+    web_port: int = Field(default=6067, ge=0, le=65535)  # /metrics and /ready
+    web_host: str = ""  # empty: BUDGETVAKT_WEB_HOST
+    # Alerts for one recipient that arrive within this window go out as one e-mail. Small,
+    # because the target is p99 ≤ 2 s from the alert event to the delivered mail.
+    digest_window_s: float = Field(default=0.2, ge=0, le=60)
+    # Attempts after the first failed one; then the notification goes to the dead-letter topic.
+    retries: int = Field(default=3, ge=0, le=20)
+    retry_backoff_s: float = Field(default=0.5, ge=0)  # first wait; doubles per attempt
+    retry_backoff_max_s: float = Field(default=8.0, ge=0)
+    routing_file: Path | None = None  # None: <BUDGETVAKT_CONFIG_DIR>/routing.yaml
+    store_path: Path | None = None  # None: <BUDGETVAKT_DATA_DIR>/notifier.sqlite
+    store_retention_days: int = Field(default=400, ge=1)  # sent-records older than this go
+    dead_letter_topic: str = Field(default=DEFAULT_DEAD_LETTER_TOPIC, min_length=1)
+    group_id: str = Field(default="budgetvakt-notifier", min_length=1)  # Kafka consumer group
+    max_concurrent_sends: int = Field(default=8, ge=1)
+    max_records_per_round: int = Field(default=500, ge=1)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    poll_timeout_s: float = Field(default=0.5, gt=0)  # how soon a stop request is noticed
+
+    def resolved_routing_file(self, settings: Settings) -> Path:
+        return self.routing_file or settings.config_dir / ROUTING_FILE_NAME
+
+    def resolved_store_path(self, settings: Settings) -> Path:
+        return self.store_path or settings.data_dir / STORE_FILE_NAME
+
+    def resolved_web_host(self, settings: Settings) -> str:
+        return self.web_host or settings.web_host
+
+
+class SmtpSettings(BaseSettings):
+    """``BUDGETVAKT_SMTP_*``: the mail relay. Credentials come only from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="BUDGETVAKT_SMTP_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=1025, ge=1, le=65535)
+    starttls: bool = False
+    # Extra CA bundle to verify the relay's certificate (a private CA); else the system store.
+    ca_file: FilePath | None = None  # must exist: checked at start, not at the first mail
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    sender: str = Field(default="budgetvakt <budgetvakt@storvik.example>", min_length=3)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @property
+    def uses_login(self) -> bool:
+        return bool(self.username)
+
+
+def load_env_settings() -> tuple[NotifierSettings, SmtpSettings]:
+    """Both settings classes from the environment; a bad value is a ``UserError`` naming it."""
+    loaded: list[BaseSettings] = []
+    for cls, prefix in (
+        (NotifierSettings, "BUDGETVAKT_NOTIFIER_"),
+        (SmtpSettings, "BUDGETVAKT_SMTP_"),
+    ):
+        try:
+            loaded.append(cls())
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            # Only the variable's name and the problem: the value may be a password.
+            raise UserError(f"{prefix}{field.upper()}: {first['msg']}") from None
+    notifier, smtp = loaded
+    assert isinstance(notifier, NotifierSettings) and isinstance(smtp, SmtpSettings)
+    return notifier, smtp

@@ -1,0 +1,397 @@
+"""``budgetvakt report`` (the delårsrapport) and ``budgetvakt accuracy`` (prognossäkerhet).
+
+``budgetvakt report --period YYYY-MM [--format all|xlsx|html|csv] [--out DIR]
+[--compare auto|all|checkpoints] [--snapshot-version N]`` reads the latest snapshot of the
+period (or the given version) and the year's earlier snapshots (latest version of each period)
+from the snapshot store and writes, in Swedish:
+
+* ``delarsrapport-YYYY-MM.xlsx``: a cover sheet (kommun, nämnd, period, snapshot id, version and
+  time, "Prognos efter <månad>", summary), one sheet per table, a sheet with the charts;
+* ``delarsrapport-YYYY-MM.html``: one self-contained page, charts embedded as PNG data URIs;
+* ``delarsrapport-YYYY-MM-<tabell>.csv``: one file per table (``driftredovisning``,
+  ``prognosforandring``, ``personalkostnader``, ``volymer``, ``nyckeltal``), semicolon
+  separated with decimal comma, UTF-8 with BOM: what a Swedish Excel opens directly.
+
+The default format is ``all`` (the three); a comma-separated list such as ``xlsx,csv`` picks
+some. The default ``--out`` is the current directory (created if missing). Every file is
+rendered in memory first and then written to a temporary name in the target directory and
+renamed, so a failure leaves either the complete file or none (an earlier report's files stay).
+
+``budgetvakt accuracy --year YYYY [--out DIR]`` needs the year's December snapshot (its actuals
+are the outcome); it prints the prognossäkerhet table per level and the annual-report sentences
+and writes ``prognossakerhet-YYYY.csv`` and ``prognossakerhet-YYYY.xlsx``.
+
+Tables, conventions and charts: :mod:`services.reports.tables`, :mod:`services.reports.charts`,
+:mod:`services.reports.accuracy`; formats: :mod:`services.reports.excel`,
+:mod:`services.reports.html`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import structlog
+import typer
+
+from core.errors import UserError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from core.domain import DomainConfig
+    from services.reports.accuracy import Accuracy
+    from services.reports.tables import CompareMode, Report
+    from services.snapshots.store import StoredSnapshot
+
+log = structlog.get_logger(__name__)
+
+ReportFormat = Literal["xlsx", "html", "csv"]
+ALL_FORMATS: tuple[ReportFormat, ...] = ("xlsx", "html", "csv")
+COMPARE_MODES = ("auto", "all", "checkpoints")
+PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+# --- Pure parts ------------------------------------------------------------------------------
+
+
+def parse_period(period: str) -> tuple[int, int]:
+    match = PERIOD_RE.match(period.strip())
+    if match is None:
+        raise UserError(
+            f"--period {period!r} är ingen period: skriv år och månad som YYYY-MM, t.ex. 2024-08"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_formats(text: str) -> tuple[ReportFormat, ...]:
+    parts = [p.strip().lower() for p in text.split(",") if p.strip()]
+    if not parts or "all" in parts:
+        return ALL_FORMATS
+    unknown = [p for p in parts if p not in ALL_FORMATS]
+    if unknown:
+        raise UserError(
+            f"--format {text!r}: okänt format {', '.join(unknown)}; välj all, xlsx, html, csv "
+            "eller en kommaseparerad lista, t.ex. xlsx,csv"
+        )
+    return tuple(f for f in ALL_FORMATS if f in parts)
+
+
+def report_file_name(period: str, fmt: str, table: str | None = None) -> str:
+    stem = f"delarsrapport-{period}"
+    return f"{stem}-{table}.{fmt}" if table else f"{stem}.{fmt}"
+
+
+def report_files(report: Report, formats: Sequence[ReportFormat] = ALL_FORMATS) -> dict[str, bytes]:
+    """File name → content of the report in the given formats (nothing written)."""
+    from services.reports.excel import render_xlsx
+    from services.reports.html import render_csv, render_html
+
+    files: dict[str, bytes] = {}
+    if "xlsx" in formats:
+        files[report_file_name(report.period, "xlsx")] = render_xlsx(report)
+    if "html" in formats:
+        files[report_file_name(report.period, "html")] = render_html(report).encode("utf-8")
+    if "csv" in formats:
+        for table in report.tables:
+            files[report_file_name(report.period, "csv", table.slug)] = render_csv(table)
+    return files
+
+
+def accuracy_files(accuracy: Accuracy) -> dict[str, bytes]:
+    from services.reports.excel import render_tables_xlsx
+    from services.reports.html import render_csv
+
+    table = accuracy.table()
+    stem = f"prognossakerhet-{accuracy.year}"
+    return {
+        f"{stem}.csv": render_csv(table),
+        f"{stem}.xlsx": render_tables_xlsx(
+            [table],
+            title=f"Prognossäkerhet {accuracy.year}",
+            notes=accuracy.sentences,
+            created=accuracy.outcome_snapshot.created_at,
+        ),
+    }
+
+
+# --- Files -----------------------------------------------------------------------------------
+
+
+def _prepare_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} finns men är ingen katalog")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(
+            f"--out {out_dir}: kan inte skapa katalogen ({err.strerror or type(err).__name__})"
+        ) from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out_dir}: katalogen är inte skrivbar")
+
+
+def write_atomically(out_dir: Path, files: Mapping[str, bytes]) -> list[Path]:
+    """Write every file to a temporary name in ``out_dir``, then rename them all into place.
+
+    On an error no temporary file is left behind and no target file is half written.
+    """
+    _prepare_out_dir(out_dir)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for name, content in files.items():
+            final = out_dir / name
+            temporary = out_dir / f".{name}.{os.getpid()}.tmp"
+            # O_EXCL: never write through someone else's file; mode 0666 minus the umask.
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            staged.append((temporary, final))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for temporary, final in staged:
+            os.replace(temporary, final)
+    except OSError as err:
+        for temporary, _ in staged:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+        raise UserError(
+            f"kan inte skriva rapporten i {out_dir}: {err.strerror or type(err).__name__}"
+        ) from None
+    return [final for _, final in staged]
+
+
+# --- Database --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_store(url: str) -> Iterator[Engine]:
+    """An engine on the snapshot store; a missing SQLite file is a clear error, not a new file."""
+    from sqlalchemy.engine import make_url
+
+    from services.snapshots.engine import describe_url
+    from services.snapshots.store import make_engine
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # make_engine gives the precise message
+        parsed = None
+    if parsed is not None and parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        is_file = database not in ("", ":memory:") and not database.startswith("file:")
+        if is_file and not Path(database).exists():
+            raise UserError(
+                f"snapshot-databasen {describe_url(url)} finns inte: det finns inga "
+                "snapshots ännu. Kör `budgetvakt db upgrade` och ta en snapshot med "
+                "`budgetvakt snapshot --period YYYY-MM` (eller kör workern tills en period "
+                "stängs)."
+            )
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _periods_text(snapshots: Sequence[StoredSnapshot]) -> str:
+    return ", ".join(sorted({s.period for s in snapshots})) or "inga"
+
+
+def load_report_snapshots(
+    engine: Engine, period: str, version: int | None = None
+) -> tuple[StoredSnapshot, list[StoredSnapshot]]:
+    """The period's snapshot (latest version unless given) and the year's other snapshots."""
+    from services.snapshots.store import load_snapshot, load_snapshots
+
+    year, _ = parse_period(period)
+    current = load_snapshot(engine, period, version)
+    year_snapshots = load_snapshots(engine, year)  # the latest version of each period
+    if current is None:
+        if version is not None:
+            versions = sorted(
+                s.version
+                for s in load_snapshots(engine, year, latest_version_only=False)
+                if s.period == period
+            )
+            if versions:
+                raise UserError(
+                    f"snapshot {period} version {version} finns inte; versioner: "
+                    + ", ".join(str(v) for v in versions)
+                )
+        raise UserError(
+            f"det finns ingen snapshot för perioden {period}. Snapshots för {year}: "
+            f"{_periods_text(year_snapshots)}. Ta en snapshot av perioden med "
+            f"`budgetvakt snapshot --period {period}` (workern tar den också när perioden "
+            "stängs)."
+        )
+    earlier = [s for s in year_snapshots if s.period < period]
+    return current, earlier
+
+
+def _domain(domain: DomainConfig | None) -> DomainConfig:
+    if domain is not None:
+        return domain
+    from core.settings import Settings
+    from services.config.domain import load_domain_config
+
+    return load_domain_config(Settings().config_dir)
+
+
+# --- Entry points (CLI and demo) -------------------------------------------------------------
+
+
+def write_report(
+    engine: Engine,
+    period: str,
+    out_dir: Path,
+    *,
+    formats: Sequence[ReportFormat] = ALL_FORMATS,
+    compare: CompareMode = "auto",
+    domain: DomainConfig | None = None,
+    version: int | None = None,
+) -> tuple[Report, list[Path]]:
+    """Build the delårsrapport of ``period`` from the store and write it to ``out_dir``."""
+    from services.reports.tables import build_report
+
+    parse_period(period)
+    current, earlier = load_report_snapshots(engine, period, version)
+    report = build_report(current, earlier, _domain(domain), compare=compare)
+    paths = write_atomically(out_dir, report_files(report, formats))
+    log.info(
+        "report_written",
+        period=period,
+        snapshot_id=current.id,
+        version=current.version,
+        compared=len(report.compared),
+        files=len(paths),
+    )
+    return report, paths
+
+
+def write_accuracy(
+    engine: Engine, year: int, out_dir: Path, *, domain: DomainConfig | None = None
+) -> tuple[Accuracy, list[Path]]:
+    """Compute the year's prognossäkerhet from the store and write the CSV and xlsx files."""
+    from services.reports.accuracy import compute_accuracy
+    from services.snapshots.store import load_snapshots
+
+    accuracy = compute_accuracy(load_snapshots(engine, year), _domain(domain), year)
+    paths = write_atomically(out_dir, accuracy_files(accuracy))
+    log.info(
+        "accuracy_written",
+        year=year,
+        outcome_snapshot_id=accuracy.outcome_snapshot.id,
+        rows=len(accuracy.rows),
+        files=len(paths),
+    )
+    return accuracy, paths
+
+
+def print_accuracy(accuracy: Accuracy, console: Any = None) -> None:
+    """The prognossäkerhet table, compact enough for an 80-column terminal, and the sentences."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    from services.reports.html import format_cell
+
+    console = console or Console(soft_wrap=False)
+    table = RichTable(
+        title=f"Prognossäkerhet {accuracy.year} (mnkr; skillnad = prognos − utfall)",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("Verksamhet", overflow="fold")
+    table.add_column("Prognos")
+    for header in ("Prognos helår", "Utfall", "Skillnad", "Skillnad %"):
+        table.add_column(header, justify="right", no_wrap=True)
+    previous: str | None = None
+    for row in accuracy.rows:
+        if previous is not None and row.org_unit != previous:
+            table.add_section()
+        difference = format_cell("deviation", row.difference / 1e6)
+        pct = format_cell("pct", row.difference_pct)
+        table.add_row(
+            row.name if row.org_unit != previous else "",
+            row.snapshot.label.removeprefix("Prognos "),
+            format_cell("money", row.forecast / 1e6).text,
+            format_cell("money", row.outcome / 1e6).text,
+            f"[red]{difference.text}[/]" if "neg" in difference.css else difference.text,
+            f"[red]{pct.text}[/]" if "neg" in pct.css else pct.text,
+            style="bold" if row.level == "namnd" else None,
+        )
+        previous = row.org_unit
+    console.print(table)
+    for sentence in accuracy.sentences:
+        console.print(sentence, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report_command(
+        period: Annotated[
+            str, typer.Option("--period", help="Period of the snapshot, YYYY-MM (e.g. 2024-08).")
+        ],
+        file_format: Annotated[
+            str,
+            typer.Option(
+                "--format", help="all (default), xlsx, html, csv, or a list such as xlsx,csv."
+            ),
+        ] = "all",
+        out: Annotated[
+            Path, typer.Option("--out", help="Directory for the files (default: current).")
+        ] = Path("."),
+        compare: Annotated[
+            str,
+            typer.Option(
+                "--compare",
+                help="Prognosförändring columns: auto (checkpoint snapshots if any, else all), "
+                "all, checkpoints.",
+            ),
+        ] = "auto",
+        snapshot_version: Annotated[
+            int | None,
+            typer.Option("--snapshot-version", min=1, help="Version of the period's snapshot."),
+        ] = None,
+    ) -> None:
+        """Write the delårsrapport (Excel, HTML, CSV) from the period's latest snapshot."""
+        from core.settings import Settings
+
+        parse_period(period)
+        formats = parse_formats(file_format)
+        if compare not in COMPARE_MODES:
+            raise UserError(f"--compare {compare!r}: välj auto, all eller checkpoints")
+        settings = Settings()
+        with open_store(settings.database_url_or_default()) as engine:
+            report, paths = write_report(
+                engine,
+                period.strip(),
+                out,
+                formats=formats,
+                compare=compare,  # type: ignore[arg-type]
+                version=snapshot_version,
+            )
+        for sentence in report.summary:
+            typer.echo(sentence)
+        typer.echo("Skrev: " + ", ".join(str(p) for p in paths))
+
+    @app.command("accuracy")
+    def accuracy_command(
+        year: Annotated[
+            int, typer.Option("--year", min=2000, max=2100, help="The year to evaluate.")
+        ],
+        out: Annotated[
+            Path, typer.Option("--out", help="Directory for the files (default: current).")
+        ] = Path("."),
+    ) -> None:
+        """Prognossäkerhet: every snapshot's forecast of the year against its outcome."""
+        from core.settings import Settings
+
+        settings = Settings()
+        with open_store(settings.database_url_or_default()) as engine:
+            accuracy, paths = write_accuracy(engine, year, out)
+        print_accuracy(accuracy)
+        typer.echo("Skrev: " + ", ".join(str(p) for p in paths))

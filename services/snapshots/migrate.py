@@ -1,0 +1,105 @@
+"""Alembic, configured in code: ``budgetvakt db upgrade`` and the at-head check of every command.
+
+No alembic.ini: the script location is this package's ``migrations`` directory and the
+connection is handed to ``migrations/env.py`` through ``Config.attributes``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from core.errors import UserError
+from services.snapshots.engine import describe_url, make_engine, write_connection
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SUPPORTED_DIALECTS = ("postgresql", "sqlite")
+
+# Engines whose schema was found at head: checked once per engine, not once per call.
+_AT_HEAD: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+class SchemaNotAtHead(UserError):
+    """The database schema is missing or older (or newer) than this code's migrations."""
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "no migrations in services/snapshots/migrations/versions"
+    return head
+
+
+def _unreachable(engine: Engine, err: SQLAlchemyError) -> UserError:
+    detail = str(getattr(err, "orig", err)).strip().splitlines()
+    return UserError(
+        f"kan inte ansluta till databasen {describe_url(str(engine.url))}: "
+        f"{detail[0] if detail else type(err).__name__}"
+    )
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's Alembic revision; None for an empty database."""
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as err:
+        raise _unreachable(engine, err) from None
+
+
+def upgrade(url: str) -> str:
+    """Migrate the database at ``url`` to head; returns the revision it is at afterwards."""
+    engine = make_engine(url)
+    try:
+        if engine.dialect.name not in SUPPORTED_DIALECTS:
+            raise UserError(
+                f"databasen {describe_url(url)} stöds inte: använd PostgreSQL "
+                "(postgresql+psycopg2://) eller SQLite (sqlite:///fil)"
+            )
+        config = alembic_config(url)
+        try:
+            with write_connection(engine) as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except OperationalError as err:
+            raise _unreachable(engine, err) from None
+        except CommandError as err:
+            # E.g. a database migrated by a newer budgetvakt: its revision is unknown here.
+            raise UserError(
+                f"databasen {describe_url(url)} kan inte uppgraderas av den här versionen av "
+                f"budgetvakt: {err}"
+            ) from None
+        revision = current_revision(engine)
+        assert revision is not None
+        return revision
+    finally:
+        engine.dispose()
+
+
+def ensure_at_head(engine: Engine) -> None:
+    """Raise :class:`SchemaNotAtHead` unless the schema is at this code's head revision."""
+    if engine in _AT_HEAD:
+        return
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        found = "tom (inga tabeller)" if current is None else f"på revision {current}"
+        raise SchemaNotAtHead(
+            f"databasen {describe_url(str(engine.url))} är {found}, men koden kräver "
+            f"revision {head}. Kör `budgetvakt db upgrade` först."
+        )
+    _AT_HEAD.add(engine)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the snapshot store (configured in code by ``services.snapshots.migrate``)."""
