@@ -23,9 +23,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract.output_records import AlertEvent, ForecastEvent
@@ -257,15 +256,3 @@ def write_schemas(out_dir: Path) -> list[Path]:
         path.write_text(render(schema), encoding="utf-8")
         written.append(path)
     return written
-
-
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def schemas(
-        out: Annotated[
-            Path, typer.Option(help="Directory to write the JSON Schema files into")
-        ] = DEFAULT_SCHEMA_DIR,
-    ) -> None:
-        """Write the JSON Schemas of contract v1, the dead letter, forecast and alert events."""
-        for path in write_schemas(out):
-            typer.echo(str(path))

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
 
@@ -97,3 +99,14 @@ class Settings(BaseSettings):
 
     def topics(self) -> Topics:
         return Topics()
+
+    def require_bootstrap_servers(self) -> str:
+        """The Kafka bootstrap servers; a UserError telling how to get a broker when unset."""
+        servers = self.kafka_bootstrap_servers.strip()
+        if not servers:
+            raise UserError(
+                "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS is not set. Start a local broker with "
+                "`budgetvakt broker` and set the variable to the address it prints "
+                "(e.g. BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092)."
+            )
+        return servers

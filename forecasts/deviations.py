@@ -27,58 +27,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from contract.output_records import SEVERITIES, AlertEvent, AlertStatus, Severity
 from core.domain import DomainConfig
-from core.swedish import MONTH_NAMES_SV, format_number_sv, format_pct
+from core.swedish import (
+    Money,
+    date_sv,
+    format_number_sv,
+    format_pct,
+    format_units,
+    month_sv,
+    ytd_sv,
+)
 from forecasts.live import TOTAL, NodeForecast, OrganisationForecast
 
 Level = Literal["namnd", "forvaltning", "avdelning", "enhet"]
 Match = Literal["all", "any"]
 
-# --- Swedish formatting ------------------------------------------------------------------------
-
-_UNIT_WORDS = {"h": "timmar"}
-
-
-@dataclass(frozen=True)
-class Money:
-    """Amounts of one message in one unit: mnkr with one decimal, or whole tkr when every
-    amount quoted is below 1 mnkr (an enhet's overtime of 45 tkr would read ``0,0 mnkr``)."""
-
-    divisor: float
-    decimals: int
-    unit: str
-
-    @classmethod
-    def for_amounts(cls, *amounts: float) -> Money:
-        if max((abs(a) for a in amounts), default=0.0) >= 1e6:
-            return cls(1e6, 1, "mnkr")
-        return cls(1e3, 0, "tkr")
-
-    def __call__(self, sek: float, signed: bool = False) -> str:
-        return f"{format_number_sv(sek / self.divisor, self.decimals, signed)} {self.unit}"
-
-    def span(self, low: float, high: float) -> str:
-        lo = format_number_sv(low / self.divisor, self.decimals)
-        hi = format_number_sv(high / self.divisor, self.decimals)
-        return f"{lo}–{hi} {self.unit}"
-
-
-def format_units(value: float, unit: str, signed: bool = False) -> str:
-    return f"{format_number_sv(value, 0, signed)} {_UNIT_WORDS.get(unit, unit)}"
-
-
-def month_sv(month: int) -> str:
-    return MONTH_NAMES_SV[month - 1]
-
-
-def ytd_sv(year: int, as_of_month: int) -> str:
-    """``januari–augusti 2024`` (or ``januari 2024`` in January)."""
-    if as_of_month == 1:
-        return f"januari {year}"
-    return f"januari–{month_sv(as_of_month)} {year}"
-
-
-def date_sv(day: date) -> str:
-    return f"{day.day} {month_sv(day.month)} {day.year}"
+# --- Swedish text ------------------------------------------------------------------------------
 
 
 def _lower_first(text: str) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.domain import Category
+from core.period import Period
 from forecasts.candidates import MONTHS
 from forecasts.effects import apply_pay_revision
 from forecasts.engine import PanelForecast, forecast_panel
@@ -33,17 +34,6 @@ class SeriesForecast:
     model: str
 
 
-def parse_period(period: str) -> tuple[int, int]:
-    """``"2024-08"`` → ``(2024, 8)``; ValueError otherwise."""
-    text = period.strip()
-    if len(text) != 7 or text[4] != "-" or not (text[:4].isdigit() and text[5:].isdigit()):
-        raise ValueError(f"bad period {period!r}, expected YYYY-MM")
-    year, month = int(text[:4]), int(text[5:])
-    if not 1 <= month <= MONTHS:
-        raise ValueError(f"bad month in period {period!r}")
-    return year, month
-
-
 def build_panel(
     histories: Sequence[Mapping[str, float]], year: int, as_of: int
 ) -> tuple[np.ndarray, int]:
@@ -53,9 +43,9 @@ def build_panel(
     entry are 0 (nothing booked). Entries after the as-of month are ignored.
     Returns ``(panel, first_year)``.
     """
-    parsed = [{parse_period(p): float(v) for p, v in h.items()} for h in histories]
+    parsed = [{Period.parse(p): float(v) for p, v in h.items()} for h in histories]
     firsts = [min(p) for p in parsed if p]
-    first_year = min([f[0] for f in firsts], default=year)
+    first_year = min([f.year for f in firsts], default=year)
     first_year = max(first_year, year - MAX_HISTORY_YEARS + 1)
     n_years = year - first_year + 1
     panel = np.full((len(parsed), n_years * MONTHS), np.nan)

@@ -41,6 +41,7 @@ import structlog
 
 from contract.output_records import AlertEvent, ForecastEvent
 from core.domain import DomainConfig
+from core.period import Period
 from forecasts.live import NodeForecast, OrganisationForecast, forecast_organisation
 from streams.aggregation import StateValue, close_counts, leaf_series, parse_key
 
@@ -221,7 +222,7 @@ class LiveForecaster:
         self._closes_seen = counts
         self._snapshots_due = set()
         for period in due:
-            await self._snapshot(period, results[ForecastRequest(int(period[:4]), int(period[5:]))])
+            await self._snapshot(period, results[ForecastRequest(*Period.parse(period))])
         # Replaced only now, so /forecasts/status and the gauges change together with the events.
         self.status.latest, self.status.preliminary = latest, preliminary
         self.status.runs += 1

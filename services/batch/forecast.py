@@ -24,11 +24,11 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Union
-
-import typer
+from typing import TYPE_CHECKING, Union
 
 from core.errors import UserError
+from core.period import Period, PeriodError, parse_period_option
+from core.swedish import parse_number_sv
 
 if TYPE_CHECKING:
     from core.domain import DomainConfig
@@ -70,8 +70,6 @@ OUTPUT_COLUMNS = (
 )
 FORECAST_MODELS = ("auto", "runrate", "seasonal", "budget", "ets", "prophet")
 BACKTEST_MODELS = ("auto", "runrate", "lastyear", "seasonal", "ses", "theta", "ets", "prophet")
-_PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
-_NUMBER = re.compile(r"^[+-−]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
 SeriesKey = tuple[str, str]
 
 
@@ -95,25 +93,6 @@ Actuals = MonthlySeries
 Volumes = MonthlySeries
 Budgets = AnnualLines
 VolumePlan = AnnualLines
-
-
-def parse_amount(text: str) -> float:
-    """``"1234.5"``, ``"1 234,5"``, ``"-12,50"``, ``"−3"`` → float; ValueError otherwise."""
-    cleaned = text.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
-    cleaned = cleaned.replace("−", "-")
-    if not cleaned or not _NUMBER.match(cleaned) or ("," in cleaned and "." in cleaned):
-        raise ValueError(text)
-    value = float(cleaned.replace(",", "."))
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
-
-
-def parse_period_text(text: str) -> tuple[int, int]:
-    match = _PERIOD.match(text.strip())
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValueError(text)
-    return int(match.group(1)), int(match.group(2))
 
 
 def _rows(
@@ -173,11 +152,10 @@ def _read_monthly(
         unit = _require(path, line, row, "org_unit")
         name = series_name(line, row)
         try:
-            period = parse_period_text(row["period"])
-        except ValueError:
-            raise UserError(
-                f"{path}:{line}: bad period {row['period']!r}, expected YYYY-MM"
-            ) from None
+            parsed = Period.parse(row["period"])
+        except PeriodError as err:
+            raise UserError(f"{path}:{line}: {err}") from None
+        period = (parsed.year, parsed.month)
         value = _number(path, line, row, value_column)
         key = (unit, name, period)
         if key in seen:
@@ -207,7 +185,7 @@ def _year(path: Path, line: int, text: str) -> int:
 
 def _number(path: Path, line: int, row: dict[str, str], column: str) -> float:
     try:
-        return parse_amount(row[column])
+        return parse_number_sv(row[column])
     except ValueError:
         raise UserError(f"{path}:{line}: {column} {row[column]!r} is not a number") from None
 
@@ -316,13 +294,6 @@ def _load_profiles() -> dict[str, tuple[float, ...]]:
     return {cid: cat.profile for cid, cat in _load_config().categories.items()}
 
 
-def _parse_as_of(text: str) -> tuple[int, int]:
-    try:
-        return parse_period_text(text)
-    except ValueError:
-        raise UserError(f"--as-of {text!r}: expected YYYY-MM, e.g. 2024-08") from None
-
-
 def _fmt(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return ""
@@ -394,7 +365,7 @@ def run_forecast(
     for target in (out_path, effects_path):
         if target is not None:
             _require_directory(target)
-    year, month = _parse_as_of(as_of_text)
+    year, month = parse_period_option("--as-of", as_of_text)
     config = _load_config()
     profiles = {cid: cat.profile for cid, cat in config.categories.items()}
     actuals = read_actuals(actuals_path)
@@ -649,99 +620,6 @@ def backtest_panel_from_actuals(
     panel = np.array(rows) if rows else np.zeros((0, n_years * 12))
     bud_panel = np.array(bud_rows) if budgets is not None and bud_rows else None
     return keys, panel, bud_panel
-
-
-def register(app: typer.Typer) -> None:
-    @app.command("forecast")
-    def forecast(
-        actuals: Annotated[Path, typer.Option("--actuals", help="A.csv with monthly actuals")],
-        as_of: Annotated[str, typer.Option("--as-of", help="As-of month, YYYY-MM")],
-        out: Annotated[Path, typer.Option("--out", help="Output CSV (written atomically)")],
-        budget: Annotated[
-            Path | None, typer.Option("--budget", help="B.csv with annual/monthly budgets")
-        ] = None,
-        model: Annotated[
-            str, typer.Option("--model", help="auto|runrate|seasonal|budget|ets|prophet")
-        ] = "auto",
-        processes: Annotated[
-            int, typer.Option("--processes", min=1, help="Processes for ets/prophet fits")
-        ] = 1,
-        volumes: Annotated[
-            Path | None,
-            typer.Option(
-                "--volumes",
-                help="V.csv org_unit,measure,period,value: categories linked to a measure "
-                "(config/categories.yaml) are forecast as volume × unit cost",
-            ),
-        ] = None,
-        volume_plan: Annotated[
-            Path | None,
-            typer.Option(
-                "--volume-plan",
-                help="P.csv org_unit,measure,year,annual[,m01..m12]: planned volumes",
-            ),
-        ] = None,
-        effects_out: Annotated[
-            Path | None,
-            typer.Option(
-                "--effects-out",
-                help="Write the deviation split into volume and price effects (needs --volumes)",
-            ),
-        ] = None,
-    ) -> None:
-        """Full-year forecast per (org_unit, category) with an 80 % interval.
-
-        With --volumes, volume-driven categories are forecast as volume × unit cost, and
-        --effects-out splits their deviation into a volume effect (planned − forecast volume)
-        × budgeted unit price and a price/productivity effect (the rest); positive = överskott.
-        """
-        from rich.console import Console
-
-        written, no_data, notes = run_forecast(
-            actuals,
-            budget,
-            as_of,
-            model,
-            out,
-            processes,
-            volumes_path=volumes,
-            volume_plan_path=volume_plan,
-            effects_path=effects_out,
-        )
-        err = Console(stderr=True)
-        for unit, category in no_data:
-            err.print(
-                f"no data: {unit}/{category} has no actuals up to {as_of}; not forecast",
-                highlight=False,
-            )
-        for note in notes:
-            err.print(note, highlight=False)
-        err.print(f"wrote {written} rows to {out}", highlight=False)
-        if effects_out is not None:
-            err.print(f"wrote the volume/price effects to {effects_out}", highlight=False)
-
-    @app.command("backtest")
-    def backtest(
-        actuals: Annotated[Path, typer.Option("--actuals", help="A.csv with monthly actuals")],
-        cutoffs: Annotated[
-            str, typer.Option("--cutoffs", help="As-of months, comma separated")
-        ] = "4,8,10",
-        models: Annotated[
-            str, typer.Option("--models", help=f"Comma separated: {','.join(BACKTEST_MODELS)}")
-        ] = "auto",
-        budget: Annotated[Path | None, typer.Option("--budget", help="B.csv budgets")] = None,
-        csv_out: Annotated[
-            Path | None, typer.Option("--csv", help="Write the table as CSV")
-        ] = None,
-        json_out: Annotated[
-            Path | None, typer.Option("--json", help="Write the table as JSON")
-        ] = None,
-        processes: Annotated[
-            int, typer.Option("--processes", min=1, help="Processes for ets/prophet fits")
-        ] = 1,
-    ) -> None:
-        """Hold out each series' last full year; errors and coverage per cutoff and model."""
-        run_backtest(actuals, cutoffs, models, budget, csv_out, json_out, processes)
 
 
 def _parse_cutoffs(text: str) -> list[int]:

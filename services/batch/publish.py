@@ -12,20 +12,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from contract.pii import contains_personal_id
 from contract.validation import InvalidEvent, parse_event, pii_reason
 from core.domain import DomainConfig
 from core.errors import UserError
-from core.settings import Settings, Topics
+from core.settings import Topics
+from core.swedish import parse_number_sv
 
 MONTH_COLUMNS = [f"m{m:02d}" for m in range(1, 13)]
 CSV_LAYOUTS: dict[str, tuple[set[str], set[str]]] = {
@@ -39,8 +37,6 @@ CSV_LAYOUTS: dict[str, tuple[set[str], set[str]]] = {
     "period_close": ({"org_unit", "period"}, {"event_id"}),
 }
 JSON_LINES_SUFFIXES = {".jsonl", ".ndjson", ".json"}
-# "1 234,5", "1234,50", "−43,6": a Swedish decimal comma, optional space thousands separators.
-_SWEDISH_NUMBER = re.compile(r"^[-+]?\d{1,3}(?:[ \u00a0]\d{3})*,\d+$|^[-+]?\d+,\d+$")
 
 
 @dataclass(frozen=True)
@@ -67,11 +63,8 @@ def derived_event_id(file_name: str, line: int, content: dict[str, Any]) -> str:
 
 
 def _number(text: str, column: str) -> float:
-    cleaned = text.strip().replace("\u2212", "-")
-    if _SWEDISH_NUMBER.match(cleaned):
-        cleaned = cleaned.replace(" ", "").replace("\u00a0", "").replace(",", ".")
     try:
-        return float(cleaned)
+        return parse_number_sv(text)
     except ValueError:
         raise ValueError(f"column '{column}': {text!r} is not a number") from None
 
@@ -265,51 +258,3 @@ def send_events(
     finally:
         producer.close(timeout=10)
     return len(futures)
-
-
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def publish(
-        file: Annotated[Path, typer.Argument(help="CSV or JSON Lines (.jsonl) file of events")],
-        topic: Annotated[
-            str | None, typer.Option(help="Send every event here instead of its type's topic")
-        ] = None,
-        bootstrap_servers: Annotated[
-            str | None,
-            typer.Option(
-                help="Kafka bootstrap servers (default: $BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS)"
-            ),
-        ] = None,
-    ) -> None:
-        """Validate a file of events and send the valid ones to Kafka (acks=all)."""
-        from rich.console import Console
-        from rich.progress import Progress
-
-        from services.config.domain import load_domain_config
-
-        settings = Settings()
-        servers = bootstrap_servers or settings.kafka_bootstrap_servers
-        if not servers:
-            raise UserError(
-                "no Kafka to send to: set BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS or pass "
-                "--bootstrap-servers (start a local broker with `budgetvakt broker`)"
-            )
-        console = Console(stderr=True, soft_wrap=True)
-        loaded = read_events(file, load_domain_config(settings.config_dir))
-        for rejection in loaded.rejections:
-            console.print(
-                f"{file}:{rejection.line}: {rejection.reason}", highlight=False, markup=False
-            )
-        events = [event for _, event in loaded.events]
-        topics = settings.topics()
-        with Progress(console=console, transient=True, disable=len(events) < 1000) as progress:
-            task = progress.add_task("sending", total=len(events))
-            sent = send_events(
-                servers, topic, events, topics, on_sent=lambda: progress.advance(task)
-            )
-        per_topic = Counter(topic or topic_for_type(str(e["type"]), topics) for e in events)
-        for name, count in sorted(per_topic.items()):
-            typer.echo(f"  {name}: {count}")
-        typer.echo(f"{file}: {sent} sent, {len(loaded.rejections)} rejected")
-        if loaded.rejections:
-            raise typer.Exit(code=2)

@@ -1,4 +1,9 @@
-"""The ``budgetvakt`` command line. Each area registers its commands from its own module."""
+"""The ``budgetvakt`` command line: one module per command group in this package.
+
+The command modules parse arguments and call the code that does the work; they speak English
+(output, errors); what a controller reads as a product (reports, e-mails, demo narration) is
+Swedish and made elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -37,19 +42,20 @@ def _root() -> None:
     configure_logging(settings.log_format, settings.log_level)
 
 
-# Modules that define ``register(app)``; imported at start, each keeps heavy imports inside its
-# commands so that ``budgetvakt --help`` stays fast.
+# One module per command group, each defining ``register(app)``. They import only what their
+# options need at start and the rest inside their commands, so that ``budgetvakt --help`` stays
+# fast.
 COMMAND_MODULES: list[str] = [
-    "services.batch.forecast",
-    "services.processes.broker",
-    "services.batch.publish",
-    "services.demo.scenario",
-    "services.demo.run",
-    "services.worker",
-    "contract.schemas",
-    "services.notifier.service",
-    "services.snapshots.manual",
-    "services.reports.writer",
+    "services.cli.forecast",
+    "services.cli.broker",
+    "services.cli.publish",
+    "services.cli.scenario",
+    "services.cli.demo",
+    "services.cli.worker",
+    "services.cli.schemas",
+    "services.cli.notifier",
+    "services.cli.snapshot",
+    "services.cli.report",
 ]
 
 for _module in COMMAND_MODULES:

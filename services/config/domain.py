@@ -6,14 +6,14 @@ A broken file fails at start with a message naming the file, the key and the pro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.domain import AccountRange, Category, DomainConfig, Measure
 from core.errors import ConfigError
 from core.hierarchy import LEVELS, UNMAPPED_ID, UNMAPPED_NAME, OrgNode, OrgTree
+from core.yamlfile import read_yaml
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -74,26 +74,9 @@ class AccountsFile(_Strict):
     ranges: list[AccountRangeSpec]
 
 
-def _read_yaml(path: Path) -> Any:
-    if not path.is_file():
-        raise ConfigError(str(path), "(file)", "file not found")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise ConfigError(
-            str(path), "(file)", f"not UTF-8 text (byte {err.start}): save it as UTF-8"
-        ) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "(file)"
-        raise ConfigError(
-            str(path), where, f"not valid YAML: {getattr(err, 'problem', err)}"
-        ) from None
-
-
 def _parse(model: type[_M], path: Path) -> _M:
     try:
-        return model.model_validate(_read_yaml(path))
+        return model.model_validate(read_yaml(path))
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "(top level)"

@@ -8,7 +8,6 @@ what goes wrong into a :class:`~core.errors.ConfigError` naming the file, the ke
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -16,6 +15,7 @@ from pydantic_core import ErrorDetails
 
 from core.domain import DomainConfig
 from core.errors import ConfigError
+from core.yamlfile import read_yaml
 from forecasts.deviations import RULE_KINDS, RuleDomainError, RuleSet
 
 RULES_FILE = "rules.yaml"
@@ -35,7 +35,7 @@ _DatesAsText.yaml_implicit_resolvers = {
 
 def load_rules(config_dir: Path, domain: DomainConfig) -> RuleSet:
     path = config_dir / RULES_FILE
-    data = _read_yaml(path)
+    data = read_yaml(path, loader=_DatesAsText, column=True)
     try:
         rules = RuleSet.model_validate(data)
     except ValidationError as err:
@@ -46,31 +46,6 @@ def load_rules(config_dir: Path, domain: DomainConfig) -> RuleSet:
     except RuleDomainError as err:
         raise ConfigError(str(path), err.key, err.problem) from None
     return rules
-
-
-def _read_yaml(path: Path) -> Any:
-    if not path.is_file():
-        raise ConfigError(str(path), "(file)", "file not found")
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_DatesAsText)  # a SafeLoader
-    except UnicodeDecodeError as err:
-        raise ConfigError(
-            str(path), "(file)", f"not UTF-8 text (byte {err.start}): save it as UTF-8"
-        ) from None
-    except yaml.YAMLError as err:
-        raise ConfigError(str(path), *_yaml_problem(err)) from None
-
-
-def _yaml_problem(err: yaml.YAMLError) -> tuple[str, str]:
-    """(``line 8, column 1``, what is wrong), naming where an unclosed construct started."""
-    mark = getattr(err, "problem_mark", None)
-    if mark is None:
-        return "(file)", f"not valid YAML: {err}"
-    problem = f"not valid YAML: {getattr(err, 'problem', None) or err}"
-    context, start = getattr(err, "context", None), getattr(err, "context_mark", None)
-    if context and start is not None and start.line != mark.line:
-        problem += f" ({context} that starts on line {start.line + 1})"
-    return f"line {mark.line + 1}, column {mark.column + 1}", problem
 
 
 def _key(error: ErrorDetails) -> str:

@@ -42,9 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 CHECKPOINT_MONTHS = (3, 4, 8, 12)
 #: The delårsrapport is written after this month's close (the interim report after August).
@@ -871,28 +869,3 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
         broker.stop()
         console.print(f"Worker stoppad (kod {code}); broker stoppad.", highlight=False)
     return checkpoints
-
-
-def register(app: typer.Typer) -> None:
-    @app.command("demo")
-    def demo_command(
-        data_dir: Annotated[
-            Path | None,
-            typer.Option(help="Where the demo writes its files (default: BUDGETVAKT_DATA_DIR)."),
-        ] = None,
-        seed: Annotated[int, typer.Option(help="Scenario seed.")] = 2024,
-    ) -> None:
-        """Replay two years of a municipality's events through a broker and a worker."""
-        from rich.console import Console
-
-        from core.settings import Settings
-
-        console = Console()
-        started = time.monotonic()
-        with _sigterm_as_interrupt():
-            try:
-                run_demo(data_dir or Settings().data_dir, seed, console)
-            except KeyboardInterrupt:
-                console.print("Avbrutet; allt som startades är stoppat.")
-                raise typer.Exit(130) from None
-        console.print(f"Klart på {time.monotonic() - started:.0f} s.", highlight=False)

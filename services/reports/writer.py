@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
-import typer
 
 from core.errors import UserError
+from core.period import parse_period_option
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -53,19 +52,9 @@ log = structlog.get_logger(__name__)
 ReportFormat = Literal["xlsx", "html", "csv"]
 ALL_FORMATS: tuple[ReportFormat, ...] = ("xlsx", "html", "csv")
 COMPARE_MODES = ("auto", "all", "checkpoints")
-PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 # --- Pure parts ------------------------------------------------------------------------------
-
-
-def parse_period(period: str) -> tuple[int, int]:
-    match = PERIOD_RE.match(period.strip())
-    if match is None:
-        raise UserError(
-            f"--period {period!r} är ingen period: skriv år och månad som YYYY-MM, t.ex. 2024-08"
-        )
-    return int(match.group(1)), int(match.group(2))
 
 
 def parse_formats(text: str) -> tuple[ReportFormat, ...]:
@@ -75,8 +64,8 @@ def parse_formats(text: str) -> tuple[ReportFormat, ...]:
     unknown = [p for p in parts if p not in ALL_FORMATS]
     if unknown:
         raise UserError(
-            f"--format {text!r}: okänt format {', '.join(unknown)}; välj all, xlsx, html, csv "
-            "eller en kommaseparerad lista, t.ex. xlsx,csv"
+            f"--format {text!r}: unknown format {', '.join(unknown)}; choose all, xlsx, html, csv "
+            "or a comma-separated list such as xlsx,csv"
         )
     return tuple(f for f in ALL_FORMATS if f in parts)
 
@@ -124,15 +113,15 @@ def accuracy_files(accuracy: Accuracy) -> dict[str, bytes]:
 
 def _prepare_out_dir(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} finns men är ingen katalog")
+        raise UserError(f"--out {out_dir} exists and is not a directory")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(
-            f"--out {out_dir}: kan inte skapa katalogen ({err.strerror or type(err).__name__})"
+            f"--out {out_dir}: cannot create the directory ({err.strerror or type(err).__name__})"
         ) from None
     if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out_dir}: katalogen är inte skrivbar")
+        raise UserError(f"--out {out_dir}: the directory is not writable")
 
 
 def write_atomically(out_dir: Path, files: Mapping[str, bytes]) -> list[Path]:
@@ -160,7 +149,7 @@ def write_atomically(out_dir: Path, files: Mapping[str, bytes]) -> list[Path]:
             with contextlib.suppress(OSError):
                 temporary.unlink()
         raise UserError(
-            f"kan inte skriva rapporten i {out_dir}: {err.strerror or type(err).__name__}"
+            f"cannot write the report to {out_dir}: {err.strerror or type(err).__name__}"
         ) from None
     return [final for _, final in staged]
 
@@ -185,10 +174,10 @@ def open_store(url: str) -> Iterator[Engine]:
         is_file = database not in ("", ":memory:") and not database.startswith("file:")
         if is_file and not Path(database).exists():
             raise UserError(
-                f"snapshot-databasen {describe_url(url)} finns inte: det finns inga "
-                "snapshots ännu. Kör `budgetvakt db upgrade` och ta en snapshot med "
-                "`budgetvakt snapshot --period YYYY-MM` (eller kör workern tills en period "
-                "stängs)."
+                f"the snapshot database {describe_url(url)} does not exist: there are no "
+                "snapshots yet. Run `budgetvakt db upgrade` and take a snapshot with "
+                "`budgetvakt snapshot --period YYYY-MM` (or run the worker until a period "
+                "closes)."
             )
     engine = make_engine(url)
     try:
@@ -198,7 +187,7 @@ def open_store(url: str) -> Iterator[Engine]:
 
 
 def _periods_text(snapshots: Sequence[StoredSnapshot]) -> str:
-    return ", ".join(sorted({s.period for s in snapshots})) or "inga"
+    return ", ".join(sorted({s.period for s in snapshots})) or "none"
 
 
 def load_report_snapshots(
@@ -207,7 +196,7 @@ def load_report_snapshots(
     """The period's snapshot (latest version unless given) and the year's other snapshots."""
     from services.snapshots.store import load_snapshot, load_snapshots
 
-    year, _ = parse_period(period)
+    year, _ = parse_period_option("--period", period)
     current = load_snapshot(engine, period, version)
     year_snapshots = load_snapshots(engine, year)  # the latest version of each period
     if current is None:
@@ -219,14 +208,14 @@ def load_report_snapshots(
             )
             if versions:
                 raise UserError(
-                    f"snapshot {period} version {version} finns inte; versioner: "
+                    f"snapshot {period} version {version} does not exist; versions: "
                     + ", ".join(str(v) for v in versions)
                 )
         raise UserError(
-            f"det finns ingen snapshot för perioden {period}. Snapshots för {year}: "
-            f"{_periods_text(year_snapshots)}. Ta en snapshot av perioden med "
-            f"`budgetvakt snapshot --period {period}` (workern tar den också när perioden "
-            "stängs)."
+            f"there is no snapshot of the period {period}. Snapshots of {year}: "
+            f"{_periods_text(year_snapshots)}. Take one with "
+            f"`budgetvakt snapshot --period {period}` (the worker also takes it when the period "
+            "closes)."
         )
     earlier = [s for s in year_snapshots if s.period < period]
     return current, earlier
@@ -257,7 +246,7 @@ def write_report(
     """Build the delårsrapport of ``period`` from the store and write it to ``out_dir``."""
     from services.reports.tables import build_report
 
-    parse_period(period)
+    parse_period_option("--period", period)
     current, earlier = load_report_snapshots(engine, period, version)
     report = build_report(current, earlier, _domain(domain), compare=compare)
     paths = write_atomically(out_dir, report_files(report, formats))
@@ -327,71 +316,3 @@ def print_accuracy(accuracy: Accuracy, console: Any = None) -> None:
     console.print(table)
     for sentence in accuracy.sentences:
         console.print(sentence, highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    @app.command("report")
-    def report_command(
-        period: Annotated[
-            str, typer.Option("--period", help="Period of the snapshot, YYYY-MM (e.g. 2024-08).")
-        ],
-        file_format: Annotated[
-            str,
-            typer.Option(
-                "--format", help="all (default), xlsx, html, csv, or a list such as xlsx,csv."
-            ),
-        ] = "all",
-        out: Annotated[
-            Path, typer.Option("--out", help="Directory for the files (default: current).")
-        ] = Path("."),
-        compare: Annotated[
-            str,
-            typer.Option(
-                "--compare",
-                help="Prognosförändring columns: auto (checkpoint snapshots if any, else all), "
-                "all, checkpoints.",
-            ),
-        ] = "auto",
-        snapshot_version: Annotated[
-            int | None,
-            typer.Option("--snapshot-version", min=1, help="Version of the period's snapshot."),
-        ] = None,
-    ) -> None:
-        """Write the delårsrapport (Excel, HTML, CSV) from the period's latest snapshot."""
-        from core.settings import Settings
-
-        parse_period(period)
-        formats = parse_formats(file_format)
-        if compare not in COMPARE_MODES:
-            raise UserError(f"--compare {compare!r}: välj auto, all eller checkpoints")
-        settings = Settings()
-        with open_store(settings.database_url_or_default()) as engine:
-            report, paths = write_report(
-                engine,
-                period.strip(),
-                out,
-                formats=formats,
-                compare=compare,  # type: ignore[arg-type]
-                version=snapshot_version,
-            )
-        for sentence in report.summary:
-            typer.echo(sentence)
-        typer.echo("Skrev: " + ", ".join(str(p) for p in paths))
-
-    @app.command("accuracy")
-    def accuracy_command(
-        year: Annotated[
-            int, typer.Option("--year", min=2000, max=2100, help="The year to evaluate.")
-        ],
-        out: Annotated[
-            Path, typer.Option("--out", help="Directory for the files (default: current).")
-        ] = Path("."),
-    ) -> None:
-        """Prognossäkerhet: every snapshot's forecast of the year against its outcome."""
-        from core.settings import Settings
-
-        settings = Settings()
-        with open_store(settings.database_url_or_default()) as engine:
-            accuracy, paths = write_accuracy(engine, year, out)
-        print_accuracy(accuracy)
-        typer.echo("Skrev: " + ", ".join(str(p) for p in paths))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, UserError
-from services.config.domain import _read_yaml
+from core.yamlfile import read_yaml
 
 CHECKPOINTS_FILE = "checkpoints.yaml"
 NAME_PATTERN = re.compile(r"^\w[\w-]*$")
@@ -85,7 +85,7 @@ def load_checkpoints(config_dir: Path) -> dict[int, str]:
     path = config_dir / CHECKPOINTS_FILE
     if not path.exists():
         return dict(DEFAULT_CHECKPOINTS)
-    return parse_checkpoints(_read_yaml(path), str(path))
+    return parse_checkpoints(read_yaml(path), str(path))
 
 
 def check_checkpoint_name(name: str) -> str:

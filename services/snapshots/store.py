@@ -12,7 +12,6 @@ a new version (the triggers in the initial migration reject UPDATE and DELETE).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.hierarchy import OrgTree
+from core.period import Period
 from forecasts.live import NodeForecast, OrganisationForecast
 from services.snapshots.engine import make_engine, write_connection
 from services.snapshots.migrate import ensure_at_head, upgrade
@@ -49,7 +49,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 CHECKPOINT_MAX_LENGTH = 32
 # Concurrent writers of the same period on PostgreSQL both compute version n; the unique
 # constraint rejects the second, which then retries with n + 1.
@@ -80,10 +79,9 @@ class LateEvent:
 
 
 def _check_period(period: str) -> tuple[int, int]:
-    match = PERIOD_RE.match(period)
-    if match is None:
-        raise ValueError(f"period must be YYYY-MM with month 01..12, got {period!r}")
-    return int(match.group(1)), int(match.group(2))
+    """(year, month) of a period key; PeriodError (a ValueError) unless it is ``YYYY-MM``."""
+    year, month = Period.parse_exact(period)
+    return year, month
 
 
 def _finite(value: float | None, what: str) -> float | None:

@@ -1,0 +1,38 @@
+"""``budgetvakt demo``: two years of a municipality's events through a broker and a worker.
+
+The demo is run by :mod:`services.demo.run`; its narration is Swedish (a controller's product).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo_command(
+        data_dir: Annotated[
+            Path | None,
+            typer.Option(help="Where the demo writes its files (default: BUDGETVAKT_DATA_DIR)."),
+        ] = None,
+        seed: Annotated[int, typer.Option(help="Scenario seed.")] = 2024,
+    ) -> None:
+        """Replay two years of a municipality's events through a broker and a worker."""
+        from rich.console import Console
+
+        from core.settings import Settings
+        from services.demo.run import _sigterm_as_interrupt, run_demo
+
+        console = Console()
+        started = time.monotonic()
+        with _sigterm_as_interrupt():
+            try:
+                run_demo(data_dir or Settings().data_dir, seed, console)
+            except KeyboardInterrupt:
+                console.print("Avbrutet; allt som startades är stoppat.")
+                raise typer.Exit(130) from None
+        console.print(f"Klart på {time.monotonic() - started:.0f} s.", highlight=False)

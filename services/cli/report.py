@@ -1,0 +1,90 @@
+"""``budgetvakt report`` (the delårsrapport) and ``budgetvakt accuracy`` (prognossäkerhet).
+
+The files themselves are Swedish (a product a controller reads); what the command says about
+them is English. The work is in :mod:`services.reports.writer`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.errors import UserError
+from core.period import parse_period_option
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report_command(
+        period: Annotated[
+            str, typer.Option("--period", help="Period of the snapshot, YYYY-MM (e.g. 2024-08).")
+        ],
+        file_format: Annotated[
+            str,
+            typer.Option(
+                "--format", help="all (default), xlsx, html, csv, or a list such as xlsx,csv."
+            ),
+        ] = "all",
+        out: Annotated[
+            Path, typer.Option("--out", help="Directory for the files (default: current).")
+        ] = Path("."),
+        compare: Annotated[
+            str,
+            typer.Option(
+                "--compare",
+                help="Prognosförändring columns: auto (checkpoint snapshots if any, else all), "
+                "all, checkpoints.",
+            ),
+        ] = "auto",
+        snapshot_version: Annotated[
+            int | None,
+            typer.Option("--snapshot-version", min=1, help="Version of the period's snapshot."),
+        ] = None,
+    ) -> None:
+        """Write the delårsrapport (Excel, HTML, CSV) from the period's latest snapshot."""
+        from core.settings import Settings
+        from services.reports.writer import (
+            COMPARE_MODES,
+            open_store,
+            parse_formats,
+            write_report,
+        )
+
+        parsed = parse_period_option("--period", period)
+        formats = parse_formats(file_format)
+        if compare not in COMPARE_MODES:
+            raise UserError(f"--compare {compare!r}: choose auto, all or checkpoints")
+        settings = Settings()
+        with open_store(settings.database_url_or_default()) as engine:
+            report, paths = write_report(
+                engine,
+                str(parsed),
+                out,
+                formats=formats,
+                compare=compare,  # type: ignore[arg-type]
+                version=snapshot_version,
+            )
+        for sentence in report.summary:
+            typer.echo(sentence)
+        typer.echo("Wrote: " + ", ".join(str(p) for p in paths))
+
+    @app.command("accuracy")
+    def accuracy_command(
+        year: Annotated[
+            int, typer.Option("--year", min=2000, max=2100, help="The year to evaluate.")
+        ],
+        out: Annotated[
+            Path, typer.Option("--out", help="Directory for the files (default: current).")
+        ] = Path("."),
+    ) -> None:
+        """Prognossäkerhet: every snapshot's forecast of the year against its outcome."""
+        from core.settings import Settings
+        from services.reports.writer import open_store, print_accuracy, write_accuracy
+
+        settings = Settings()
+        with open_store(settings.database_url_or_default()) as engine:
+            accuracy, paths = write_accuracy(engine, year, out)
+        print_accuracy(accuracy)
+        typer.echo("Wrote: " + ", ".join(str(p) for p in paths))
