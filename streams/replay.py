@@ -129,7 +129,7 @@ def read_topics(
         )
     except (KafkaError, OSError, ValueError) as err:
         raise UserError(
-            f"kan inte nå Kafka på {bootstrap_servers} "
+            f"cannot reach Kafka at {bootstrap_servers} "
             f"(BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS): {_reason(err)}"
         ) from None
     try:
@@ -160,8 +160,8 @@ def read_topics(
                 drain_polls += 1
             if time.monotonic() > deadline:
                 raise UserError(
-                    f"läsningen av Kafka-ämnena nådde inte slutet inom {timeout_s:.0f} s "
-                    f"({len(messages)} meddelanden lästa; {len(behind)} partitioner kvar)"
+                    f"reading the Kafka topics did not reach their end within {timeout_s:.0f} s "
+                    f"({len(messages)} messages read; {len(behind)} partitions left)"
                 )
         log.info(
             "replay_read",
@@ -172,7 +172,7 @@ def read_topics(
         return messages
     except KafkaError as err:
         raise UserError(
-            f"fel vid läsning från Kafka på {bootstrap_servers}: {_reason(err)}"
+            f"reading from Kafka at {bootstrap_servers} failed: {_reason(err)}"
         ) from None
     finally:
         consumer.close()

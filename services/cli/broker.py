@@ -17,7 +17,9 @@ from core.errors import UserError
 def register(app: typer.Typer) -> None:
     @app.command()
     def broker(
-        port: int = typer.Option(0, help="Port on 127.0.0.1; 0 picks a free port."),
+        port: int = typer.Option(
+            0, min=0, max=65535, help="Port on 127.0.0.1; 0 picks a free port."
+        ),
         log_file: Path | None = typer.Option(None, help="Write the broker's own log here."),
     ) -> None:
         """Run the embedded Kafka-compatible broker (Tansu) until SIGINT/SIGTERM."""

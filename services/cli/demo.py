@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from core.errors import UserError
+
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
@@ -27,11 +29,15 @@ def register(app: typer.Typer) -> None:
         from core.settings import Settings
         from services.demo.run import _sigterm_as_interrupt, run_demo
 
+        root = data_dir or Settings().data_dir
+        if root.exists() and not root.is_dir():
+            where = "--data-dir" if data_dir is not None else "BUDGETVAKT_DATA_DIR"
+            raise UserError(f"{where} {root} exists and is not a directory")
         console = Console()
         started = time.monotonic()
         with _sigterm_as_interrupt():
             try:
-                run_demo(data_dir or Settings().data_dir, seed, console)
+                run_demo(root, seed, console)
             except KeyboardInterrupt:
                 console.print("Avbrutet; allt som startades är stoppat.")
                 raise typer.Exit(130) from None

@@ -147,17 +147,17 @@ def compute_accuracy(
     of_year = _latest_per_period(snapshots, year)
     december = next((s for s in of_year if s.period == f"{year:04d}-12"), None)
     if december is None or december.forecast.as_of_month != 12:
-        periods = ", ".join(s.period for s in of_year) or "inga"
+        periods = ", ".join(s.period for s in of_year) or "none"
         raise UserError(
-            f"Årets utfall för {year} är inte komplett: det finns ingen snapshot för "
-            f"{year:04d}-12 (snapshots för {year}: {periods}). Prognossäkerheten jämför med "
-            f"decembersnapshotens utfall; ta den när december är stängd "
+            f"the outcome of {year} is not complete: there is no snapshot of "
+            f"{year:04d}-12 (snapshots of {year}: {periods}). Prognossäkerhet compares with "
+            f"the December snapshot's outcome; take it when December is closed "
             f"(`budgetvakt snapshot --period {year:04d}-12`)."
         )
     earlier = [s for s in of_year if s.period < december.period]
     if not earlier:
         raise UserError(
-            f"Det finns inga snapshots före {year:04d}-12 att jämföra med utfallet för {year}."
+            f"there are no snapshots before {year:04d}-12 to compare with the outcome of {year}."
         )
     outcome_forecast = december.forecast
     org = domain.org

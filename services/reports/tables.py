@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from core.domain import DomainConfig
 from core.hierarchy import UNMAPPED_ID, OrgTree
-from core.swedish import MONTH_NAMES_SV, format_mnkr, format_number_sv
+from core.swedish import MONTH_ABBR_SV, MONTH_NAMES_SV, format_mnkr, format_number_sv
 from forecasts.live import TOTAL, NodeForecast, OrganisationForecast
 
 if TYPE_CHECKING:
@@ -49,20 +49,6 @@ ColumnKind = Literal[
 ]
 Cell = float | str | None
 
-MONTH_ABBR_SV = (
-    "jan",
-    "feb",
-    "mars",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "aug",
-    "sep",
-    "okt",
-    "nov",
-    "dec",
-)
 LEVEL_NAMES_SV = {
     "namnd": "Nämnd",
     "forvaltning": "Förvaltning",

@@ -42,8 +42,8 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise UserError(
-            f"BUDGETVAKT_DATABASE_URL är ingen giltig databas-URL: {describe_url(url)} "
-            "(exempel: postgresql+psycopg2://användare@värd/databas eller sqlite:///sökväg.sqlite)"
+            f"BUDGETVAKT_DATABASE_URL is not a valid database URL: {describe_url(url)} "
+            "(e.g. postgresql+psycopg2://user@host/database or sqlite:///path.sqlite)"
         ) from None
     is_sqlite = parsed.get_backend_name() == "sqlite"
     kwargs: dict[str, Any] = {}
@@ -54,7 +54,7 @@ def make_engine(url: str) -> Engine:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise UserError(
-                    f"kan inte skapa katalogen för SQLite-filen {database}: {err.strerror}"
+                    f"cannot create the directory of the SQLite file {database}: {err.strerror}"
                 ) from None
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     else:
@@ -63,8 +63,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ImportError) as err:
         raise UserError(
-            f"databasdrivrutinen för {describe_url(url)} saknas: {err} "
-            "(PostgreSQL: använd postgresql+psycopg2://)"
+            f"the database driver for {describe_url(url)} is missing: {err} "
+            "(PostgreSQL: use postgresql+psycopg2://)"
         ) from None
     if is_sqlite:
         _configure_sqlite(engine)

@@ -48,7 +48,7 @@ def head_revision() -> str:
 def _unreachable(engine: Engine, err: SQLAlchemyError) -> UserError:
     detail = str(getattr(err, "orig", err)).strip().splitlines()
     return UserError(
-        f"kan inte ansluta till databasen {describe_url(str(engine.url))}: "
+        f"cannot connect to the database {describe_url(str(engine.url))}: "
         f"{detail[0] if detail else type(err).__name__}"
     )
 
@@ -68,8 +68,8 @@ def upgrade(url: str) -> str:
     try:
         if engine.dialect.name not in SUPPORTED_DIALECTS:
             raise UserError(
-                f"databasen {describe_url(url)} stöds inte: använd PostgreSQL "
-                "(postgresql+psycopg2://) eller SQLite (sqlite:///fil)"
+                f"the database {describe_url(url)} is not supported: use PostgreSQL "
+                "(postgresql+psycopg2://) or SQLite (sqlite:///file)"
             )
         config = alembic_config(url)
         try:
@@ -81,7 +81,7 @@ def upgrade(url: str) -> str:
         except CommandError as err:
             # E.g. a database migrated by a newer budgetvakt: its revision is unknown here.
             raise UserError(
-                f"databasen {describe_url(url)} kan inte uppgraderas av den här versionen av "
+                f"the database {describe_url(url)} cannot be upgraded by this version of "
                 f"budgetvakt: {err}"
             ) from None
         revision = current_revision(engine)
@@ -97,9 +97,9 @@ def ensure_at_head(engine: Engine) -> None:
         return
     current, head = current_revision(engine), head_revision()
     if current != head:
-        found = "tom (inga tabeller)" if current is None else f"på revision {current}"
+        found = "empty (no tables)" if current is None else f"at revision {current}"
         raise SchemaNotAtHead(
-            f"databasen {describe_url(str(engine.url))} är {found}, men koden kräver "
-            f"revision {head}. Kör `budgetvakt db upgrade` först."
+            f"the database {describe_url(str(engine.url))} is {found}, but this code needs "
+            f"revision {head}. Run `budgetvakt db upgrade` first."
         )
     _AT_HEAD.add(engine)

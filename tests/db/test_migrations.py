@@ -67,7 +67,7 @@ def test_store_refuses_a_database_that_is_not_at_head(database_url: str) -> None
         with pytest.raises(SchemaNotAtHead) as caught:
             ensure_at_head(engine)
         assert "budgetvakt db upgrade" in str(caught.value)
-        assert "tom" in str(caught.value)
+        assert "empty" in str(caught.value)
         with pytest.raises(SchemaNotAtHead):
             load_snapshots(engine, 2024)
         with pytest.raises(SchemaNotAtHead):
@@ -87,7 +87,7 @@ def test_a_database_at_an_unknown_revision_is_refused(migrated_url: str) -> None
             connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0000_older'")
         with pytest.raises(SchemaNotAtHead, match="revision 0000_older"):
             ensure_at_head(engine)
-        with pytest.raises(UserError, match=r"kan inte uppgraderas.*0000_older"):
+        with pytest.raises(UserError, match=r"cannot be upgraded.*0000_older"):
             upgrade(migrated_url)
     finally:
         engine.dispose()
@@ -123,7 +123,7 @@ def test_unreachable_database_is_a_clear_error_without_traceback() -> None:
     url = f"postgresql+psycopg2://nobody:hemligt@127.0.0.1:{free_port()}/saknas"
     done = run_cli("db", "upgrade", env={"BUDGETVAKT_DATABASE_URL": url})
     assert done.returncode == 2
-    assert "kan inte ansluta till databasen" in done.stderr
+    assert "cannot connect to the database" in done.stderr
     assert "hemligt" not in done.stderr + done.stdout  # the password is masked
     assert "Traceback" not in done.stderr
 

@@ -133,5 +133,5 @@ def test_snapshot_command_reports_an_unreachable_broker(tmp_path: Path) -> None:
     assert run_cli("db", "upgrade", env=env).returncode == 0
     done = run_cli("snapshot", "--period", "2024-03", "--timeout", "2", env=env)
     assert done.returncode == 2
-    assert "kan inte nå Kafka" in done.stderr
+    assert "cannot reach Kafka" in done.stderr
     assert "Traceback" not in done.stderr

@@ -131,12 +131,12 @@ def test_without_december_the_outcome_is_incomplete(report_case: ReportCase) -> 
     with pytest.raises(UserError) as err:
         compute_accuracy(partial, report_case.domain, 2024)
     message = str(err.value)
-    assert "ingen snapshot för 2024-12" in message
+    assert "no snapshot of 2024-12" in message
     assert "2024-03, 2024-04, 2024-08, 2024-10" in message
-    with pytest.raises(UserError, match="inga snapshots före 2024-12"):
+    with pytest.raises(UserError, match="no snapshots before 2024-12"):
         compute_accuracy([report_case.snapshots[12]], report_case.domain, 2024)
     # A December snapshot of a forecast not yet as of December is not an outcome.
     early = stored(report_case.forecasts[10], snapshot_id=99)
     early = type(early)(**{**early.__dict__, "period": "2024-12"})
-    with pytest.raises(UserError, match="ingen snapshot för 2024-12"):
+    with pytest.raises(UserError, match="no snapshot of 2024-12"):
         compute_accuracy([*partial, early], report_case.domain, 2024)

@@ -111,15 +111,15 @@ def test_missing_period_names_the_periods_that_exist(tmp_path: Path, report_db_u
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "ingen snapshot för perioden 2024-09" in result.stderr
+    assert "no snapshot of the period 2024-09" in result.stderr
     assert "2024-03, 2024-04, 2024-08, 2024-10, 2024-12" in result.stderr
     assert "budgetvakt snapshot" in result.stderr
     assert not (tmp_path / "rapport").exists()
     engine = make_engine(report_db_url)
     try:
-        with pytest.raises(UserError, match="version 7 finns inte; versioner: 1"):
+        with pytest.raises(UserError, match="version 7 does not exist; versions: 1"):
             load_report_snapshots(engine, "2024-08", version=7)
-        with pytest.raises(UserError, match="inga"):
+        with pytest.raises(UserError, match="none"):
             load_report_snapshots(engine, "2023-08")
     finally:
         engine.dispose()
@@ -128,12 +128,12 @@ def test_missing_period_names_the_periods_that_exist(tmp_path: Path, report_db_u
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["report", "--period", "2024-13"], "är ingen period: skriv år och månad som YYYY-MM"),
-        (["report", "--period", "aug"], "är ingen period"),
-        (["report", "--period", "2024-08", "--format", "pdf"], "okänt format pdf"),
+        (["report", "--period", "2024-13"], "--period '2024-13': expected YYYY-MM"),
+        (["report", "--period", "aug"], "--period 'aug': expected YYYY-MM"),
+        (["report", "--period", "2024-08", "--format", "pdf"], "unknown format pdf"),
         (
             ["report", "--period", "2024-08", "--compare", "some"],
-            "välj auto, all eller checkpoints",
+            "choose auto, all or checkpoints",
         ),
     ],
 )
@@ -158,13 +158,13 @@ def test_unwritable_out_and_missing_database(tmp_path: Path, report_db_url: str)
         cwd=tmp_path,
     )
     assert result.returncode == 2
-    assert "--out taken finns men är ingen katalog" in result.stderr
+    assert "--out taken exists and is not a directory" in result.stderr
     missing = f"sqlite:///{tmp_path / 'nowhere' / 'store.sqlite'}"
     result = budgetvakt_cli(
         "report", "--period", "2024-08", env=_env(missing, tmp_path), cwd=tmp_path
     )
     assert result.returncode == 2
-    assert "finns inte: det finns inga snapshots ännu" in result.stderr
+    assert "does not exist: there are no snapshots yet" in result.stderr
     assert not (tmp_path / "nowhere").exists()  # the report does not create a database
 
 
@@ -204,12 +204,12 @@ def test_accuracy_without_december_is_a_clear_error(
     engine = make_engine(url)
     try:
         write_snapshot(engine, report_case.forecasts[8], period="2024-08", trigger="cli")
-        with pytest.raises(UserError, match="ingen snapshot för 2024-12"):
+        with pytest.raises(UserError, match="no snapshot of 2024-12"):
             write_accuracy(engine, 2024, tmp_path / "ps")
     finally:
         engine.dispose()
     assert not (tmp_path / "ps").exists()
     result = budgetvakt_cli("accuracy", "--year", "2024", env=_env(url, tmp_path), cwd=tmp_path)
     assert result.returncode == 2
-    assert "Årets utfall för 2024 är inte komplett" in result.stderr
-    assert "(snapshots för 2024: 2024-08)" in result.stderr
+    assert "the outcome of 2024 is not complete" in result.stderr
+    assert "(snapshots of 2024: 2024-08)" in result.stderr

@@ -205,7 +205,7 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path: Path) -> None:
     # A target that cannot be replaced (a directory in its place) fails the whole write: the
     # earlier complete file stays, no temporary file is left behind.
     (out / "c.csv").mkdir()
-    with pytest.raises(UserError, match="kan inte skriva rapporten"):
+    with pytest.raises(UserError, match="cannot write the report"):
         write_atomically(out, {"a.csv": b"new", "c.csv": b"3"})
     assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.csv", "c.csv"]
     assert (out / "a.csv").read_bytes() in (b"1", b"new")
@@ -214,7 +214,7 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path: Path) -> None:
 def test_out_that_is_a_file_is_a_user_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(UserError, match="finns men är ingen katalog"):
+    with pytest.raises(UserError, match="exists and is not a directory"):
         write_atomically(blocker, {"a.csv": b"1"})
-    with pytest.raises(UserError, match="kan inte skapa katalogen"):
+    with pytest.raises(UserError, match="cannot create the directory"):
         write_atomically(blocker / "sub", {"a.csv": b"1"})
