@@ -97,7 +97,7 @@ def test_snapshot_command_replays_forecasts_and_stores_a_new_version(
         # A month without costs yet is refused.
         early = run_cli("snapshot", "--period", f"{YEAR}-06", env=env)
         assert early.returncode == 2
-        assert f"senaste månad med kostnader är {YEAR}-04" in early.stderr
+        assert f"the latest month with costs is {YEAR}-04" in early.stderr
         assert len(load_snapshots(engine, YEAR, latest_version_only=False)) == 2
     finally:
         engine.dispose()
