@@ -30,6 +30,9 @@ MONTH_NAMES_SV = (
 # Swedish practice: a name of at most five letters is written out (mars, april, juni, juli),
 # a longer one is cut to three (jan, aug, okt).
 MONTH_ABBR_SV = tuple(name if len(name) <= 5 else name[:3] for name in MONTH_NAMES_SV)
+# A chart's month axis has room for three letters a tick (``mar``, ``jun``): twelve ``april``-wide
+# labels run into each other at the report's chart width.
+MONTH_TICKS_SV = tuple(name[:3] for name in MONTH_NAMES_SV)
 
 # Thousands separators: space, no-break space, narrow no-break space (what Excel and LibreOffice
 # in Swedish put between digit groups).

@@ -20,13 +20,12 @@ def register(app: typer.Typer) -> None:
 
         from core.settings import Settings
         from services.config.domain import load_domain_config
-        from services.notifier.engine import require_bootstrap
         from services.notifier.routing import load_routing
         from services.notifier.service import run_notifier
         from services.notifier.settings import load_env_settings
 
         settings = Settings()
-        require_bootstrap(settings)
+        settings.require_bootstrap_servers()
         notifier_settings, smtp_settings = load_env_settings()
         domain = load_domain_config(settings.config_dir)  # ConfigError → exit 2, no traceback
         routing = load_routing(notifier_settings.resolved_routing_file(settings), domain.org)

@@ -437,17 +437,6 @@ def _flatten(
     return [record for records in batches.values() for record in records]
 
 
-def require_bootstrap(settings: Settings) -> str:
-    servers = settings.kafka_bootstrap_servers.strip()
-    if not servers:
-        raise UserError(
-            "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS is not set. Start a local broker with "
-            "`budgetvakt broker` and set the variable to the address it prints "
-            "(e.g. BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092)."
-        )
-    return servers
-
-
 async def run(
     settings: Settings,
     domain: DomainConfig,
@@ -457,7 +446,7 @@ async def run(
     smtp: SmtpSettings,
     metrics: NotifierMetrics,
 ) -> None:
-    bootstrap_servers = require_bootstrap(settings)
+    bootstrap_servers = settings.require_bootstrap_servers()
     topics = settings.topics()
     store_path = notifier.resolved_store_path(settings)
     try:

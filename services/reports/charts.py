@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from core.swedish import MONTH_ABBR_SV, format_number_sv
+from core.swedish import MONTH_TICKS_SV, format_number_sv
 from forecasts.live import NodeForecast
 
 MNKR = 1e6
@@ -196,7 +196,7 @@ def render_chart(node: NodeForecast, title: str) -> bytes:
 
         for axes in (monthly, cumulative):
             axes.set_xticks(months)
-            axes.set_xticklabels(MONTH_ABBR_SV)
+            axes.set_xticklabels(MONTH_TICKS_SV)
             axes.set_xlim(0.5, 12.5)
             axes.yaxis.set_major_formatter(FuncFormatter(_swedish_axis))
             axes.axvline(as_of + 0.5, color="#999999", linewidth=0.8, linestyle=":")

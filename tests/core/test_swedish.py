@@ -7,6 +7,7 @@ import pytest
 from core.swedish import (
     MONTH_ABBR_SV,
     MONTH_NAMES_SV,
+    MONTH_TICKS_SV,
     Money,
     date_sv,
     format_number_sv,
@@ -84,7 +85,7 @@ def test_formatting_round_trips_through_the_parser() -> None:
 
 def test_one_month_table_and_its_abbreviations() -> None:
     assert len(MONTH_NAMES_SV) == 12 and MONTH_NAMES_SV[2] == "mars"
-    # The abbreviations the report tables have always shown (and now the charts too).
+    # The abbreviations the report tables have always shown.
     assert MONTH_ABBR_SV == (
         "jan",
         "feb",
@@ -98,6 +99,11 @@ def test_one_month_table_and_its_abbreviations() -> None:
         "okt",
         "nov",
         "dec",
+    )
+    # The chart axes' ticks, as the charts have always shown them.
+    assert (
+        tuple(["jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec"])
+        == MONTH_TICKS_SV
     )
     assert ytd_sv(2024, 8) == "januari–augusti 2024"
     assert ytd_sv(2024, 1) == "januari 2024"
