@@ -1,9 +1,11 @@
-"""``budgetvakt worker``: the stream worker (Faust) in the foreground until SIGINT/SIGTERM."""
+"""The stream worker's snapshot database; the command is in :mod:`services.cli.worker`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from core.period import Period
 
 
 class SnapshotStore:
@@ -36,7 +38,7 @@ class SnapshotStore:
             forecast,
             period=period,
             trigger="period_close",
-            checkpoint=self.checkpoints.get(int(period[5:7])),
+            checkpoint=self.checkpoints.get(Period.parse(period).month),
             org=self.org,
             model=self.model,
         )
