@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+from core.period import PERIOD_PATTERN
+
 MEASURE_PATTERN = r"^[a-z_]+$"
 MONTHLY_SUM_TOLERANCE_SEK = 1.0
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from core.errors import UserError
 
+# Also the event contract's JSON Schema pattern (``contract.records``), so it stays as published.
+PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 # ASCII digits only: ``\d`` would also take other scripts' digits, which int() then reads.
-_PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])", re.ASCII)
+_PERIOD = re.compile(PERIOD_PATTERN, re.ASCII)
 EXPECTED = "expected YYYY-MM, e.g. 2024-08"
 
 
@@ -62,10 +64,10 @@ class Period:
 # A forecast run parses the same few hundred period keys of every series: cache them.
 @functools.lru_cache(maxsize=4096)
 def _parse(text: str) -> Period:
-    match = _PERIOD.fullmatch(text.strip())
-    if match is None:
+    stripped = text.strip()
+    if _PERIOD.match(stripped) is None:
         raise PeriodError(text)
-    return Period(int(match.group(1)), int(match.group(2)))
+    return Period(int(stripped[:4]), int(stripped[5:]))
 
 
 def parse_period_option(option: str, text: str) -> Period:
