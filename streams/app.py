@@ -20,16 +20,15 @@ exactly once without Kafka transactions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, cast
 
 import faust
 import structlog
 from faust.transport.consumer import Consumer
-from faust.types import TP, AgentT, EventT, TableT
+from faust.types import TP, AgentT, EventT, TableT, TopicT
 
 from core.domain import DomainConfig
-from core.settings import Settings
+from core.settings import Settings, Topics
 from forecasts.deviations import RuleSet
 from streams.aggregation import ActiveState, StateValue, parse_key
 from streams.alert_state import restore_alert_state
@@ -45,7 +44,7 @@ from streams.faust_compat import (
 from streams.forecast_loop import forecast_loop
 from streams.forecasting import LiveForecaster
 from streams.forwarding import HomeForwarder
-from streams.ingest import IngestBatch, exit_for_restart, process_with_retries
+from streams.ingest import IngestBatch, consume, process_with_retries
 from streams.late_events import LateEvents
 from streams.metrics import WorkerMetrics
 from streams.snapshot_store import SnapshotStore
@@ -105,10 +104,17 @@ class WorkerApp:
         self.state.rebuild(items, active)
         log.info("state_rebuilt", partitions=sorted(active), version=self.state.version)
 
-    def drop_partitions(self, revoked: set[TP]) -> None:
+    async def on_table_recovered(self) -> None:
+        self.rebuild_state()
+        self.ready = True
+
+    async def on_partitions_revoked(self, sender: object, revoked: set[TP], **_: object) -> None:
         cost_topic = self.settings.topics().cost
         self.state.drop_partitions({tp.partition for tp in revoked if tp.topic == cost_topic})
         self.ready = False
+
+    async def on_shutdown(self, sender: object, **_: object) -> None:
+        self.forecaster.close()  # its process pool would outlive the worker's event loop
 
 
 def _broker_urls(bootstrap_servers: str) -> list[str]:
@@ -138,7 +144,7 @@ def _faust_app(settings: Settings) -> faust.App:
     )
 
 
-def _raw_topic(app: faust.App, *names: str, partitions: int, **kwargs: Any) -> faust.TopicT:
+def _raw_topic(app: faust.App, *names: str, partitions: int, **kwargs: Any) -> TopicT:
     return app.topic(
         *names,
         key_type=bytes,
@@ -147,6 +153,83 @@ def _raw_topic(app: faust.App, *names: str, partitions: int, **kwargs: Any) -> f
         value_serializer="raw",
         partitions=partitions,
         **kwargs,
+    )
+
+
+@dataclass
+class WorkerTopics:
+    """The worker's topics; all carry raw bytes (bad JSON must reach our validator)."""
+
+    app: faust.App
+    input: TopicT  # the four input topics
+    dead_letter: TopicT
+    outputs: dict[str, TopicT]  # forecast and alert topic by name
+    alert: str
+
+    @classmethod
+    def declare(cls, app: faust.App, topics: Topics, partitions: int) -> WorkerTopics:
+        outputs = {
+            name: _raw_topic(
+                app,
+                name,
+                partitions=partitions,
+                # The alert topic is the alert state the worker rebuilds at start: keep it.
+                config={"retention.ms": "-1"} if name == topics.alert else None,
+            )
+            for name in (topics.forecast, topics.alert)
+        }
+        return cls(
+            app,
+            _raw_topic(app, *topics.input_types(), partitions=partitions),
+            _raw_topic(app, topics.dead_letter, partitions=partitions),
+            outputs,
+            topics.alert,
+        )
+
+    async def publish(self, topic: str, key: str, value: bytes) -> None:
+        """A forecast or alert event (``streams.forecasting.Publish``)."""
+        await self.outputs[topic].send(key=key.encode("utf-8"), value=value)
+        if topic == self.alert:
+            # One alert per produce batch, so that Tansu's end offset stays exact (brief §5)
+            # and the alert state can be read back to the end at the next start.
+            await self.app.producer.flush()
+
+    async def send_dead_letter(self, key: bytes | None, value: bytes) -> object:
+        return await self.dead_letter.send(key=key, value=value)
+
+    async def declare_produced(self) -> None:
+        # Faust declares the topics it consumes; these it only produces to.
+        await self.dead_letter.maybe_declare()
+        for topic in self.outputs.values():
+            await topic.maybe_declare()
+
+
+def _ingest_batch(
+    app: faust.App,
+    settings: Settings,
+    domain: DomainConfig,
+    topics: WorkerTopics,
+    table: TableT[str, StateValue],
+    state: ActiveState,
+    metrics: WorkerMetrics,
+    snapshot_store: SnapshotStore | None,
+    recovery: RecoveryReplay,
+) -> IngestBatch:
+    def partition_count(topic: str) -> int:
+        return app.consumer.topic_partitions(topic) or settings.topic_partitions
+
+    return IngestBatch(
+        domain=domain,
+        input_topic_types=settings.topics().input_types(),
+        table=FaustStateTable(table),
+        state=state,
+        metrics=metrics,
+        dead_letters=DeadLetters(topics.send_dead_letter, metrics),
+        forwarder=HomeForwarder(app.producer.send, partition_count, metrics),
+        late_events=LateEvents(metrics, snapshot_store),
+        flush=app.producer.flush,
+        recovery=recovery,
+        changelog_end_marker=settings.changelog_end_marker,
     )
 
 
@@ -159,89 +242,32 @@ def create_app(
     """The worker app; ``rules`` turns on alerting, and ``snapshot_store`` snapshots on period
     close and records events that arrive for a closed period."""
     check_faust_version()
-    topics = settings.topics()
-    partitions = settings.topic_partitions
     app = _faust_app(settings)
-    input_topic_names = topics.input_types()
-    input_topic = _raw_topic(app, *input_topic_names, partitions=partitions)
-    dead_letter_topic = _raw_topic(app, topics.dead_letter, partitions=partitions)
-    output_topics = {
-        name: _raw_topic(
-            app,
-            name,
-            partitions=partitions,
-            # The alert topic is the alert state the worker rebuilds at start: keep it forever.
-            config={"retention.ms": "-1"} if name == topics.alert else None,
-        )
-        for name in (topics.forecast, topics.alert)
-    }
-    table = app.Table(TABLE_NAME, default=None, key_type=str, partitions=partitions)
+    topics = WorkerTopics.declare(app, settings.topics(), settings.topic_partitions)
+    table = app.Table(TABLE_NAME, default=None, key_type=str, partitions=settings.topic_partitions)
     state = ActiveState()
     metrics = WorkerMetrics(state, domain.org)
-
-    async def publish_output(topic: str, key: str, value: bytes) -> None:
-        await output_topics[topic].send(key=key.encode("utf-8"), value=value)
-        if topic == topics.alert:
-            # One alert per produce batch, so that Tansu's end offset stays exact (brief §5)
-            # and the alert state can be read back to the end at the next start.
-            await app.producer.flush()
-
     forecaster = LiveForecaster(
         domain,
         settings.forecast_model,
         rules,
-        publish_output,
-        topics.forecast,
+        topics.publish,
+        settings.topics().forecast,
         topics.alert,
         metrics,
         snapshot_store,
     )
-
-    async def send_dead_letter(key: bytes | None, value: bytes) -> object:
-        return await dead_letter_topic.send(key=key, value=value)
-
-    def partition_count(topic: str) -> int:
-        return app.consumer.topic_partitions(topic) or partitions
-
     recovery = RecoveryReplay(app)
-    ingest = IngestBatch(
-        domain=domain,
-        input_topic_types=input_topic_names,
-        table=FaustStateTable(table),
-        state=state,
-        metrics=metrics,
-        dead_letters=DeadLetters(send_dead_letter, metrics),
-        forwarder=HomeForwarder(app.producer.send, partition_count, metrics),
-        late_events=LateEvents(metrics, snapshot_store),
-        flush=app.producer.flush,
-        recovery=recovery,
-        changelog_end_marker=settings.changelog_end_marker,
+    ingest = _ingest_batch(
+        app, settings, domain, topics, table, state, metrics, snapshot_store, recovery
     )
-
-    def note_failure(attempt: int, err: Exception) -> None:
-        metrics.batch_failures.inc()
-        log.error("batch_failed", attempt=attempt, error_type=type(err).__name__, error=str(err))
 
     async def ingest_batches(stream: faust.StreamT[bytes]) -> None:
         batches = take_events(stream, settings.worker_batch_size, settings.worker_batch_within_s)
-        async for events in batches:
-            # Poison messages are handled per event inside; what raises here is a broker or
-            # store failure. take_events acknowledges a batch even when its body raises, so a
-            # batch that keeps failing must end the process before that can happen.
-            if not await process_with_retries(
-                partial(ingest.process, events), settings.worker_batch_attempts, note_failure
-            ):
-                log.critical(
-                    "worker_exiting_batch_failed",
-                    attempts=settings.worker_batch_attempts,
-                    first_offsets={
-                        f"{e.message.topic}/{e.message.partition}": e.message.offset
-                        for e in reversed(events)
-                    },
-                )
-                exit_for_restart()
+        await consume(batches, ingest, settings.worker_batch_attempts)
 
-    ingest_agent = app.agent(input_topic, name="ingest")(ingest_batches)
+    ingest_agent = app.agent(topics.input, name="ingest")(ingest_batches)
+    input_topic_names = settings.topics().input_types()
     seek_after_recovery(cast(Consumer, app.consumer), set(input_topic_names), recovery)
     worker = WorkerApp(
         app,
@@ -256,40 +282,30 @@ def create_app(
         ingest_agent,
         alerting=rules is not None,
     )
-
-    @app.task
-    async def _declare_output_topics() -> None:
-        # Faust declares the topics it consumes; these it only produces to.
-        await dead_letter_topic.maybe_declare()
-        for topic in output_topics.values():
-            await topic.maybe_declare()
-
-    @table.on_recover
-    async def _on_recover() -> None:
-        worker.rebuild_state()
-        worker.ready = True
-
-    @app.task
-    async def _restore_alert_state() -> None:
-        if rules is not None:
-            await restore_alert_state(
-                forecaster,
-                settings.kafka_bootstrap_servers,
-                topics.alert,
-                settings.worker_batch_attempts,
-            )
-
-    @app.task
-    async def _forecast_loop() -> None:
-        await forecast_loop(worker, settings.forecast_interval_s)
-
-    async def _on_revoked(sender: object, revoked: set[TP], **_: object) -> None:
-        worker.drop_partitions(revoked)
-
-    async def _on_shutdown(sender: object, **_: object) -> None:
-        forecaster.close()  # its process pool would outlive the worker's event loop
-
-    connect_async_receiver(app.on_partitions_revoked, _on_revoked)
-    connect_async_receiver(app.on_before_shutdown, _on_shutdown)
+    _register_tasks(worker, topics)
     register_views(worker)
     return worker
+
+
+def _register_tasks(worker: WorkerApp, topics: WorkerTopics) -> None:
+    """Start-up tasks, the forecast loop and the table/rebalance/shutdown hooks."""
+    app, settings = worker.app, worker.settings
+
+    async def restore_alerts() -> None:
+        await restore_alert_state(
+            worker.forecaster,
+            settings.kafka_bootstrap_servers,
+            topics.alert,
+            settings.worker_batch_attempts,
+        )
+
+    async def forecast() -> None:
+        await forecast_loop(worker, settings.forecast_interval_s)
+
+    app.task(topics.declare_produced)
+    worker.table.on_recover(worker.on_table_recovered)
+    if worker.alerting:
+        app.task(restore_alerts)
+    app.task(forecast)
+    connect_async_receiver(app.on_partitions_revoked, worker.on_partitions_revoked)
+    connect_async_receiver(app.on_before_shutdown, worker.on_shutdown)

@@ -15,10 +15,12 @@ import asyncio
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NoReturn, Protocol
 
+import structlog
 from faust.types import TP, EventT
 
 from contract.validation import AnyEvent, InvalidEvent, parse_event
@@ -29,6 +31,8 @@ from streams.faust_compat import RecoveryReplay
 from streams.forwarding import Delivery, HomeForwarder
 from streams.late_events import LateEvent, LateEvents, is_late
 from streams.metrics import WorkerMetrics
+
+log = structlog.get_logger(__name__)
 
 RETRY_BACKOFF_S = 0.5
 # Exit status when a batch kept failing: a supervisor (systemd, Compose) restarts the worker.
@@ -61,7 +65,7 @@ class IngestBatch:
     forwarder: HomeForwarder
     late_events: LateEvents
     flush: Flush  # every record produced so far is stored by the broker
-    recovery: RecoveryReplay | None = None
+    recovery: RecoveryReplay | None = None  # notes input handed over during table recovery
     changelog_end_marker: bool = True
     processed_offsets: dict[TP, int] = field(default_factory=dict)  # next offset per partition
     close_seen: asyncio.Event = field(default_factory=asyncio.Event)  # a period_close applied
@@ -92,6 +96,10 @@ class IngestBatch:
             )
         if closes_accepted:
             self.close_seen.set()  # the whole batch is in the state by now
+
+    def note_failure(self, attempt: int, err: Exception) -> None:
+        self.metrics.batch_failures.inc()
+        log.error("batch_failed", attempt=attempt, error_type=type(err).__name__, error=str(err))
 
     async def _validate_and_route(
         self, events: Sequence[EventT]
@@ -165,6 +173,29 @@ class IngestBatch:
                     late.append(parsed)
         await self.late_events.record(late)
         return last_write, closes_accepted
+
+
+async def consume(
+    batches: AsyncIterator[Sequence[EventT]], ingest: IngestBatch, attempts: int
+) -> None:
+    """The ingest agent's body: process each batch, retried; a batch that keeps failing ends
+    the process before it could be acknowledged."""
+    async for events in batches:
+        # Poison messages are handled per event inside; what raises here is a broker or
+        # store failure. take_events acknowledges a batch even when its body raises, so a
+        # batch that keeps failing must end the process before that can happen.
+        if not await process_with_retries(
+            partial(ingest.process, events), attempts, ingest.note_failure
+        ):
+            log.critical(
+                "worker_exiting_batch_failed",
+                attempts=attempts,
+                first_offsets={
+                    f"{e.message.topic}/{e.message.partition}": e.message.offset
+                    for e in reversed(events)
+                },
+            )
+            exit_for_restart()
 
 
 async def process_with_retries(
