@@ -42,7 +42,7 @@ import structlog
 from contract.output_records import AlertEvent, ForecastEvent
 from core.domain import DomainConfig
 from forecasts.deviations import AlertBook, RuleSet
-from forecasts.live import NodeForecast, OrganisationForecast, forecast_organisation
+from forecasts.live import LeafSeries, NodeForecast, OrganisationForecast, forecast_organisation
 from streams.aggregation import StateValue, close_counts, leaf_series, parse_key
 from streams.metrics import WorkerMetrics
 from streams.snapshot_store import SnapshotStore
@@ -73,7 +73,7 @@ def compute_forecasts(
 ) -> dict[ForecastRequest, OrganisationForecast]:
     """The organisation forecast for each (year, as-of month); runs in the pool."""
     out: dict[ForecastRequest, OrganisationForecast] = {}
-    leaves_by_year: dict[int, Any] = {}
+    leaves_by_year: dict[int, list[LeafSeries]] = {}
     for request in requests:
         if request.year not in leaves_by_year:
             leaves_by_year[request.year] = leaf_series(items, request.year)[0]
