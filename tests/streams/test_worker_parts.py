@@ -25,7 +25,8 @@ def test_the_forecaster_s_spawn_pool_is_shut_down_when_the_app_stops(
     assert pool._mp_context.get_start_method() == "spawn"  # type: ignore[attr-defined]
     assert pool.submit(int, "1").result(timeout=60) == 1  # a live pool (spawns a child)
 
-    asyncio.run(inprocess_worker.app.on_before_shutdown.send())  # what App.on_stop sends
+    # What Faust runs when the worker stops (SIGTERM): App.on_stop sends on_before_shutdown.
+    asyncio.run(asyncio.wait_for(inprocess_worker.app.on_stop(), timeout=30))
 
     with pytest.raises(RuntimeError, match="after shutdown"):
         pool.submit(int, "2")
