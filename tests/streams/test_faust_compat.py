@@ -72,7 +72,7 @@ def test_a_table_write_goes_to_the_partition_of_the_event_in_context(app: faust.
         sent.append((partition, key, value))
         return SimpleNamespace(message=SimpleNamespace(partition=partition))
 
-    table.send_changelog = send_changelog  # type: ignore[method-assign,assignment]
+    table.send_changelog = send_changelog  # type: ignore[method-assign]
     with event_context(event(app, b"{}", topic=INPUT, partition=5)):
         table["p5|1110|2025-03"] = {"ids": ["a"]}
     assert sent == [(5, "p5|1110|2025-03", {"ids": ["a"]})]
@@ -109,9 +109,9 @@ async def drain(read_offset: int, offsets: list[int], filter_on: bool = True) ->
     async def callback(message: Any) -> None:
         delivered.append(message.offset)
 
-    consumer.getmany = getmany  # type: ignore[method-assign,assignment]
+    consumer.getmany = getmany  # type: ignore[method-assign]
     consumer.callback = callback
-    consumer._stopped = stopped  # the loop runs until the consumer is stopped
+    consumer._stopped = stopped  # type: ignore[assignment]  # the loop runs until it is set
     fetcher = SimpleNamespace(_stopped=asyncio.Event())
     await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=10)  # type: ignore[arg-type]
     return delivered
@@ -175,7 +175,7 @@ def test_the_seek_after_recovery_replays_uncommitted_and_recovered_input(app: fa
     consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
     consumer.assignment = lambda: {never_committed, replayed, committed, other}  # type: ignore[method-assign]
     consumer.earliest_offsets = earliest_offsets  # type: ignore[method-assign]
-    consumer.seek = seek  # type: ignore[method-assign]
+    consumer.seek = seek  # type: ignore[method-assign,assignment]
     replay = RecoveryReplay(app)
     replay.note([event(app, b"", topic=INPUT, partition=1, offset=o) for o in (36, 35, 38)])
     replay.note([event(app, b"", topic=INPUT, partition=2, offset=31)])  # after its commit

@@ -22,7 +22,8 @@ def test_the_forecaster_s_spawn_pool_is_shut_down_when_the_app_stops(
 ) -> None:
     pool = inprocess_worker.forecaster._pool
     assert isinstance(pool, ProcessPoolExecutor)
-    assert pool._mp_context.get_start_method() == "spawn"  # type: ignore[attr-defined]
+    context = pool._mp_context
+    assert context is not None and context.get_start_method() == "spawn"
     assert pool.submit(int, "1").result(timeout=60) == 1  # a live pool (spawns a child)
 
     # What Faust runs when the worker stops (SIGTERM): App.on_stop sends on_before_shutdown.
