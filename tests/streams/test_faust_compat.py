@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -16,6 +18,7 @@ import pytest
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
+from core.domain import DomainConfig
 from core.errors import UserError
 from streams.faust_compat import (
     SUPPORTED_FAUST_VERSION,
@@ -201,3 +204,15 @@ def test_input_is_noted_for_replay_only_while_the_table_recovery_runs(app: faust
     assert recovery_completed(app)
     replay.note([event(app, b"", topic=INPUT, partition=3, offset=2)])
     assert replay.lowest == {TP(INPUT, 3): 9}
+
+
+def test_the_worker_app_is_not_built_on_another_faust_version(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, domain: DomainConfig
+) -> None:
+    import streams.faust_compat
+    from streams.app import create_app
+    from tests.streams.inprocess import memory_settings
+
+    monkeypatch.setattr(streams.faust_compat, "installed_faust_version", lambda: "0.16.0")
+    with pytest.raises(UserError, match=re.escape("faust-streaming 0.16.0 is installed")):
+        create_app(memory_settings(tmp_path), domain)
