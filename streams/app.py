@@ -44,13 +44,14 @@ from streams.faust_compat import (
 from streams.forecast_loop import forecast_loop
 from streams.forecasting import LiveForecaster
 from streams.forwarding import HomeForwarder
-from streams.ingest import IngestBatch, consume, process_with_retries
+from streams.ingest import IngestBatch, consume
 from streams.late_events import LateEvents
 from streams.metrics import WorkerMetrics
 from streams.snapshot_store import SnapshotStore
 from streams.web import register_views
 
-__all__ = ["WorkerApp", "create_app", "dead_letter_record", "process_with_retries"]
+# dead_letter_record: where tests/contract imports it from (it lives in streams.dead_letter).
+__all__ = ["WorkerApp", "create_app", "dead_letter_record"]
 
 log = structlog.get_logger(__name__)
 
