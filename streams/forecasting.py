@@ -32,7 +32,7 @@ import concurrent.futures
 import copy
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,8 +42,11 @@ import structlog
 from contract.output_records import AlertEvent, ForecastEvent
 from core.domain import DomainConfig
 from core.period import Period
-from forecasts.live import NodeForecast, OrganisationForecast, forecast_organisation
+from forecasts.deviations import AlertBook, RuleSet
+from forecasts.live import LeafSeries, NodeForecast, OrganisationForecast, forecast_organisation
 from streams.aggregation import StateValue, close_counts, leaf_series, parse_key
+from streams.metrics import WorkerMetrics
+from streams.snapshot_store import SnapshotStore
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +74,7 @@ def compute_forecasts(
 ) -> dict[ForecastRequest, OrganisationForecast]:
     """The organisation forecast for each (year, as-of month); runs in the pool."""
     out: dict[ForecastRequest, OrganisationForecast] = {}
-    leaves_by_year: dict[int, Any] = {}
+    leaves_by_year: dict[int, list[LeafSeries]] = {}
     for request in requests:
         if request.year not in leaves_by_year:
             leaves_by_year[request.year] = leaf_series(items, request.year)[0]
@@ -131,7 +134,8 @@ class ForecastStatus:
     snapshots: list[str] = field(default_factory=list)
 
 
-Publish = Callable[[str, str, bytes], Any]  # (topic, key, value) → awaitable or None
+# (topic, key, value) → None once published, or an awaitable that is
+Publish = Callable[[str, str, bytes], Awaitable[None] | None]
 
 
 class LiveForecaster:
@@ -141,12 +145,12 @@ class LiveForecaster:
         self,
         domain: DomainConfig,
         model: str,
-        rules: Any,
+        rules: RuleSet | None,
         publish: Publish,
         forecast_topic: str,
         alert_topic: str,
-        metrics: Any,
-        snapshot_store: Any | None = None,
+        metrics: WorkerMetrics,
+        snapshot_store: SnapshotStore | None = None,
         processes: int = 1,
     ) -> None:
         self.domain = domain
@@ -163,7 +167,7 @@ class LiveForecaster:
         self._evaluated: dict[tuple[int, int], OrganisationForecast] = {}
         self._closes_seen: dict[str, int] | None = None
         self._snapshots_due: set[str] = set()
-        self._book: Any = None
+        self._book: AlertBook | None = None
         # spawn: the worker runs threads (Faust, RocksDB); a forked child could inherit a held lock.
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=processes, mp_context=multiprocessing.get_context("spawn")
@@ -173,8 +177,6 @@ class LiveForecaster:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def restore_alerts(self, events: Iterable[AlertEvent]) -> None:
-        from forecasts.deviations import AlertBook
-
         self._book = AlertBook.from_events(list(events))
         self.status.alerts_restored = True
         self.metrics.set_alerts_firing(self._book)
@@ -217,8 +219,8 @@ class LiveForecaster:
             period = f"{year:04d}-{month:02d}"
             preliminary[year] = latest_close is not None and period > latest_close
             await self._publish_forecasts(latest[year], preliminary[year], now)
-        if target is not None:
-            await self._evaluate(target, results, now)
+        if target is not None and self._book is not None and self.rules is not None:
+            await self._evaluate(target, results, now, self.rules, self._book)
         self._closes_seen = counts
         self._snapshots_due = set()
         for period in due:
@@ -279,6 +281,8 @@ class LiveForecaster:
         target: ForecastRequest,
         results: Mapping[ForecastRequest, OrganisationForecast],
         now: datetime,
+        rules: RuleSet,
+        book: AlertBook,
     ) -> None:
         from forecasts.deviations import evaluate, resolve_earlier_years
 
@@ -289,21 +293,21 @@ class LiveForecaster:
         )
         # Decided on a copy: an alert enters the book only once it is on the topic, so a failed
         # publish is decided (and sent) again at the next run.
-        trial = copy.deepcopy(self._book)
-        changes = resolve_earlier_years(self.rules, year, trial, self.domain, now)
-        changes += evaluate(self.rules, current, previous, trial, self.domain, now)
+        trial = copy.deepcopy(book)
+        changes = resolve_earlier_years(rules, year, trial, self.domain, now)
+        changes += evaluate(rules, current, previous, trial, self.domain, now)
         for alert in changes:
             await _maybe_await(
                 self.publish(self.alert_topic, alert.org_unit, alert.model_dump_json().encode())
             )
-            self._book.record(alert)
+            book.record(alert)
             log.info(
                 "alert_" + alert.status,
                 alert_id=alert.alert_id,
                 severity=alert.severity,
                 period=alert.period,
             )
-        self.metrics.set_alerts_firing(self._book)
+        self.metrics.set_alerts_firing(book)
         self._evaluated[(year, month)] = current
         period = f"{year:04d}-{month:02d}"
         if period not in self.status.evaluated:
@@ -330,7 +334,7 @@ def _order(request: ForecastRequest) -> tuple[int, int]:
     return (request.year, request.as_of_month)
 
 
-async def _maybe_await(result: Any) -> None:
+async def _maybe_await(result: Awaitable[None] | None) -> None:
     if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
         await result
 

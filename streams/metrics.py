@@ -9,8 +9,8 @@ partitions' share; the total is ``sum()`` over the workers in PromQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -25,6 +25,10 @@ from prometheus_client.registry import Collector
 
 from core.hierarchy import OrgTree
 from streams.aggregation import ActiveState, Snapshot
+
+if TYPE_CHECKING:
+    from forecasts.deviations import AlertBook
+    from streams.forecasting import ForecastStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
 
@@ -121,8 +125,8 @@ class ForecastCollector(Collector):
     ``total``) × the years with data.
     """
 
-    def __init__(self, status_source: Any) -> None:
-        self.status_source = status_source  # callable returning a ForecastStatus or None
+    def __init__(self, status_source: Callable[[], ForecastStatus | None]) -> None:
+        self.status_source = status_source
 
     def describe(self) -> Iterator[Metric]:
         return iter(self._families(None))
@@ -130,7 +134,7 @@ class ForecastCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._families(self.status_source())
 
-    def _families(self, status: Any) -> list[Metric]:
+    def _families(self, status: ForecastStatus | None) -> list[Metric]:
         labels = ["org_unit", "category", "year", "level"]
         gauges = [GaugeMetricFamily(name, doc, labels=labels) for name, doc, _ in _FORECAST_GAUGES]
         deviation = GaugeMetricFamily(
@@ -244,7 +248,7 @@ class WorkerMetrics:
             ["topic", "partition"],
             registry=self.registry,
         )
-        self.forecast_status: Any = None
+        self.forecast_status: ForecastStatus | None = None
         self.registry.register(StateCollector(state, org))
         self.registry.register(ForecastCollector(lambda: self.forecast_status))
 
@@ -252,7 +256,7 @@ class WorkerMetrics:
         self.forecast_runs.inc()
         self.forecast_duration.observe(seconds)
 
-    def set_alerts_firing(self, book: Any) -> None:
+    def set_alerts_firing(self, book: AlertBook) -> None:
         """Replace the firing gauge's series with what the alert book says fires now."""
         self.alerts_firing.clear()
         for alert_id, alert in book.firing().items():

@@ -15,10 +15,15 @@ records present). The reader therefore keeps polling after every partition has r
 reported end until a poll brings nothing (at most :data:`DRAIN_POLLS` more polls, so that a
 busy production cluster, whose end offsets are exact, cannot keep the replay going forever).
 No consumer group: nothing is committed and no running worker is disturbed.
+
+:func:`read_topics` (kafka-python, blocking) serves the CLI; :func:`read_topics_async` (aiokafka,
+the client Faust itself uses) serves the stream worker, which reads its alert state back at
+start without running a second Kafka client library beside Faust's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -101,6 +106,32 @@ def _reason(err: Exception) -> str:
     return str(err) or type(err).__name__
 
 
+class _EndDrain:
+    """When a read has reached the end: every partition at its reported end, then polls until
+    one brings nothing (Tansu's end offset is too low), at most :data:`DRAIN_POLLS` of them."""
+
+    def __init__(self, end: Mapping[Any, int], timeout_s: float) -> None:
+        self.end = end
+        self.behind = set(end)
+        self.timeout_s = timeout_s
+        self.deadline = time.monotonic() + timeout_s
+        self.drain_polls = 0
+
+    def finished(self, got_records: bool, positions: Mapping[Any, int], read: int) -> bool:
+        """After a poll: True when done; a :class:`UserError` when past the deadline."""
+        self.behind = {tp for tp in self.behind if positions[tp] < self.end[tp]}
+        if not self.behind:
+            if not got_records or self.drain_polls >= DRAIN_POLLS:
+                return True
+            self.drain_polls += 1
+        if time.monotonic() > self.deadline:
+            raise UserError(
+                f"reading the Kafka topics did not reach their end within {self.timeout_s:.0f} s "
+                f"({read} messages read; {len(self.behind)} partitions left)"
+            )
+        return False
+
+
 def read_topics(
     bootstrap_servers: str,
     topics: Iterable[str],
@@ -145,24 +176,15 @@ def read_topics(
         consumer.seek_to_beginning(*partitions)
         begin = consumer.beginning_offsets(partitions)
         end = consumer.end_offsets(partitions)
-        behind = set(partitions)
         messages: list[RawMessage] = []
-        deadline = time.monotonic() + timeout_s
-        drain_polls = 0
+        drain = _EndDrain(end, timeout_s)
         while True:
             batch = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
             for tp, records in batch.items():
                 messages.extend(RawMessage(tp.topic, record.value) for record in records)
-            behind = {tp for tp in behind if consumer.position(tp) < end[tp]}
-            if not behind:
-                if not batch or drain_polls >= DRAIN_POLLS:
-                    break
-                drain_polls += 1
-            if time.monotonic() > deadline:
-                raise UserError(
-                    f"reading the Kafka topics did not reach their end within {timeout_s:.0f} s "
-                    f"({len(messages)} messages read; {len(behind)} partitions left)"
-                )
+            positions = {tp: consumer.position(tp) for tp in drain.behind}
+            if drain.finished(bool(batch), positions, len(messages)):
+                break
         log.info(
             "replay_read",
             messages=len(messages),
@@ -176,6 +198,72 @@ def read_topics(
         ) from None
     finally:
         consumer.close()
+
+
+async def read_topics_async(
+    bootstrap_servers: str,
+    topics: Iterable[str],
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+) -> list[RawMessage]:
+    """:func:`read_topics` with aiokafka: the same records, the same end-offset drain."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.errors import KafkaError
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        client_id="budgetvakt-replay",
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        request_timeout_ms=int(max(connect_timeout_s, 1.0) * 1000) + FETCH_MAX_WAIT_MS,
+    )
+    try:
+        async with asyncio.timeout(connect_timeout_s):
+            await consumer.start()
+    except (KafkaError, OSError, TimeoutError, ValueError) as err:
+        await consumer.stop()
+        raise UserError(
+            f"cannot reach Kafka at {bootstrap_servers} "
+            f"(BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS): {_reason(err)}"
+        ) from None
+    try:
+        await consumer.topics()  # fresh metadata of every topic, created or not
+        partitions: list[Any] = []
+        for topic in dict.fromkeys(topics):
+            ids = consumer.partitions_for_topic(topic) or set()
+            if not ids:
+                log.warning("replay_topic_missing", topic=topic)
+            partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        begin = await consumer.beginning_offsets(partitions)
+        end = await consumer.end_offsets(partitions)
+        messages: list[RawMessage] = []
+        drain = _EndDrain(end, timeout_s)
+        while True:
+            batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
+            for tp, records in batch.items():
+                messages.extend(RawMessage(tp.topic, record.value) for record in records)
+            positions = {tp: await consumer.position(tp) for tp in drain.behind}
+            if drain.finished(bool(batch), positions, len(messages)):
+                break
+        log.info(
+            "replay_read",
+            messages=len(messages),
+            partitions=len(partitions),
+            reported=sum(end[tp] - begin[tp] for tp in partitions),
+        )
+        return messages
+    except KafkaError as err:
+        raise UserError(
+            f"reading from Kafka at {bootstrap_servers} failed: {_reason(err)}"
+        ) from None
+    finally:
+        await consumer.stop()
 
 
 def replay(

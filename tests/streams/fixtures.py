@@ -14,11 +14,16 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 
+from core.domain import DomainConfig
 from services.processes.broker import EmbeddedBroker
+
+if TYPE_CHECKING:
+    from streams.app import WorkerApp
+    from tests.streams.inprocess import LateEventRecorder, Outbox
 
 KEPT_LOGS = Path("test-logs")
 
@@ -262,3 +267,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
     setattr(item, f"rep_{report.when}", report)
+
+
+# --- The worker in-process ----------------------------------------------------------------------
+# The real worker app on Faust's memory store, driven with ``agent.test_context()``: no broker.
+
+
+@pytest.fixture
+def outbox() -> Outbox:
+    from tests.streams.inprocess import Outbox
+
+    return Outbox()
+
+
+@pytest.fixture
+def late_store() -> LateEventRecorder:
+    from tests.streams.inprocess import LateEventRecorder
+
+    return LateEventRecorder()
+
+
+@pytest.fixture
+def inprocess_worker(
+    tmp_path: Path, domain: DomainConfig, outbox: Outbox, late_store: LateEventRecorder
+) -> Iterator[WorkerApp]:
+    from tests.streams.inprocess import inprocess_worker_app
+
+    worker = inprocess_worker_app(tmp_path, domain, outbox, late_store)
+    try:
+        yield worker
+    finally:
+        worker.forecaster.close()

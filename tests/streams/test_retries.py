@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.app import process_with_retries
+from streams.ingest import process_with_retries
 
 
 def run_retries(failures: int, attempts: int) -> tuple[bool, int, list[int]]:

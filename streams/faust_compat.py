@@ -1,0 +1,179 @@
+"""Every place the worker reaches into Faust's or aiokafka's internals, in one module.
+
+The worker's exactness (docs/architecture.md, "Why every event counts exactly once") depends on
+a few things Faust does not offer as public API. Each is wrapped here, and each has a unit test
+in ``tests/streams/test_faust_compat.py`` that fails when Faust stops behaving as assumed:
+
+* :func:`event_context`: Faust tables take the changelog partition (and the RocksDB shard) from
+  the "current event" context variable ``faust.streams._current_event``; a batch worker writes
+  outside Faust's per-event iteration, so it sets the variable itself.
+* :func:`disable_read_offset_filter`: Faust's fetch loop drops a message whose offset lies below
+  the last one it delivered (``Consumer._read_offset``); replays after a seek must get through.
+* :func:`seek_after_recovery`: wraps ``Consumer.perform_seek`` (called by the table recovery
+  when it is done) to seek input back that was handed over too early or never committed.
+* :func:`committed_offset`: the consumer's last committed offset (``Consumer._committed_offset``).
+* :func:`recovery_completed`: whether the table recovery has finished
+  (``app.tables.recovery.completed``, not on the ``TableManagerT`` interface).
+* :func:`take_events` and :func:`connect_async_receiver`: public Faust behaviour that its type
+  stubs do not declare.
+
+These were verified on faust-streaming :data:`SUPPORTED_FAUST_VERSION`;
+:func:`check_faust_version` refuses to start the worker on any other version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, cast
+
+import faust
+import structlog
+from faust.streams import _current_event
+from faust.transport.consumer import Consumer
+from faust.types import TP, EventT, StreamT
+
+from core.errors import UserError
+
+log = structlog.get_logger(__name__)
+
+SUPPORTED_FAUST_VERSION = "0.15.3"
+FAUST_DISTRIBUTION = "faust-streaming"
+
+
+def installed_faust_version() -> str:
+    return importlib.metadata.version(FAUST_DISTRIBUTION)
+
+
+def check_faust_version(installed: str | None = None) -> None:
+    """Refuse to run on a Faust other than the one the patches below were verified on."""
+    installed = installed if installed is not None else installed_faust_version()
+    if installed != SUPPORTED_FAUST_VERSION:
+        raise UserError(
+            f"{FAUST_DISTRIBUTION} {installed} is installed, but the stream worker patches "
+            f"Faust internals (streams/faust_compat.py) that were verified on "
+            f"{FAUST_DISTRIBUTION} {SUPPORTED_FAUST_VERSION} only. Install "
+            f"{FAUST_DISTRIBUTION}=={SUPPORTED_FAUST_VERSION} (pinned in constraints.txt), or "
+            f"re-verify the patches and their tests (tests/streams/test_faust_compat.py) on "
+            f"{installed} and raise SUPPORTED_FAUST_VERSION."
+        )
+
+
+@contextlib.contextmanager
+def event_context(event: EventT) -> Iterator[None]:
+    """Make ``event`` Faust's current event, as its own stream iteration would.
+
+    A table write reads the changelog partition from it, so every write of a state key must be
+    made in the context of an event from the key's own partition.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class _NoReadOffsets(dict[TP, int | None]):
+    """Faust's per-partition "read offset", always unknown."""
+
+    def __getitem__(self, tp: TP) -> None:
+        return None
+
+
+def disable_read_offset_filter(consumer: Consumer) -> None:
+    """Let every fetched message through Faust's fetch loop, also one below the last delivered.
+
+    Faust drops such a message to hide re-reads after a seek; its delivery loop can move that
+    mark past a seek we just made, and our replay would be dropped. Replays are harmless here
+    (applying is idempotent). Must run before the fetch loop starts: it binds the mapping once.
+    """
+    consumer._read_offset = _NoReadOffsets()
+
+
+def committed_offset(consumer: Consumer, tp: TP) -> int | None:
+    """The offset this consumer last committed (or found committed) for ``tp``; None if none."""
+    return consumer._committed_offset.get(tp)
+
+
+def recovery_completed(app: faust.App) -> bool:
+    """Whether the table recovery has finished (Faust hands over input before it has)."""
+    return cast(bool, app.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
+
+
+class RecoveryReplay:
+    """The lowest input offset per partition that was processed while the table recovered.
+
+    Events applied during the recovery may have been overwritten by older changelog values
+    although their offsets are acknowledged; :func:`seek_after_recovery` seeks back to these.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.lowest: dict[TP, int] = {}
+
+    def note(self, events: Sequence[EventT]) -> None:
+        if recovery_completed(self.app):
+            return
+        for event in events:
+            tp, offset = event.message.tp, event.message.offset
+            self.lowest[tp] = min(self.lowest.get(tp, offset), offset)
+
+
+def seek_after_recovery(consumer: Consumer, topics: set[str], replay: RecoveryReplay) -> None:
+    """Wrap Faust's post-recovery seek so that no input is skipped or left half applied.
+
+    Faust calls ``perform_seek`` when a table recovery has finished, to go back to the committed
+    offsets; by then it has already fetched input, cleared some of it from its queues, and
+    handed some to the agent while the table was still being recovered. Two cases are left
+    over, and both are fixed by seeking back (replays are harmless: applying is idempotent):
+
+    * aiokafka only seeks when the committed offset is > 0, so a partition never committed (a
+      group's first worker killed before its first commit) stayed past the cleared messages:
+      seek it to its earliest offset;
+    * events applied during the recovery may have been overwritten by older changelog values,
+      and their offsets may be committed by now: seek back to the lowest such offset
+      (``replay``, filled by the agent).
+
+    Also switches off the read-offset filter, which would drop exactly these replays.
+    """
+    disable_read_offset_filter(consumer)
+    seek_to_committed = consumer.perform_seek
+
+    async def perform_seek() -> None:
+        await seek_to_committed()
+        assigned = [tp for tp in consumer.assignment() if tp.topic in topics]
+        uncommitted = [tp for tp in assigned if not committed_offset(consumer, tp)]
+        targets = (await consumer.earliest_offsets(*uncommitted)) if uncommitted else {}
+        targets = dict(targets)
+        for tp in assigned:
+            replay_from = replay.lowest.get(tp)
+            start = targets.get(tp, committed_offset(consumer, tp) or 0)
+            if replay_from is not None and replay_from < start:
+                targets[tp] = replay_from
+        replay.lowest.clear()
+        for tp, offset in targets.items():
+            await consumer.seek(tp, offset)
+        if targets:
+            log.info(
+                "input_sought_back",
+                partitions={f"{tp.topic}/{tp.partition}": offset for tp, offset in targets.items()},
+            )
+
+    consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+
+
+def take_events(
+    stream: StreamT[Any], max_events: int, within: float
+) -> AsyncIterator[Sequence[EventT]]:
+    """``Stream.take_events`` (public, but missing from ``StreamT``)."""
+    return cast(
+        AsyncIterator[Sequence[EventT]],
+        stream.take_events(max_events, within=within),  # type: ignore[attr-defined]
+    )
+
+
+def connect_async_receiver(signal: Any, receiver: Callable[..., Awaitable[None]]) -> None:
+    """Connect a coroutine receiver to a Faust app signal (Faust awaits it; its stubs say sync)."""
+    signal.connect(receiver)

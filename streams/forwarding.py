@@ -1,0 +1,64 @@
+"""Forwarding: an event that arrived off its org_unit's home partition is sent there, unchanged.
+
+All events of a cost centre, and every re-sent copy of one, must meet on one partition
+(``streams.aggregation.home_partition``) for de-duplication to work, whatever the producer did
+with keys. The original bytes go to the home partition of the same topic, keyed by org_unit and
+marked with where they came from; the worker applies them when the forward arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from faust.types import EventT, RecordMetadata
+
+from streams.aggregation import home_partition
+from streams.metrics import WorkerMetrics
+
+FORWARDED_FROM_HEADER = "budgetvakt-forwarded-from"
+
+Delivery = Awaitable[RecordMetadata]  # resolves when the broker stored the forward
+
+
+class ProduceRaw(Protocol):
+    """``faust.types.ProducerT.send``: queue one record; the awaitable resolves on delivery."""
+
+    async def __call__(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: list[tuple[str, bytes]] | None,
+    ) -> Delivery: ...
+
+
+class HomeForwarder:
+    def __init__(
+        self,
+        produce: ProduceRaw,
+        partition_count: Callable[[str], int],
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.produce = produce
+        self.partition_count = partition_count
+        self.metrics = metrics
+
+    def home(self, topic: str, org_unit: str) -> int:
+        return home_partition(org_unit, self.partition_count(topic))
+
+    async def forward(self, event: EventT, org_unit: str, home: int) -> Delivery:
+        """Send the original bytes to the org_unit's home partition of the same topic."""
+        msg = event.message
+        self.metrics.forwarded.labels(msg.topic).inc()
+        origin = f"{msg.topic}/{msg.partition}/{msg.offset}".encode()
+        return await self.produce(
+            msg.topic,
+            org_unit.encode("utf-8"),
+            bytes(msg.value or b""),
+            home,
+            None,
+            [(FORWARDED_FROM_HEADER, origin)],
+        )

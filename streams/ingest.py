@@ -1,0 +1,227 @@
+"""One batch of input, from raw bytes to acknowledged table writes.
+
+Per batch (:meth:`IngestBatch.process`): validate every message (invalid ones are dead-lettered,
+``streams.dead_letter``), forward valid events that are not on their org_unit's home partition
+to it (``streams.forwarding``), group the rest by state key, read each key once, apply its events
+(de-duplicated by ``event_id``), write it once, note late events (``streams.late_events``), flush,
+and end the batch's changelog writes with a one-record batch per partition (the Tansu end-offset
+workaround, brief §5). Only when :meth:`~IngestBatch.process` returns may the batch be
+acknowledged. ``docs/architecture.md`` ("Why every event counts exactly once") has the argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import NoReturn, Protocol
+
+import structlog
+from faust.types import TP, EventT
+
+from contract.validation import AnyEvent, InvalidEvent, parse_event
+from core.domain import DomainConfig
+from streams.aggregation import ActiveState, StateValue, apply_events, state_key
+from streams.dead_letter import DeadLetters
+from streams.faust_compat import RecoveryReplay
+from streams.forwarding import Delivery, HomeForwarder
+from streams.late_events import LateEvent, LateEvents, is_late
+from streams.metrics import WorkerMetrics
+
+log = structlog.get_logger(__name__)
+
+RETRY_BACKOFF_S = 0.5
+# Exit status when a batch kept failing: a supervisor (systemd, Compose) restarts the worker.
+EXIT_BATCH_FAILED = 75
+
+
+class StateTable(Protocol):
+    """The changelog-backed aggregate table (``streams.app.FaustStateTable``)."""
+
+    def get(self, key: str) -> StateValue | None: ...
+
+    def write(self, key: str, value: StateValue, event: EventT) -> None:
+        """Write ``key``; ``event`` (from the key's own partition) picks the changelog partition."""
+        ...
+
+
+Flush = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class IngestBatch:
+    """Processes batches of input events; what it learns is read by the forecast loop."""
+
+    domain: DomainConfig
+    input_topic_types: Mapping[str, str]  # topic name → the event type it carries
+    table: StateTable
+    state: ActiveState
+    metrics: WorkerMetrics
+    dead_letters: DeadLetters
+    forwarder: HomeForwarder
+    late_events: LateEvents
+    flush: Flush  # every record produced so far is stored by the broker
+    recovery: RecoveryReplay | None = None  # notes input handed over during table recovery
+    changelog_end_marker: bool = True
+    processed_offsets: dict[TP, int] = field(default_factory=dict)  # next offset per partition
+    close_seen: asyncio.Event = field(default_factory=asyncio.Event)  # a period_close applied
+
+    async def process(self, events: Sequence[EventT]) -> None:
+        self.metrics.batches.inc()
+        if self.recovery is not None:
+            # Faust hands over input before the table is recovered; replay it afterwards.
+            self.recovery.note(events)
+        groups, forwarded = await self._validate_and_route(events)
+        last_write, closes_accepted = await self._apply(groups)
+
+        # Everything this batch produced (changelog, dead letters, forwards) must be stored by
+        # the broker before the batch is acknowledged and its offsets can be committed.
+        await self.flush()
+        if self.changelog_end_marker and last_write:
+            # Tansu's end offset is "first offset of the last record batch + 1": rewrite each
+            # partition's last key alone so its changelog ends in a one-record batch (brief §5).
+            for key, value, event in last_write.values():
+                self.table.write(key, value, event)
+            await self.flush()
+        for delivery in forwarded:
+            await delivery  # raises if the broker refused a forward
+        for event in events:
+            tp = event.message.tp
+            self.processed_offsets[tp] = max(
+                self.processed_offsets.get(tp, 0), event.message.offset + 1
+            )
+        if closes_accepted:
+            self.close_seen.set()  # the whole batch is in the state by now
+
+    def note_failure(self, attempt: int, err: Exception) -> None:
+        self.metrics.batch_failures.inc()
+        log.error("batch_failed", attempt=attempt, error_type=type(err).__name__, error=str(err))
+
+    async def _validate_and_route(
+        self, events: Sequence[EventT]
+    ) -> tuple[dict[str, list[tuple[EventT, AnyEvent]]], list[Delivery]]:
+        """Valid events at home grouped by state key; the deliveries of those forwarded."""
+        groups: dict[str, list[tuple[EventT, AnyEvent]]] = defaultdict(list)
+        forwarded: list[Delivery] = []
+        for event in events:
+            parsed = await self._parse(event)
+            if parsed is None:
+                continue
+            msg = event.message
+            home = self.forwarder.home(msg.topic, parsed.org_unit)
+            if msg.partition != home:
+                forwarded.append(await self.forwarder.forward(event, parsed.org_unit, home))
+                continue
+            groups[state_key(msg.partition, parsed)].append((event, parsed))
+        return groups, forwarded
+
+    async def _parse(self, event: EventT) -> AnyEvent | None:
+        """The validated event, or None after dead-lettering it."""
+        msg = event.message
+        raw = msg.value
+        try:
+            if not isinstance(raw, bytes | bytearray) or not raw:
+                raise InvalidEvent("empty message (no value)")
+            parsed = parse_event(bytes(raw), self.domain)
+        except InvalidEvent as err:
+            await self.dead_letters.reject(event, err.reason, err)
+            return None
+        expected = self.input_topic_types.get(msg.topic)
+        if expected is not None and str(parsed.type) != expected:
+            await self.dead_letters.reject(
+                event, f"event type {parsed.type!r} does not belong on the {expected} topic"
+            )
+            return None
+        return parsed
+
+    async def _apply(
+        self, groups: Mapping[str, list[tuple[EventT, AnyEvent]]]
+    ) -> tuple[dict[int, tuple[str, StateValue, EventT]], int]:
+        """Apply each key's events with one read and one write; the last write per partition
+        and the number of period closes accepted."""
+        last_write: dict[int, tuple[str, StateValue, EventT]] = {}
+        closed = self.state.closed_periods()
+        org = self.domain.org
+        late: list[LateEvent] = []
+        closes_accepted = 0
+        for key, group in groups.items():
+            result = apply_events(self.table.get(key), [p for _, p in group], self.domain)
+            first_event = group[0][0]
+            if result.changed:
+                self.table.write(key, result.value, first_event)
+                self.metrics.table_writes.inc()
+                self.state.put(key, result.value)
+                last_write[first_event.message.partition] = (key, result.value, first_event)
+            for (event, parsed), outcome, error in zip(
+                group, result.outcomes, result.errors, strict=True
+            ):
+                if outcome == "failed":
+                    await self.dead_letters.reject(event, error or "processing failed")
+                    continue
+                self.metrics.events.labels(event.message.topic, outcome).inc()
+                if outcome != "accepted":
+                    continue
+                if not org.is_known(parsed.org_unit):
+                    self.metrics.unmapped_events.labels(parsed.org_unit).inc()
+                if str(parsed.type) == "period_close":
+                    closes_accepted += 1
+                if is_late(parsed, org, closed):
+                    late.append(parsed)
+        await self.late_events.record(late)
+        return last_write, closes_accepted
+
+
+async def consume(
+    batches: AsyncIterator[Sequence[EventT]], ingest: IngestBatch, attempts: int
+) -> None:
+    """The ingest agent's body: process each batch, retried; a batch that keeps failing ends
+    the process before it could be acknowledged."""
+    async for events in batches:
+        # Poison messages are handled per event inside; what raises here is a broker or
+        # store failure. take_events acknowledges a batch even when its body raises, so a
+        # batch that keeps failing must end the process before that can happen.
+        if not await process_with_retries(
+            partial(ingest.process, events), attempts, ingest.note_failure
+        ):
+            log.critical(
+                "worker_exiting_batch_failed",
+                attempts=attempts,
+                first_offsets={
+                    f"{e.message.topic}/{e.message.partition}": e.message.offset
+                    for e in reversed(events)
+                },
+            )
+            exit_for_restart()
+
+
+async def process_with_retries(
+    process: Callable[[], Awaitable[None]],
+    attempts: int,
+    on_failure: Callable[[int, Exception], None],
+    backoff_s: float = RETRY_BACKOFF_S,
+) -> bool:
+    """Run ``process`` until it succeeds, at most ``attempts`` times; False if it never did.
+
+    Safe to repeat because applying events is idempotent (their ids are in the table values).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            await process()
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # broker or store failure; bad events never raise here
+            on_failure(attempt, err)
+            if attempt < attempts:
+                await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
+    return False
+
+
+def exit_for_restart() -> NoReturn:
+    """End the process at once: no acknowledgement, no commit; the next start replays."""
+    logging.shutdown()
+    os._exit(EXIT_BATCH_FAILED)

@@ -1,0 +1,218 @@
+"""streams.faust_compat: one test per Faust/aiokafka behaviour the worker's patches rely on.
+
+Each test fails when Faust changes what the patch assumes (no broker: the app is never started).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import faust
+import pytest
+from faust.transport.consumer import Consumer
+from faust.types import TP
+
+from core.domain import DomainConfig
+from core.errors import UserError
+from streams.faust_compat import (
+    SUPPORTED_FAUST_VERSION,
+    RecoveryReplay,
+    check_faust_version,
+    committed_offset,
+    disable_read_offset_filter,
+    event_context,
+    installed_faust_version,
+    recovery_completed,
+    seek_after_recovery,
+)
+from tests.streams.inprocess import event
+
+INPUT = "budgetvakt.cost.v1"
+
+
+@pytest.fixture
+def app() -> Iterator[faust.App]:
+    app = faust.App("budgetvakt-compat-test", broker="kafka://127.0.0.1:9", store="memory://")
+    app.finalize()
+    yield app
+
+
+def consumer_of(app: faust.App) -> Consumer:
+    return cast(Consumer, app.consumer)
+
+
+# --- the version check ---------------------------------------------------------------------------
+
+
+def test_the_installed_faust_is_the_version_the_patches_were_verified_on() -> None:
+    assert installed_faust_version() == SUPPORTED_FAUST_VERSION
+    check_faust_version()  # does not raise
+
+
+def test_another_faust_version_is_refused_naming_both_versions() -> None:
+    with pytest.raises(UserError) as raised:
+        check_faust_version("0.16.0")
+    message = str(raised.value)
+    assert "faust-streaming 0.16.0 is installed" in message
+    assert f"faust-streaming=={SUPPORTED_FAUST_VERSION}" in message
+    assert raised.value.exit_code == 2
+
+
+# --- faust.streams._current_event: where a table write's changelog partition comes from ----------
+
+
+def test_a_table_write_goes_to_the_partition_of_the_event_in_context(app: faust.App) -> None:
+    table = app.Table("compat", default=None, key_type=str, partitions=8)
+    sent: list[tuple[int | None, str, Any]] = []
+
+    def send_changelog(partition: int | None, key: str, value: Any, *_: Any, **__: Any) -> Any:
+        sent.append((partition, key, value))
+        return SimpleNamespace(message=SimpleNamespace(partition=partition))
+
+    table.send_changelog = send_changelog  # type: ignore[method-assign]
+    with event_context(event(app, b"{}", topic=INPUT, partition=5)):
+        table["p5|1110|2025-03"] = {"ids": ["a"]}
+    assert sent == [(5, "p5|1110|2025-03", {"ids": ["a"]})]
+    assert table["p5|1110|2025-03"] == {"ids": ["a"]}
+
+
+def test_a_table_write_outside_an_event_context_is_refused(app: faust.App) -> None:
+    """Faust has no other source for the partition: the context variable is what it reads."""
+    table = app.Table("compat", default=None, key_type=str, partitions=8)
+    with pytest.raises(TypeError, match="outside of stream iteration"):
+        table["key"] = {"ids": []}
+
+
+# --- Consumer._read_offset: the fetch loop's filter of messages below the last delivered ---------
+
+
+async def drain(read_offset: int, offsets: list[int], filter_on: bool = True) -> list[int]:
+    """Run Faust's own fetch loop over messages at ``offsets``; the offsets it delivered."""
+    app = faust.App("budgetvakt-compat-drain", broker="kafka://127.0.0.1:9", store="memory://")
+    app.finalize()  # in the running loop: the consumer's events belong to it
+    consumer = consumer_of(app)
+    if not filter_on:
+        disable_read_offset_filter(consumer)
+    tp = TP(INPUT, 0)
+    consumer._read_offset[tp] = read_offset
+    delivered: list[int] = []
+    stopped = asyncio.Event()
+
+    async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        for offset in offsets:
+            yield tp, SimpleNamespace(offset=offset, topic=INPUT, key=None, value=b"")
+        stopped.set()
+
+    async def callback(message: Any) -> None:
+        delivered.append(message.offset)
+
+    consumer.getmany = getmany  # type: ignore[method-assign]
+    consumer.callback = callback
+    consumer._stopped = stopped  # type: ignore[assignment]  # the loop runs until it is set
+    fetcher = SimpleNamespace(_stopped=asyncio.Event())
+    await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=10)  # type: ignore[arg-type]
+    return delivered
+
+
+def test_faust_drops_a_message_below_the_read_offset() -> None:
+    assert asyncio.run(drain(read_offset=5, offsets=[3, 5, 6])) == [5, 6]
+
+
+def test_without_the_read_offset_filter_every_message_gets_through() -> None:
+    assert asyncio.run(drain(read_offset=5, offsets=[3, 5, 6], filter_on=False)) == [3, 5, 6]
+
+
+# --- Consumer.perform_seek and Consumer._committed_offset ----------------------------------------
+
+
+def test_faust_seeks_to_committed_through_the_consumer_s_perform_seek_coroutine() -> None:
+    """The table recovery calls ``consumer.perform_seek()`` on the app's consumer (an instance
+    attribute replaces it) before it marks the recovery completed."""
+    from faust.tables.recovery import Recovery
+
+    assert inspect.iscoroutinefunction(Consumer.perform_seek)
+    source = inspect.getsource(Recovery)
+    assert source.count("consumer.perform_seek()") >= 2
+    assert source.index("consumer.perform_seek()") < source.index("self.completed.set()")
+
+
+def test_perform_seek_records_the_committed_offsets_by_tp(app: faust.App) -> None:
+    consumer = consumer_of(app)
+    tp = TP(INPUT, 2)
+    assert committed_offset(consumer, tp) is None
+
+    async def seek_to_committed() -> dict[TP, int]:
+        return {tp: 17}
+
+    consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+    asyncio.run(consumer.perform_seek())
+    assert committed_offset(consumer, tp) == 17
+    assert consumer._committed_offset == {tp: 17}
+
+
+def test_the_seek_after_recovery_replays_uncommitted_and_recovered_input(app: faust.App) -> None:
+    consumer = consumer_of(app)
+    never_committed, replayed, committed, other = (
+        TP(INPUT, 0),
+        TP(INPUT, 1),
+        TP(INPUT, 2),
+        TP("some.changelog", 0),
+    )
+    sought: dict[TP, int] = {}
+
+    async def seek_to_committed() -> dict[TP, int]:
+        return {replayed: 40, committed: 30}
+
+    async def earliest_offsets(*partitions: TP) -> dict[TP, int]:
+        return dict.fromkeys(partitions, 0)
+
+    async def seek(tp: TP, offset: int) -> None:
+        sought[tp] = offset
+
+    consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+    consumer.assignment = lambda: {never_committed, replayed, committed, other}  # type: ignore[method-assign]
+    consumer.earliest_offsets = earliest_offsets  # type: ignore[method-assign]
+    consumer.seek = seek  # type: ignore[method-assign,assignment]
+    replay = RecoveryReplay(app)
+    replay.note([event(app, b"", topic=INPUT, partition=1, offset=o) for o in (36, 35, 38)])
+    replay.note([event(app, b"", topic=INPUT, partition=2, offset=31)])  # after its commit
+
+    seek_after_recovery(consumer, {INPUT}, replay)
+    asyncio.run(consumer.perform_seek())
+    assert sought == {never_committed: 0, replayed: 35}
+    assert replay.lowest == {}  # noted offsets are used once
+
+
+# --- app.tables.recovery.completed ---------------------------------------------------------------
+
+
+def test_input_is_noted_for_replay_only_while_the_table_recovery_runs(app: faust.App) -> None:
+    completed = app.tables.recovery.completed  # type: ignore[attr-defined]
+    assert not completed.is_set()
+    assert not recovery_completed(app)
+    replay = RecoveryReplay(app)
+    replay.note([event(app, b"", topic=INPUT, partition=3, offset=9)])
+    assert replay.lowest == {TP(INPUT, 3): 9}
+
+    completed.set()
+    assert recovery_completed(app)
+    replay.note([event(app, b"", topic=INPUT, partition=3, offset=2)])
+    assert replay.lowest == {TP(INPUT, 3): 9}
+
+
+def test_the_worker_app_is_not_built_on_another_faust_version(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, domain: DomainConfig
+) -> None:
+    import streams.faust_compat
+    from streams.app import create_app
+    from tests.streams.inprocess import memory_settings
+
+    monkeypatch.setattr(streams.faust_compat, "installed_faust_version", lambda: "0.16.0")
+    with pytest.raises(UserError, match=re.escape("faust-streaming 0.16.0 is installed")):
+        create_app(memory_settings(tmp_path), domain)

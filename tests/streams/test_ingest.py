@@ -1,0 +1,260 @@
+"""The ingest agent in-process: Faust's ``agent.test_context()`` on the memory store, no broker.
+
+The real worker app from ``streams.app.create_app``; what it would produce (dead letters,
+forwards) is captured by the outbox, the table is Faust's in-memory table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+from structlog.testing import capture_logs
+
+from core.domain import DomainConfig
+from streams.aggregation import ActiveState, StateValue, home_partition
+from streams.app import WorkerApp
+from streams.dead_letter import DeadLetters
+from streams.forwarding import FORWARDED_FROM_HEADER, HomeForwarder
+from streams.ingest import IngestBatch
+from streams.late_events import LateEvents
+from streams.metrics import WorkerMetrics
+from tests.streams.inprocess import (
+    PARTITIONS,
+    LateEventRecorder,
+    Outbox,
+    as_bytes,
+    close_event,
+    cost_event,
+    event,
+    wait_for,
+)
+
+PERSONNUMMER = "19121212-1212"  # Skatteverket's test number: valid date and check digit
+UNIT = "1110"
+HOME = home_partition(UNIT, PARTITIONS)
+AWAY = (HOME + 1) % PARTITIONS
+WAIT_S = 10.0
+
+
+def sample(worker: WorkerApp, name: str, **labels: str) -> float:
+    return worker.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def handled(worker: WorkerApp) -> float:
+    """Every input event the worker has decided about (accepted, duplicate or rejected)."""
+    return sum(
+        metric.value
+        for family in worker.metrics.registry.collect()
+        if family.name == "budgetvakt_events"
+        for metric in family.samples
+        if metric.name == "budgetvakt_events_total"
+    )
+
+
+async def put_all(worker: WorkerApp, messages: list[tuple[bytes, int]], forwarded: int = 0) -> None:
+    """Hand ``(value, partition)`` messages to the ingest agent; wait until all are decided."""
+    before = handled(worker)
+    async with worker.ingest_agent.test_context() as agent:
+        for value, partition in messages:
+            await agent.put(value, key=UNIT.encode(), partition=partition)
+        await wait_for(
+            lambda: handled(worker) == before + len(messages) - forwarded,
+            WAIT_S,
+            f"{len(messages)} events handled",
+        )
+
+
+def test_invalid_events_are_dead_lettered_with_reason_and_original_bytes(
+    inprocess_worker: WorkerApp, outbox: Outbox
+) -> None:
+    worker = inprocess_worker
+    missing_amount = cost_event("bad-schema")
+    del missing_amount["amount_sek"]
+    poison = [
+        b"{this is not json",
+        as_bytes(missing_amount),
+        as_bytes(cost_event("pnr", source=f"lön {PERSONNUMMER}")),
+    ]
+    with capture_logs() as logs:
+        asyncio.run(put_all(worker, [(p, HOME) for p in [*poison, as_bytes(cost_event("ok"))]]))
+
+    letters = outbox.dead_letter_records()
+    assert [base64.b64decode(letter["original"]) for letter in letters] == poison
+    assert [letter["offset"] for letter in letters] == [0, 1, 2]
+    assert all(letter["partition"] == HOME and letter["reason"] for letter in letters)
+    assert "json" in letters[0]["reason"].lower()
+    assert "amount_sek" in letters[1]["reason"]
+    assert "personal identity number" in letters[2]["reason"]
+    assert [key for key, _ in outbox.dead_letters] == [UNIT.encode()] * 3
+    for kind in ("bad_json", "schema", "personal_id"):
+        assert sample(worker, "budgetvakt_dead_letter_total", reason_kind=kind) == 1
+    assert sample(worker, "budgetvakt_events_total", topic="<internal>", outcome="accepted") == 1
+    assert sample(worker, "budgetvakt_events_total", topic="<internal>", outcome="rejected") == 3
+    # The personnummer is in the dead letter's base64 original only: not in reasons, not logged.
+    assert all("121212" not in letter["reason"] for letter in letters)
+    assert [entry["event"] for entry in logs].count("event_rejected") == 3
+    assert "121212" not in json.dumps(logs, default=str)
+    assert "121212" not in json.dumps([letter["reason"] for letter in letters])
+
+
+def test_an_event_off_its_home_partition_is_forwarded_byte_for_byte(
+    inprocess_worker: WorkerApp, outbox: Outbox
+) -> None:
+    worker = inprocess_worker
+    # Not canonical JSON (spacing, key order): the forward must be the original bytes.
+    original = b'{"type": "cost",  "event_id": "fwd-1", "org_unit": "1110", "period": "2025-03",'
+    original += b' "category": "salaries", "amount_sek": 12.5}'
+    asyncio.run(put_all(worker, [(original, AWAY), (as_bytes(cost_event("home")), HOME)], 1))
+
+    assert outbox.forwards == [
+        {
+            "topic": "<internal>",
+            "key": UNIT.encode(),
+            "value": original,
+            "partition": HOME,
+            "headers": [(FORWARDED_FROM_HEADER, f"<internal>/{AWAY}/0".encode())],
+        }
+    ]
+    assert sample(worker, "budgetvakt_events_forwarded_total", topic="<internal>") == 1
+    # Not applied where it arrived: only the event at home is in the table.
+    assert dict(worker.table.items()) == {
+        f"p{HOME}|{UNIT}|2025-03": {"ids": ["home"], "cost": {"salaries": 1000.0}}
+    }
+    assert outbox.dead_letters == []
+
+
+def test_the_same_event_id_twice_counts_once(inprocess_worker: WorkerApp) -> None:
+    worker = inprocess_worker
+    resent = as_bytes(cost_event("twice", amount_sek=700.0))
+    asyncio.run(put_all(worker, [(resent, HOME), (resent, HOME)]))
+    asyncio.run(put_all(worker, [(resent, HOME)]))  # a later batch: the id is in the table
+
+    assert sample(worker, "budgetvakt_events_total", topic="<internal>", outcome="accepted") == 1
+    assert sample(worker, "budgetvakt_events_total", topic="<internal>", outcome="duplicate") == 2
+    key = f"p{HOME}|{UNIT}|2025-03"
+    assert worker.table[key] == {"ids": ["twice"], "cost": {"salaries": 700.0}}
+    assert worker.state.snapshot(worker.domain.org).actual_ytd[(UNIT, "salaries", 2025)] == 700.0
+
+
+def test_an_event_for_a_closed_month_is_accepted_counted_and_recorded_as_late(
+    inprocess_worker: WorkerApp, late_store: LateEventRecorder
+) -> None:
+    worker = inprocess_worker
+    asyncio.run(put_all(worker, [(as_bytes(close_event("close-03")), HOME)]))
+    assert worker.ingest.close_seen.is_set()
+    assert late_store.late == []
+
+    late = cost_event("late-1", amount_sek=250.0)
+    asyncio.run(put_all(worker, [(as_bytes(late), HOME)]))
+
+    assert sample(worker, "budgetvakt_events_total", topic="<internal>", outcome="accepted") == 2
+    assert sample(worker, "budgetvakt_late_events_total") == 1
+    assert [(e.event_id, e.period, e.amount_sek) for e in late_store.late] == [
+        ("late-1", "2025-03", 250.0)
+    ]
+    assert worker.state.snapshot(worker.domain.org).actual_ytd[(UNIT, "salaries", 2025)] == 250.0
+
+
+# --- The batch directly, with events from named topics --------------------------------------------
+
+
+class RecordingTable:
+    def __init__(self) -> None:
+        self.data: dict[str, StateValue] = {}
+        self.writes: list[tuple[str, int]] = []  # (key, partition of the event in context)
+
+    def get(self, key: str) -> StateValue | None:
+        return self.data.get(key)
+
+    def write(self, key: str, value: StateValue, event: Any) -> None:
+        self.data[key] = value
+        self.writes.append((key, event.message.partition))
+
+
+def ingest_batch(domain: DomainConfig, outbox: Outbox, table: RecordingTable) -> IngestBatch:
+    state = ActiveState()
+    metrics = WorkerMetrics(state, domain.org)
+    return IngestBatch(
+        domain=domain,
+        input_topic_types={"cost.v1": "cost", "volume.v1": "volume"},
+        table=table,
+        state=state,
+        metrics=metrics,
+        dead_letters=DeadLetters(outbox.send_dead_letter, metrics),
+        forwarder=HomeForwarder(outbox.produce, lambda topic: PARTITIONS, metrics),
+        late_events=LateEvents(metrics, None),
+        flush=outbox.flush,
+    )
+
+
+def test_an_event_on_another_type_s_topic_is_dead_lettered(
+    domain: DomainConfig, outbox: Outbox, inprocess_worker: WorkerApp
+) -> None:
+    app = inprocess_worker.app
+    batch = ingest_batch(domain, outbox, RecordingTable())
+    volume = {
+        "event_id": "v1",
+        "type": "volume",
+        "org_unit": UNIT,
+        "period": "2025-03",
+        "measure": "home_care_hours",
+        "value": 10.0,
+        "unit": "h",
+    }
+    events = [event(app, as_bytes(volume), topic="cost.v1", partition=HOME, offset=7)]
+    asyncio.run(batch.process(events))
+    (letter,) = outbox.dead_letter_records()
+    assert (letter["topic"], letter["partition"], letter["offset"]) == ("cost.v1", HOME, 7)
+    assert letter["reason"] == "event type 'volume' does not belong on the cost topic"
+    assert batch.metrics.registry.get_sample_value(
+        "budgetvakt_dead_letter_total", {"reason_kind": "wrong_topic"}
+    )
+    assert batch.processed_offsets == {events[0].message.tp: 8}
+
+
+def test_each_partition_s_changelog_ends_with_its_last_key_written_again_after_a_flush(
+    domain: DomainConfig, outbox: Outbox, inprocess_worker: WorkerApp
+) -> None:
+    app = inprocess_worker.app
+    table = RecordingTable()
+    batch = ingest_batch(domain, outbox, table)
+    other = next(u for u in ("2110", "9999", "1120") if home_partition(u, PARTITIONS) != HOME)
+    other_home = home_partition(other, PARTITIONS)
+    events = [
+        event(app, as_bytes(cost_event("a", period="2025-01")), "cost.v1", HOME, 0),
+        event(app, as_bytes(cost_event("b", period="2025-02")), "cost.v1", HOME, 1),
+        event(app, as_bytes(cost_event("c", other)), "cost.v1", other_home, 0),
+    ]
+    asyncio.run(batch.process(events))
+    keys = [f"p{HOME}|{UNIT}|2025-01", f"p{HOME}|{UNIT}|2025-02", f"p{other_home}|{other}|2025-03"]
+    assert table.writes == [
+        (keys[0], HOME),
+        (keys[1], HOME),
+        (keys[2], other_home),
+        (keys[1], HOME),  # the end markers, one per partition
+        (keys[2], other_home),
+    ]
+    assert outbox.flushes == 2
+
+    batch.changelog_end_marker = False
+    table.writes.clear()
+    asyncio.run(batch.process([event(app, as_bytes(cost_event("d")), "cost.v1", HOME, 2)]))
+    assert table.writes == [(f"p{HOME}|{UNIT}|2025-03", HOME)]
+    assert outbox.flushes == 3
+
+
+def test_the_worker_logs_no_payload_of_a_rejected_event(
+    domain: DomainConfig, inprocess_worker: WorkerApp
+) -> None:
+    app = inprocess_worker.app
+    """The rejection log line names coordinates and the reason only."""
+    outbox = Outbox()
+    batch = ingest_batch(domain, outbox, RecordingTable())
+    payload = as_bytes(cost_event("x", source=f"lön {PERSONNUMMER}"))
+    with capture_logs() as logs:
+        asyncio.run(batch.process([event(app, payload, "cost.v1", HOME, 3)]))
+    (entry,) = [e for e in logs if e["event"] == "event_rejected"]
+    assert set(entry) == {"event", "log_level", "topic", "partition", "offset", "reason"}
