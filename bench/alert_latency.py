@@ -477,12 +477,12 @@ def main() -> None:
     parser.add_argument(
         "--tiny",
         action="store_true",
-        help="a smoke run: the first 3 months of each year, a probe in February",
+        help="a smoke run: the first 3 months of each year, a probe in March",
     )
     args = parser.parse_args()
     months = 3 if args.tiny else 12
     if args.tiny:
-        args.probe_months = "2"
+        args.probe_months = "3"
 
     import os
 

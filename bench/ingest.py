@@ -45,9 +45,10 @@ CATEGORIES = ("salaries", "substitutes", "overtime", "sick_pay", "premises", "re
 
 
 def write_config(target: Path, units: int) -> list[str]:
-    """The shipped categories/accounts plus an org tree with ``units`` cost centres."""
+    """The shipped categories, accounts, rules and checkpoints plus an org tree with ``units``
+    cost centres."""
     target.mkdir(parents=True)
-    for name in ("categories.yaml", "accounts.yaml"):
+    for name in ("categories.yaml", "accounts.yaml", "rules.yaml", "checkpoints.yaml"):
         shutil.copy(DEFAULT_CONFIG_DIR / name, target / name)
     ids = [f"{5000 + i}" for i in range(units)]
     per_avdelning = math.ceil(units / 5)
