@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from services.processes.scrape import Sample, scrape
 from services.processes.supervised import Supervised, free_port, http_ok
@@ -56,7 +56,7 @@ class BudgetvaktProcess(Supervised):
             **options,
         )
 
-    def start(self, wait: bool = True) -> BudgetvaktProcess:
+    def start(self, wait: bool = True) -> Self:
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         super().start(wait)

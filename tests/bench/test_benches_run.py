@@ -32,7 +32,7 @@ def bench_results(request: pytest.FixtureRequest) -> dict[str, BenchResult]:
     selected = [
         item.callspec.params["bench"]
         for item in request.session.items
-        if item.module is request.module and hasattr(item, "callspec")
+        if getattr(item, "module", None) is request.module and hasattr(item, "callspec")
     ]
     selected.sort(key=lambda b: (not b.starts_broker, -b.timeout_s))
 

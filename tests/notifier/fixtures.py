@@ -311,5 +311,6 @@ def notifier_case(
             KEPT_LOGS.mkdir(exist_ok=True)
             for index, process in enumerate(case.processes):
                 kept = KEPT_LOGS / f"{request.node.name}-notifier{index}.log"
+                assert process.log_path is not None
                 shutil.copyfile(process.log_path, kept)
                 print(f"\nnotifier log kept at {kept.resolve()}")
