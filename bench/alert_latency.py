@@ -31,6 +31,7 @@ the rules) and at the moment the worker had the mail's last alert acknowledged o
 
     .venv/bin/python bench/alert_latency.py [--seed N] [--json out.json]
     .venv/bin/python bench/alert_latency.py --digest-window-s 0.1 --forecast-interval-s 0.2
+    .venv/bin/python -m bench.alert_latency --tiny   # a smoke run: 3 months of each year
 
 Without the two options the worker and the notifier use their settings (the environment, else
 the defaults: ``BUDGETVAKT_FORECAST_INTERVAL_S`` 0.5 s, ``BUDGETVAKT_NOTIFIER_DIGEST_WINDOW_S``
@@ -215,9 +216,9 @@ def mail_samples(
 
 def forecast_run_figures(worker_port: int) -> dict[str, float]:
     """Forecast runs and their mean duration, from the worker's own histogram."""
-    from services.demo.run import fetch_metrics, parse_samples, sum_metric
+    from services.processes.scrape import scrape, sum_metric
 
-    samples = parse_samples(fetch_metrics(worker_port))
+    samples = scrape(worker_port)
     count = sum_metric(samples, "budgetvakt_forecast_duration_seconds_count")
     total = sum_metric(samples, "budgetvakt_forecast_duration_seconds_sum")
     within = {
@@ -237,21 +238,23 @@ def run(
     probe_months: Sequence[int],
     extra_env: Mapping[str, str],
     work_dir: Path,
+    months: int = 12,
 ) -> dict[str, Any]:
+    """Replay the scenario's first ``months`` months of each year (all twelve unless a smoke
+    run asks for fewer) and measure."""
     from core.settings import Settings
     from services.config.domain import load_domain_config
     from services.demo.receivers import MailCatcher, WebhookCatcher, routing_with_local_webhooks
     from services.demo.run import (
         CATCH_UP_TIMEOUT_S,
         NOTIFIER_GROUP,
-        WORKER_READY_TIMEOUT_S,
         AlertFeed,
-        WorkerProcess,
         _wait_caught_up,
         _wait_for,
         _wait_forecast,
         forecast_status,
         publish_events,
+        service_process,
     )
     from services.demo.scenario import generate_scenario
     from services.processes.broker import EmbeddedBroker
@@ -265,14 +268,18 @@ def run(
     broker = EmbeddedBroker(log_path=work_dir / "tansu.log")
     mail = MailCatcher()
     hooks = WebhookCatcher()
-    worker = WorkerProcess(
-        broker.bootstrap_servers, work_dir / "worker", work_dir / "worker.log", env=extra_env
+    worker = service_process(
+        "worker",
+        broker.bootstrap_servers,
+        work_dir / "worker",
+        work_dir / "worker.log",
+        env=extra_env,
     )
-    notifier = WorkerProcess(
+    notifier = service_process(
+        "notifier",
         broker.bootstrap_servers,
         work_dir / "notifier",
         work_dir / "notifier.log",
-        command="notifier",
         env={
             **extra_env,
             "BUDGETVAKT_SMTP_PORT": str(mail.port),
@@ -299,10 +306,10 @@ def run(
         routing_with_local_webhooks(
             settings.config_dir / "routing.yaml", work_dir / "routing.yaml", hooks
         )
-        worker.start()
-        notifier.start()
+        worker.start(wait=False)
+        notifier.start(wait=False)
         for process in (worker, notifier):
-            _wait_for(process.is_ready, WORKER_READY_TIMEOUT_S, "ready", process.check_alive)
+            process.wait_ready()
         feed = AlertFeed(broker.bootstrap_servers, topics.alert)
         clock = AckClock(broker.bootstrap_servers)
 
@@ -348,7 +355,7 @@ def run(
 
         count(publish_events(broker.bootstrap_servers, scenario.budgets, topics))
         for year in (history_year, story_year):
-            for month in range(1, 13):
+            for month in range(1, months + 1):
                 period = f"{year:04d}-{month:02d}"
                 postings = [
                     e for e in (*scenario.costs, *scenario.volumes) if e["period"] == period
@@ -467,7 +474,15 @@ def main() -> None:
         "--digest-window-s", type=float, help="set BUDGETVAKT_NOTIFIER_DIGEST_WINDOW_S"
     )
     parser.add_argument("--keep", action="store_true", help="keep the logs and data")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a smoke run: the first 3 months of each year, a probe in March",
+    )
     args = parser.parse_args()
+    months = 3 if args.tiny else 12
+    if args.tiny:
+        args.probe_months = "3"
 
     import os
 
@@ -497,7 +512,7 @@ def main() -> None:
     ok = False
     try:
         with _sigterm_as_interrupt():
-            result = run(args.seed, probe_months, extra_env, work_dir)
+            result = run(args.seed, probe_months, extra_env, work_dir, months)
         ok = True
     except UserError as err:
         sys.exit(f"failed: {err} (logs in {work_dir})")

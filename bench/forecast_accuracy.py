@@ -8,6 +8,7 @@ the calendar alignment). Synthetic: ``bench/synthetic_municipal.py`` (seeded). F
 the last full year is held out; forecasts at the cutoff months (default 4, 8, 10) are compared
 with its total. Prints the median/mean absolute percentage error of the full-year total and
 the 80 % interval coverage per corpus, cutoff and model, and checks the issue's targets.
+``--tiny`` backtests 15 real series of each source and 3 synthetic cost centres (a smoke run).
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from bench.machine import describe
 from bench.real_series import load_real_monthly
 from bench.synthetic_municipal import generate
 from forecasts.backtest import BacktestRow, backtest_panel, eligible
+
+SOURCES = ("M3", "M1", "Tourism")
+
+
+def _indices(names: list[str], source: str) -> list[int]:
+    return [i for i, name in enumerate(names) if name.split("/")[0] == source]
 
 
 def _print(title: str, rows: list[BacktestRow]) -> None:
@@ -68,16 +75,22 @@ def main() -> None:
         help="also backtest ets and prophet (2 processes) on this many seeded real series",
     )
     parser.add_argument("--skip-main", action="store_true", help="only the library sample")
+    parser.add_argument(
+        "--tiny", action="store_true", help="15 real series a source, 3 synthetic cost centres"
+    )
     args = parser.parse_args()
     models = [m for m in args.models.split(",") if m]
     cutoffs = [int(c) for c in args.cutoffs.split(",")]
     print(f"machine: {describe()}")
     names, real = load_real_monthly(min_years=3)
+    if args.tiny:  # the first 15 series of each source
+        keep = [i for label in SOURCES for i in _indices(names, label)[:15]]
+        names, real = [names[i] for i in keep], real[keep]
     source = np.array([n.split("/")[0] for n in names])
-    _keys, synthetic = generate(n_units=60, n_years=5, seed=2024)
+    _keys, synthetic = generate(n_units=3 if args.tiny else 60, n_years=5, seed=2024)
     corpora = {"real (M1+M3+tourism monthly)": real}
     kept = source[eligible(real)]
-    for label in ("M3", "M1", "Tourism"):
+    for label in SOURCES:
         corpora[f"real: {label}"] = real[source == label]
     corpora["synthetic municipal"] = synthetic
     report: dict[str, list[dict[str, object]]] = {}

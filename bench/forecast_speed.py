@@ -4,12 +4,15 @@
 
 Vectorised models run on ``--series`` synthetic municipal series of 48 months (as-of August);
 the per-series library models (AutoETS, Prophet) on smaller samples. Two processes split the
-series in halves (``concurrent.futures.ProcessPoolExecutor``).
+series in halves (``concurrent.futures.ProcessPoolExecutor`` with the spawn start method: a
+child forked after LightGBM's OpenMP threads started deadlocks). ``--tiny`` runs every model once
+on a few series (a smoke run for the tests).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -41,7 +44,8 @@ def _timed(panel: np.ndarray, model: str, processes: int, as_of: int = 8) -> flo
         _run((panel, model, as_of))
         return time.perf_counter() - start
     chunks = np.array_split(panel, processes)
-    with ProcessPoolExecutor(processes) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
         list(pool.map(_run, [(chunks[0][:2], model, as_of)] * processes))  # warm up imports
         start = time.perf_counter()
         list(pool.map(_run, [(c, model, as_of) for c in chunks]))
@@ -53,7 +57,10 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--ets", type=int, default=200)
     parser.add_argument("--prophet", type=int, default=40)
+    parser.add_argument("--tiny", action="store_true", help="a few series per model (smoke run)")
     args = parser.parse_args()
+    if args.tiny:
+        args.series, args.ets, args.prophet = 60, 4, 2
     print(f"machine: {describe()}")
     _run((_panel(12), "auto", 8))  # import and warm up
     rows = []

@@ -11,6 +11,7 @@ within the month, with several postings per cost centre, category and month.
 
     .venv/bin/python bench/ingest.py                  # 1 and 2 workers, 60 000 events each
     .venv/bin/python bench/ingest.py --events 20000 --workers 1
+    .venv/bin/python -m bench.ingest --tiny            # a smoke run: 600 events, 1 worker
 """
 
 from __future__ import annotations
@@ -19,48 +20,35 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.machine import describe  # noqa: E402
 from core.settings import DEFAULT_CONFIG_DIR  # noqa: E402
-from services.processes.broker import EmbeddedBroker, free_port  # noqa: E402
+from services.processes.broker import EmbeddedBroker  # noqa: E402
+from services.processes.budgetvakt import BudgetvaktProcess  # noqa: E402
+from services.processes.scrape import sum_metric  # noqa: E402
+from services.processes.supervised import ProcessFailed, wait_until  # noqa: E402
 
 CATEGORIES = ("salaries", "substitutes", "overtime", "sick_pay", "premises", "revenue_fees")
 
 
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    )
-
-
 def write_config(target: Path, units: int) -> list[str]:
-    """The shipped categories/accounts plus an org tree with ``units`` cost centres."""
+    """The shipped categories, accounts, rules and checkpoints plus an org tree with ``units``
+    cost centres."""
     target.mkdir(parents=True)
-    for name in ("categories.yaml", "accounts.yaml"):
+    for name in ("categories.yaml", "accounts.yaml", "rules.yaml", "checkpoints.yaml"):
         shutil.copy(DEFAULT_CONFIG_DIR / name, target / name)
     ids = [f"{5000 + i}" for i in range(units)]
     per_avdelning = math.ceil(units / 5)
@@ -118,87 +106,58 @@ def make_events(count: int, units: list[str], seed: int) -> list[tuple[bytes, by
     return events
 
 
-class Worker:
+class Worker(BudgetvaktProcess):
+    """One ``budgetvakt worker`` (under cProfile with ``profile``)."""
+
     def __init__(
         self, env: dict[str, str], workdir: Path, index: int, profile: Path | None = None
     ) -> None:
-        self.port = free_port()
-        self.log_path = workdir / f"worker{index}.log"
-        self.env = {
-            **os.environ,
-            **env,
-            "BUDGETVAKT_WEB_PORT": str(self.port),
-            "BUDGETVAKT_DATA_DIR": str(workdir / f"worker{index}-data"),
-            "BUDGETVAKT_LOG_FORMAT": "json",
-        }
-        command = [sys.executable, "-m", "services", "worker"]
+        python_args: list[str] = []
         if profile is not None:
-            out = profile / f"worker{index}.prof"
-            command = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "services", "worker"]
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                command,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=REPO,
-            )
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as err:
-            return err.code, b""
-        except OSError:
-            return 0, b""
+            python_args = ["-m", "cProfile", "-o", str(profile / f"worker{index}.prof")]
+        super().__init__(
+            "worker",
+            env=env,
+            data_dir=workdir / f"worker{index}-data",
+            log_path=workdir / f"worker{index}.log",
+            python_args=python_args,
+            cwd=REPO,
+        )
 
     def partitions(self) -> set[int] | None:
-        status, body = self.get("/ready")
-        return set(json.loads(body)["partitions"]) if status == 200 else None
+        try:
+            with urllib.request.urlopen(self.url("/ready"), timeout=5) as resp:
+                return set(json.loads(resp.read())["partitions"])
+        except (OSError, ValueError):  # not ready yet (503 included)
+            return None
 
     def totals(self, topic: str) -> tuple[float, float, float]:
         """(events accepted on ``topic``, duplicates, nämnd-level actual YTD summed over years).
 
         Replays after a rebalance show as duplicates, so "handled" would overshoot: count accepted.
         """
-        from prometheus_client.parser import text_string_to_metric_families
-
-        status, body = self.get("/metrics")
-        if status != 200:
-            return 0.0, 0.0
-        accepted = duplicates = actual = 0.0
-        for family in text_string_to_metric_families(body.decode()):
-            for s in family.samples:
-                if s.name == "budgetvakt_events_total" and s.labels.get("topic") == topic:
-                    if s.labels.get("outcome") == "accepted":
-                        accepted += s.value
-                    elif s.labels.get("outcome") == "duplicate":
-                        duplicates += s.value
-                elif s.name == "budgetvakt_actual_ytd_sek" and s.labels.get("level") == "namnd":
-                    actual += s.value
-        return accepted, duplicates, actual
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        try:
+            samples = self.samples()
+        except OSError:
+            return 0.0, 0.0, 0.0
+        events = "budgetvakt_events_total"
+        return (
+            sum_metric(samples, events, topic=topic, outcome="accepted"),
+            sum_metric(samples, events, topic=topic, outcome="duplicate"),
+            sum_metric(samples, "budgetvakt_actual_ytd_sek", level="namnd"),
+        )
 
 
-def wait(condition: Any, timeout_s: float, what: str, workers: list[Worker]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
+def wait(condition: Callable[[], bool], timeout_s: float, what: str, workers: list[Worker]) -> None:
+    def check() -> bool:
         for w in workers:
-            if w.proc.poll() is not None:
-                raise SystemExit(f"worker exited ({w.proc.returncode}); see {w.log_path}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(1.0)
+            w.check_alive()
+        return condition()
+
+    try:
+        wait_until(check, timeout_s, what, interval_s=1.0)
+    except (TimeoutError, ProcessFailed) as err:
+        raise SystemExit(str(err)) from None
 
 
 def run(
@@ -225,7 +184,7 @@ def run(
     workers: list[Worker] = []
     try:
         for i in range(n_workers):
-            workers.append(Worker(env, workdir, i, args.profile))
+            workers.append(Worker(env, workdir, i, args.profile).start(wait=False))
 
         def settled() -> bool:
             parts = [w.partitions() for w in workers]
@@ -290,9 +249,14 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", type=Path, help="write a cProfile of each worker here")
+    parser.add_argument(
+        "--tiny", action="store_true", help="600 events, 20 cost centres, 1 worker (smoke run)"
+    )
     args = parser.parse_args()
+    if args.tiny:
+        args.events, args.units, args.workers = 600, 20, "1"
 
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     with tempfile.TemporaryDirectory(prefix="bench-ingest-config-") as config_tmp:
         args.config_dir = Path(config_tmp) / "config"
         units = write_config(args.config_dir, args.units)

@@ -95,9 +95,12 @@ def library_paths(
         jobs.append((model, y, horizon, first))
     out = np.zeros((n, horizon))
     if processes > 1:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(processes) as pool:
+        # Spawn, not fork: a child forked after LightGBM's OpenMP threads started deadlocks.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
             for row, path in enumerate(pool.map(_one, jobs, chunksize=8)):
                 out[row] = path
                 if progress:

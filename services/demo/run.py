@@ -29,11 +29,8 @@ the start of each run.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -42,7 +39,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from services.processes.scrape import Sample, sum_metric
+
+if TYPE_CHECKING:
+    from services.processes.budgetvakt import BudgetvaktProcess
 
 CHECKPOINT_MONTHS = (3, 4, 8, 12)
 #: The delårsrapport is written after this month's close (the interim report after August).
@@ -52,7 +54,6 @@ CATCH_UP_TIMEOUT_S = 60.0
 WORKER_STOP_TIMEOUT_S = 30.0
 #: A forecast deficit counts as "seen" when it exceeds this share of the full-year budget.
 MATERIALITY = 0.01
-READINESS_PATH = "/ready"
 
 
 @dataclass
@@ -102,35 +103,9 @@ class Checkpoint:
 # --- Metrics ---------------------------------------------------------------------------------
 
 
-def fetch_metrics(port: int, host: str = "127.0.0.1", timeout_s: float = 5.0) -> str:
-    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout_s) as resp:
-        body: bytes = resp.read()
-    return body.decode("utf-8")
-
-
-def parse_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    return [
-        (sample.name, dict(sample.labels), float(sample.value))
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    ]
-
-
-def events_seen(samples: Sequence[tuple[str, dict[str, str], float]], topic: str) -> float:
+def events_seen(samples: Sequence[Sample], topic: str) -> float:
     """Events of a topic the worker has handled (accepted, duplicate or rejected)."""
     return sum_metric(samples, "budgetvakt_events_total", topic=topic)
-
-
-def sum_metric(
-    samples: Sequence[tuple[str, dict[str, str], float]], name: str, **labels: str
-) -> float:
-    return sum(
-        v
-        for n, lab, v in samples
-        if n == name and all(lab.get(k) == want for k, want in labels.items())
-    )
 
 
 # --- Processes -------------------------------------------------------------------------------
@@ -139,103 +114,52 @@ def sum_metric(
 def _wait_for(
     condition: Callable[[], bool], timeout_s: float, what: str, alive: Callable[[], None]
 ) -> None:
+    """Until ``condition`` holds; ``alive`` raises when a process it needs has died."""
     from core.errors import UserError
+    from services.processes.supervised import wait_until
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def check() -> bool:
         alive()
-        if condition():
-            return
-        time.sleep(0.2)
-    raise UserError(f"demo: {what} did not happen within {timeout_s:.0f} s")
+        return condition()
+
+    try:
+        wait_until(check, timeout_s, what)
+    except TimeoutError:
+        raise UserError(f"demo: {what} did not happen within {timeout_s:.0f} s") from None
 
 
-class WorkerProcess:
-    """``budgetvakt worker`` (or ``notifier``) as a child process with its own web port and
-    data dir; ready when its ``/ready`` answers 200."""
+def service_process(
+    command: str,
+    bootstrap_servers: str,
+    data_dir: Path,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+) -> BudgetvaktProcess:
+    """``budgetvakt worker`` (or ``notifier``) as the demo runs it: on the demo's broker, in a
+    session of its own so that Ctrl-C in the terminal reaches the demo only (which stops it)."""
+    from services.processes.budgetvakt import BudgetvaktProcess
 
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        data_dir: Path,
-        log_path: Path,
-        command: str = "worker",
-        env: Mapping[str, str] | None = None,
-    ) -> None:
-        from services.processes.broker import free_port
-
-        self.port = free_port()
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.bootstrap_servers = bootstrap_servers
-        self.command = command
-        self.extra_env = dict(env or {})
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        env.update(
-            {
-                "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
-                "BUDGETVAKT_WEB_PORT": str(self.port),
-                "BUDGETVAKT_NOTIFIER_WEB_PORT": str(self.port),
-                "BUDGETVAKT_WEB_HOST": "127.0.0.1",
-                "BUDGETVAKT_DATA_DIR": str(self.data_dir),
-                "BUDGETVAKT_LOG_FORMAT": "json",
-                **self.extra_env,
-            }
-        )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log_file:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "services", self.command],
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C in the terminal reaches the demo only
-            )
-
-    def check_alive(self) -> None:
-        from core.errors import UserError
-
-        if self._proc is None or self._proc.poll() is not None:
-            code = None if self._proc is None else self._proc.returncode
-            raise UserError(f"demo: the {self.command} exited (code {code}); see {self.log_path}")
-
-    def is_ready(self) -> bool:
-        """The worker's readiness endpoint answers 200 once its partitions are assigned."""
-        try:
-            url = f"http://127.0.0.1:{self.port}{READINESS_PATH}"
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return bool(resp.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def stop(self) -> int | None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=WORKER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        return proc.returncode
+    return BudgetvaktProcess(
+        command,
+        data_dir=data_dir,
+        log_path=log_path,
+        env={"BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, **(env or {})},
+        start_timeout_s=WORKER_READY_TIMEOUT_S,
+        stop_timeout_s=WORKER_STOP_TIMEOUT_S,
+        new_session=True,
+    )
 
 
 def _wait_caught_up(
-    worker: WorkerProcess, watched: Sequence[str], expected: dict[str, int]
-) -> list[tuple[str, dict[str, str], float]]:
+    worker: BudgetvaktProcess, watched: Sequence[str], expected: dict[str, int]
+) -> list[Sample]:
     """Poll /metrics until the worker has handled every event published to the watched topics."""
-    samples: list[tuple[str, dict[str, str], float]] = []
+    samples: list[Sample] = []
 
     def caught_up() -> bool:
         nonlocal samples
         try:
-            samples = parse_samples(fetch_metrics(worker.port))
+            samples = worker.samples()
         except (urllib.error.URLError, OSError):
             return False
         return all(events_seen(samples, t) >= expected.get(t, 0) for t in watched)
@@ -372,9 +296,7 @@ def mail_summary(mails: Sequence[Any], mail_dir: Path) -> list[str]:
 # --- Forecasts: the worker's own -------------------------------------------------------------
 
 
-def forecasts_from_samples(
-    samples: Sequence[tuple[str, dict[str, str], float]], year: int
-) -> dict[str, ForecastFigures]:
+def forecasts_from_samples(samples: Sequence[Sample], year: int) -> dict[str, ForecastFigures]:
     """Every node's net-cost forecast (category ``total``) as the worker exports it."""
     from forecasts.live import TOTAL
 
@@ -403,7 +325,7 @@ def forecast_status(port: int) -> dict[str, Any]:
     return status
 
 
-def _wait_forecast(worker: WorkerProcess, year: int, month: int, closed: bool) -> None:
+def _wait_forecast(worker: BudgetvaktProcess, year: int, month: int, closed: bool) -> None:
     """Until the worker's forecast has seen everything it aggregated, as of ``month``; after a
     period close also until the rules were evaluated and the snapshot written."""
     period = f"{year:04d}-{month:02d}"
@@ -466,7 +388,7 @@ def caught_line(checkpoints: Sequence[Checkpoint], namnd_id: str) -> str:
 
 
 def avdelning_rows(
-    samples: Sequence[tuple[str, dict[str, str], float]],
+    samples: Sequence[Sample],
     scenario: Any,
     domain: Any,
     year: int,
@@ -629,7 +551,7 @@ def signal_line(rows: Sequence[AvdelningRow], year: int, month: int) -> str:
 
 
 def volume_line(
-    samples: Sequence[tuple[str, dict[str, str], float]],
+    samples: Sequence[Sample],
     scenario: Any,
     domain: Any,
     year: int,
@@ -708,17 +630,18 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
     broker = EmbeddedBroker(log_path=demo_dir / "tansu.log")
     mail = MailCatcher(save_dir=mail_dir)
     hooks = WebhookCatcher()
-    worker = WorkerProcess(
+    worker = service_process(
+        "worker",
         broker.bootstrap_servers,
         demo_dir / "worker",
         demo_dir / "worker.log",
         env={"BUDGETVAKT_DATABASE_URL": database_url},
     )
-    notifier = WorkerProcess(
+    notifier = service_process(
+        "notifier",
         broker.bootstrap_servers,
         demo_dir / "notifier",
         demo_dir / "notifier.log",
-        command="notifier",
         env={
             "BUDGETVAKT_SMTP_PORT": str(mail.port),
             "BUDGETVAKT_NOTIFIER_GROUP_ID": NOTIFIER_GROUP,
@@ -736,11 +659,11 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
         routing_with_local_webhooks(
             settings.config_dir / "routing.yaml", demo_dir / "routing.yaml", hooks
         )
-        worker.start()
-        notifier.start()
+        worker.start(wait=False)
+        notifier.start(wait=False)
         with console.status("Startar budgetvakt worker och notifierare …"):
             for process in (worker, notifier):
-                _wait_for(process.is_ready, WORKER_READY_TIMEOUT_S, "ready", process.check_alive)
+                process.wait_ready()
         console.print(f"Worker redo: http://127.0.0.1:{worker.port}/metrics", highlight=False)
         console.print(
             f"Notifierare redo (e-post till en lokal SMTP-server på port {mail.port})",
@@ -816,7 +739,7 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
                     )
                 if year != story_year or month not in CHECKPOINT_MONTHS:
                     continue
-                samples = parse_samples(fetch_metrics(worker.port))
+                samples = worker.samples()
                 rows = avdelning_rows(samples, scenario, domain, story_year, month)
                 forecasts = forecasts_from_samples(samples, story_year)
                 checkpoints.append(Checkpoint(story_year, month, rows, forecasts))

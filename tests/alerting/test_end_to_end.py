@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from core.swedish import format_mnkr
+from services.demo.receivers import MailCatcher
 from services.processes.broker import free_port
-from tests.notifier.fixtures import NotifierProcess, SmtpCatcher
+from tests.notifier.fixtures import NotifierProcess
 from tests.streams.fixtures import StreamCase, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -92,7 +93,7 @@ def _june_amount(costs: list[dict[str, Any]]) -> int:
     )
 
 
-def _mails_about(smtp: SmtpCatcher, sequence: int) -> list[Any]:
+def _mails_about(smtp: MailCatcher, sequence: int) -> list[Any]:
     return [m for m in smtp.handler.to(CHEF) if f"{ALERT_ID}@{sequence}" in m.event_ids]
 
 
@@ -100,7 +101,7 @@ def test_vikarie_overrun_reaches_the_enhetschef_once_and_its_correction_resolves
     stream_case: StreamCase, tmp_path: Path
 ) -> None:
     events = _events(np.random.default_rng(42))
-    smtp = SmtpCatcher().start()
+    smtp = MailCatcher().start()
     notifier_port = free_port()
     notifier = NotifierProcess(
         {

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from kafka import KafkaConsumer
 from core.domain import DomainConfig
 from core.errors import UserError
 from services.batch.publish import derived_event_id, read_events, send_events
+from testing.cli import run_cli
 
 COST_CSV = """event_id,org_unit,period,category,amount_sek
 c1,1110,2024-01,substitutes,1200000
@@ -143,18 +142,10 @@ def test_send_events_routes_by_type(bootstrap_servers: str) -> None:
     consume_all(bootstrap_servers, topics.period_close, 1)
 
 
-def run_cli(*args: str, bootstrap: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETVAKT_")}
-    if bootstrap:
-        env["BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-    env["BUDGETVAKT_LOG_FORMAT"] = "json"
-    return subprocess.run(
-        [sys.executable, "-m", "services", "publish", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+def run_publish(*args: str, bootstrap: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``budgetvakt publish`` configured by nothing but ``bootstrap``."""
+    env = {"BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS": bootstrap} if bootstrap else {}
+    return run_cli("publish", *args, env=env, inherit_settings=False)
 
 
 def test_cli_sends_valid_rows_reports_bad_ones_and_exits_2(
@@ -162,7 +153,7 @@ def test_cli_sends_valid_rows_reports_bad_ones_and_exits_2(
 ) -> None:
     topic = f"publish-{uuid.uuid4().hex[:8]}"
     path = write(tmp_path, "costs.csv", COST_CSV)
-    result = run_cli(str(path), "--topic", topic, bootstrap=bootstrap_servers)
+    result = run_publish(str(path), "--topic", topic, bootstrap=bootstrap_servers)
     assert result.returncode == 2, result.stderr
     assert f"{path}:4: field 'period'" in result.stderr
     assert "19121212" not in result.stderr + result.stdout
@@ -173,12 +164,12 @@ def test_cli_sends_valid_rows_reports_bad_ones_and_exits_2(
 
 def test_cli_without_kafka_or_with_bad_header_fails_cleanly(tmp_path: Path) -> None:
     path = write(tmp_path, "costs.csv", COST_CSV)
-    result = run_cli(str(path))
+    result = run_publish(str(path))
     assert result.returncode == 2
     assert "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS" in result.stderr
     assert "Traceback" not in result.stderr
     bad = write(tmp_path, "bad.csv", "foo,bar\n1,2\n")
-    result = run_cli(str(bad), bootstrap="127.0.0.1:1")
+    result = run_publish(str(bad), bootstrap="127.0.0.1:1")
     assert result.returncode == 2
     assert "bad.csv:1: cannot tell the kind" in result.stderr
     assert "Traceback" not in result.stderr

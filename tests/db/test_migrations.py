@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from core.errors import UserError
-from services.processes.broker import free_port
+from services.processes.supervised import free_port
 from services.snapshots import make_engine, upgrade
 from services.snapshots.migrate import (
     SchemaNotAtHead,
@@ -23,17 +20,7 @@ from services.snapshots.migrate import (
 )
 from services.snapshots.models import Base
 from services.snapshots.store import load_snapshot, load_snapshots, record_late_event
-
-
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services", *args],
-        env={**os.environ, "BUDGETVAKT_LOG_FORMAT": "json", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from testing.cli import run_cli
 
 
 def test_upgrade_from_empty_creates_the_schema_at_head(database_url: str) -> None:

@@ -13,8 +13,8 @@ from forecasts.live import forecast_organisation
 from services.processes.broker import free_port
 from services.snapshots import load_snapshot, load_snapshots, make_engine
 from streams.aggregation import leaf_series
+from testing.cli import run_cli
 from tests.db.fixtures import ForecastCase, aggregate_events
-from tests.db.test_migrations import run_cli
 from tests.streams.fixtures import StreamCase
 
 YEAR = 2024

@@ -1,37 +1,29 @@
-"""Notifier fixtures: a real SMTP server (aiosmtpd), a real HTTP server for webhooks, alert
-events on the session broker, and the notifier itself in-process or as a child process."""
+"""Notifier fixtures: the local SMTP server and webhook receiver (``services.demo.receivers``),
+alert events on the session broker, and the notifier itself in-process or as a child process."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import threading
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.parser import BytesParser
-from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
-import yaml
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from core.settings import DEFAULT_CONFIG_DIR
 from core.swedish import format_mnkr
-from services.notifier.render import EVENT_IDS_HEADER
-from services.processes.broker import EmbeddedBroker, free_port
+from services.demo.receivers import MailCatcher, WebhookCatcher, routing_with_local_webhooks
+from services.processes.broker import EmbeddedBroker
+from services.processes.budgetvakt import READINESS_PATH, BudgetvaktProcess
+from services.processes.scrape import Sample, scrape
+from services.processes.supervised import free_port, http_ok
 from tests.streams.fixtures import KEPT_LOGS, wait_until
 
 # --- Alerts --------------------------------------------------------------------------------------
@@ -97,232 +89,7 @@ def make_alert(
     }
 
 
-# --- SMTP ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class ReceivedMail:
-    envelope_to: list[str]
-    message: EmailMessage
-    over_tls: bool
-    login: str | None
-
-    @property
-    def to(self) -> str:
-        return self.envelope_to[0]
-
-    @property
-    def subject(self) -> str:
-        return str(self.message["Subject"])
-
-    @property
-    def body(self) -> str:
-        part = self.message.get_body(("plain",))
-        assert part is not None
-        return str(part.get_content())
-
-    @property
-    def event_ids(self) -> list[str]:
-        return str(self.message[EVENT_IDS_HEADER]).split()
-
-
-class MailHandler:
-    """Collects accepted mail. ``refuse_rcpt`` answers every RCPT with that reply;
-    ``on_data(n)`` runs before the n-th DATA is accepted (1-based) and may return a reply that
-    refuses it instead (the message is then not kept)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.mails: list[ReceivedMail] = []
-        self.rcpt_attempts = 0
-        self.data_attempts = 0
-        self.refuse_rcpt: str | None = None
-        self.on_data: Callable[[int], str | None] | None = None
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        with self.lock:
-            self.rcpt_attempts += 1
-        if self.refuse_rcpt is not None:
-            return self.refuse_rcpt
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        with self.lock:
-            self.data_attempts += 1
-            attempt = self.data_attempts
-        if self.on_data is not None:
-            answer = self.on_data(attempt)
-            if answer is not None:
-                return answer
-        raw = envelope.original_content or envelope.content
-        assert isinstance(raw, bytes)
-        message = BytesParser(policy=default_policy).parsebytes(raw)
-        login = None
-        if isinstance(session.auth_data, LoginPassword):
-            login = session.auth_data.login.decode()
-        with self.lock:
-            self.mails.append(
-                ReceivedMail(list(envelope.rcpt_tos), message, session.ssl is not None, login)
-            )
-        return "250 Message accepted"
-
-    def snapshot(self) -> list[ReceivedMail]:
-        with self.lock:
-            return list(self.mails)
-
-    def to(self, address: str) -> list[ReceivedMail]:
-        return [m for m in self.snapshot() if address in m.envelope_to]
-
-
-class SmtpCatcher:
-    """An aiosmtpd server on a free loopback port (its own thread and event loop)."""
-
-    def __init__(
-        self,
-        tls_context: Any = None,
-        credentials: tuple[str, str] | None = None,
-    ) -> None:
-        self.handler = MailHandler()
-        self.port = free_port()
-        self.credentials = credentials
-        kwargs: dict[str, Any] = {}
-        if tls_context is not None:
-            kwargs.update(tls_context=tls_context, require_starttls=True)
-        if credentials is not None:
-            kwargs.update(authenticator=self._authenticate, auth_require_tls=True)
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
-
-    def _authenticate(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        assert self.credentials is not None
-        user, password = self.credentials
-        ok = (
-            isinstance(data, LoginPassword)
-            and data.login.decode() == user
-            and data.password.decode() == password
-        )
-        return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
-
-    def start(self) -> SmtpCatcher:
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        self.controller.stop()
-
-    def wait_for_mails(self, count: int, timeout_s: float = 30.0) -> list[ReceivedMail]:
-        wait_until(
-            lambda: len(self.handler.snapshot()) >= count,
-            timeout_s,
-            f"{count} mails (have {len(self.handler.snapshot())})",
-        )
-        return self.handler.snapshot()
-
-
-# --- Webhooks ------------------------------------------------------------------------------------
-
-
-@dataclass
-class ReceivedHook:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-class WebhookCatcher:
-    """A threading HTTP server collecting JSON POSTs; ``status`` is what it answers."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.hooks: list[ReceivedHook] = []
-        self.status = 200
-        self.refuse_next = 0  # answer this many requests 503 first, then ``status``
-        catcher = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length).decode("utf-8"))
-                status = catcher.status
-                with catcher.lock:
-                    if catcher.refuse_next > 0:
-                        catcher.refuse_next -= 1
-                        status = 503
-                if 200 <= status < 300:
-                    with catcher.lock:
-                        catcher.hooks.append(ReceivedHook(self.path, dict(self.headers), body))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def start(self) -> WebhookCatcher:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def snapshot(self, path: str | None = None) -> list[ReceivedHook]:
-        with self.lock:
-            return [h for h in self.hooks if path is None or h.path == path]
-
-
 # --- The notifier --------------------------------------------------------------------------------
-
-
-def shipped_routing_with_local_hooks(hooks: WebhookCatcher, target: Path) -> Path:
-    """config/routing.yaml with its webhook URLs pointed at the local catcher (same paths)."""
-    data = yaml.safe_load((DEFAULT_CONFIG_DIR / "routing.yaml").read_text(encoding="utf-8"))
-    for recipient in data["recipients"].values():
-        webhook = recipient["channels"].get("webhook")
-        if webhook is not None:
-            path = "/" + webhook["url"].split("://", 1)[1].split("/", 1)[1]
-            webhook["url"] = hooks.url(path)
-    target.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return target
-
-
-def scrape(port: int) -> list[tuple[str, dict[str, str], float]]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode("utf-8")
-    return [
-        (s.name, dict(s.labels), float(s.value))
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    ]
-
-
-def metric(samples: Sequence[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
-    return sum(
-        value
-        for sample_name, sample_labels, value in samples
-        if sample_name == name and all(sample_labels.get(k) == v for k, v in labels.items())
-    )
-
-
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as resp:
-            return bool(json.loads(resp.read())["ready"])
-    except (OSError, ValueError):
-        return False
 
 
 class InProcessNotifier:
@@ -368,9 +135,9 @@ class InProcessNotifier:
     def is_ready(self) -> bool:
         if self.error is not None:
             raise AssertionError(f"notifier failed: {self.error!r}") from self.error
-        return ready(self.web_port)
+        return http_ok(f"http://127.0.0.1:{self.web_port}{READINESS_PATH}")
 
-    def samples(self) -> list[tuple[str, dict[str, str], float]]:
+    def samples(self) -> list[Sample]:
         return scrape(self.web_port)
 
     def stop(self) -> None:
@@ -382,57 +149,15 @@ class InProcessNotifier:
             raise AssertionError(f"notifier failed: {self.error!r}") from self.error
 
 
-class NotifierProcess:
-    """``python -m services notifier`` as a child process, its log in a file."""
+class NotifierProcess(BudgetvaktProcess):
+    """``python -m services notifier`` as a child process, its log appended to a file."""
 
     def __init__(self, env: dict[str, str], web_port: int, log_path: Path) -> None:
-        self.env = env
-        self.web_port = web_port
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        super().__init__("notifier", env=env, port=web_port, log_path=log_path, append_log=True)
 
-    def start(self, wait: bool = True) -> NotifierProcess:
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services", "notifier"],
-            env={**os.environ, **self.env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        if wait:
-            wait_until(self.is_ready, 60, f"notifier process on port {self.web_port} ready")
-        return self
-
-    def is_ready(self) -> bool:
-        assert self.proc is not None
-        code = self.proc.poll()
-        assert code is None, f"notifier exited with {code}; log:\n{self.log_text()[-3000:]}"
-        return ready(self.web_port)
-
-    def samples(self) -> list[tuple[str, dict[str, str], float]]:
-        return scrape(self.web_port)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
-        proc, self.proc = self.proc, None
-        code = 0
-        if proc is not None:
-            if proc.poll() is None:
-                proc.send_signal(sig)
-            try:
-                code = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-                code = -9
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        return code
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process
 
 
 @dataclass
@@ -442,7 +167,7 @@ class NotifierCase:
     bootstrap_servers: str
     case_id: str
     tmp_path: Path
-    smtp: SmtpCatcher
+    smtp: MailCatcher
     hooks: WebhookCatcher
     routing_path: Path
     monkeypatch: pytest.MonkeyPatch
@@ -537,8 +262,8 @@ class NotifierCase:
 
 
 @pytest.fixture
-def smtp_catcher() -> Iterator[SmtpCatcher]:
-    catcher = SmtpCatcher().start()
+def smtp_catcher() -> Iterator[MailCatcher]:
+    catcher = MailCatcher().start()
     try:
         yield catcher
     finally:
@@ -559,7 +284,7 @@ def notifier_case(
     request: pytest.FixtureRequest,
     broker: EmbeddedBroker,
     tmp_path: Path,
-    smtp_catcher: SmtpCatcher,
+    smtp_catcher: MailCatcher,
     webhook_catcher: WebhookCatcher,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[NotifierCase]:
@@ -569,7 +294,9 @@ def notifier_case(
         tmp_path=tmp_path,
         smtp=smtp_catcher,
         hooks=webhook_catcher,
-        routing_path=shipped_routing_with_local_hooks(webhook_catcher, tmp_path / "routing.yaml"),
+        routing_path=routing_with_local_webhooks(
+            DEFAULT_CONFIG_DIR / "routing.yaml", tmp_path / "routing.yaml", webhook_catcher
+        ),
         monkeypatch=monkeypatch,
     )
     try:
@@ -584,5 +311,6 @@ def notifier_case(
             KEPT_LOGS.mkdir(exist_ok=True)
             for index, process in enumerate(case.processes):
                 kept = KEPT_LOGS / f"{request.node.name}-notifier{index}.log"
+                assert process.log_path is not None
                 shutil.copyfile(process.log_path, kept)
                 print(f"\nnotifier log kept at {kept.resolve()}")

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.notifier.fixtures import NotifierCase, make_alert, metric
+from services.processes.scrape import sum_metric
+from tests.notifier.fixtures import NotifierCase, make_alert
 from tests.streams.fixtures import wait_until
 
 pytestmark = pytest.mark.integration
@@ -105,17 +106,17 @@ def test_routes_a_burst_as_one_digest_per_recipient(notifier_case: NotifierCase)
 
     def counted() -> bool:
         samples = notifier.samples()
-        return metric(samples, "budgetvakt_notifier_sent_total", channel="webhook") == 5
+        return sum_metric(samples, "budgetvakt_notifier_sent_total", channel="webhook") == 5
 
     wait_until(counted, 10, "metrics updated")
     samples = notifier.samples()
-    assert metric(samples, "budgetvakt_notifier_alerts_consumed_total") == 5
-    assert metric(samples, "budgetvakt_notifier_sent_total", channel="email") == 8
-    assert metric(samples, "budgetvakt_notifier_failures_total") == 0
-    assert metric(samples, "budgetvakt_notifier_dead_letter_total") == 0
+    assert sum_metric(samples, "budgetvakt_notifier_alerts_consumed_total") == 5
+    assert sum_metric(samples, "budgetvakt_notifier_sent_total", channel="email") == 8
+    assert sum_metric(samples, "budgetvakt_notifier_failures_total") == 0
+    assert sum_metric(samples, "budgetvakt_notifier_dead_letter_total") == 0
     # One observation per alert and notification: the 8 mails carry 1+1+1+3+3+1+1+1 alerts,
     # the Teams card 3 and the JSON requests 1 each.
-    assert metric(samples, "budgetvakt_notifier_delivery_seconds_count") == 12 + 3 + 4
+    assert sum_metric(samples, "budgetvakt_notifier_delivery_seconds_count") == 12 + 3 + 4
     assert len(notifier_case.smtp.handler.snapshot()) == 8
 
 
@@ -147,13 +148,13 @@ def test_a_repeated_alert_event_is_not_sent_again(notifier_case: NotifierCase) -
     notifier_case.smtp.wait_for_mails(1)
     notifier_case.publish([alert])  # the worker re-sent it (at-least-once upstream)
     wait_until(
-        lambda: metric(notifier.samples(), "budgetvakt_notifier_duplicates_skipped_total") == 1,
+        lambda: sum_metric(notifier.samples(), "budgetvakt_notifier_duplicates_skipped_total") == 1,
         30,
         "the repeat counted as a duplicate",
     )
     samples = notifier.samples()
-    assert metric(samples, "budgetvakt_notifier_alerts_consumed_total") == 2
-    assert metric(samples, "budgetvakt_notifier_sent_total", channel="email") == 1
+    assert sum_metric(samples, "budgetvakt_notifier_alerts_consumed_total") == 2
+    assert sum_metric(samples, "budgetvakt_notifier_sent_total", channel="email") == 1
     assert len(notifier_case.smtp.handler.snapshot()) == 1
 
 
@@ -175,7 +176,7 @@ def test_refusing_relay_is_retried_then_dead_lettered(notifier_case: NotifierCas
 
     wait_until(
         lambda: (
-            metric(
+            sum_metric(
                 notifier.samples(), "budgetvakt_notifier_dead_letter_total", reason="email_rejected"
             )
             == 1
@@ -184,8 +185,8 @@ def test_refusing_relay_is_retried_then_dead_lettered(notifier_case: NotifierCas
         "dead letter counted",
     )
     samples = notifier.samples()
-    assert metric(samples, "budgetvakt_notifier_failures_total", channel="email") == 3
-    assert metric(samples, "budgetvakt_notifier_sent_total") == 0
+    assert sum_metric(samples, "budgetvakt_notifier_failures_total", channel="email") == 3
+    assert sum_metric(samples, "budgetvakt_notifier_sent_total") == 0
 
     # The notifier carries on: once the relay accepts again, the next alert is delivered.
     notifier_case.smtp.handler.refuse_rcpt = None
@@ -204,7 +205,7 @@ def test_unreachable_webhook_is_dead_lettered(notifier_case: NotifierCase) -> No
     assert "HTTP 503" in record["reason"]
     assert "/api/budgetvakt" not in record["reason"]  # URLs may carry tokens: host only
     samples = notifier.samples()
-    assert metric(samples, "budgetvakt_notifier_failures_total", channel="webhook") == 3
+    assert sum_metric(samples, "budgetvakt_notifier_failures_total", channel="webhook") == 3
 
 
 def test_malformed_records_are_dead_lettered_and_the_notifier_goes_on(
@@ -228,8 +229,8 @@ def test_malformed_records_are_dead_lettered_and_the_notifier_goes_on(
     [mail] = notifier_case.smtp.wait_for_mails(1)
     assert mail.event_ids == [good["event_id"]]
     samples = notifier.samples()
-    assert metric(samples, "budgetvakt_notifier_dead_letter_total", reason="malformed") == 3
-    assert metric(samples, "budgetvakt_notifier_alerts_consumed_total") == 1
+    assert sum_metric(samples, "budgetvakt_notifier_dead_letter_total", reason="malformed") == 3
+    assert sum_metric(samples, "budgetvakt_notifier_alerts_consumed_total") == 1
 
 
 def test_json_webhook_gets_an_alerts_firing_before_its_resolved_also_after_a_retry(

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from services.demo.receivers import MailCatcher
 from services.notifier.sent_store import SentStore
-from tests.notifier.fixtures import NotifierCase, NotifierProcess, SmtpCatcher, make_alert, metric
+from services.processes.scrape import sum_metric
+from tests.notifier.fixtures import NotifierCase, NotifierProcess, make_alert
 from tests.streams.fixtures import wait_until
 
 pytestmark = pytest.mark.integration
@@ -107,7 +109,7 @@ def test_kill_mid_stream_and_restart_delivers_every_notification_exactly_once(
     )
     samples = second.samples()
     # The restart replayed the uncommitted round and skipped what it had already delivered.
-    assert metric(samples, "budgetvakt_notifier_duplicates_skipped_total") >= 1
+    assert sum_metric(samples, "budgetvakt_notifier_duplicates_skipped_total") >= 1
     second.stop()
     pairs = delivered_pairs()
     assert len(pairs) == len(set(pairs)), "a notification was delivered twice"
@@ -153,7 +155,7 @@ def test_starttls_login_and_the_password_never_logged(
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     user, password = "budgetvakt-relay", "Hemligt-Lösen-7f3q9Z"
-    relay = SmtpCatcher(tls_context=server_tls, credentials=(user, password)).start()
+    relay = MailCatcher(tls_context=server_tls, credentials=(user, password)).start()
     try:
         notifier_case.smtp = relay
         notifier_case.extra_env.update(
@@ -193,7 +195,7 @@ def test_a_relay_without_the_right_password_is_dead_lettered_without_leaking_it(
     cert, key = self_signed_certificate(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
-    relay = SmtpCatcher(tls_context=server_tls, credentials=("budgetvakt-relay", "right")).start()
+    relay = MailCatcher(tls_context=server_tls, credentials=("budgetvakt-relay", "right")).start()
     wrong = "Fel-Lösen-k2P8x"
     try:
         notifier_case.smtp = relay

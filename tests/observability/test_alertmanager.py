@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from services.processes.broker import free_port
-from tests.notifier.fixtures import SmtpCatcher, WebhookCatcher
+from services.demo.receivers import MailCatcher, WebhookCatcher
+from services.processes.supervised import Supervised, free_port, http_ok
 from tests.observability.fixtures import (
     ALERTMANAGER_CONFIG,
     ALERTMANAGER_DIR,
@@ -241,10 +240,10 @@ def _speed_up(node: dict[str, Any]) -> None:
 @pytest.fixture
 def live_alertmanager(
     alertmanager_binary: str, tmp_path: Path
-) -> Iterator[tuple[str, SmtpCatcher, WebhookCatcher]]:
+) -> Iterator[tuple[str, MailCatcher, WebhookCatcher]]:
     """Our config with SMTP and the webhook pointed at local servers and 1 s group timings;
     routes, inhibit rules, receivers and templates unchanged."""
-    smtp = SmtpCatcher().start()
+    smtp = MailCatcher().start()
     hooks = WebhookCatcher().start()
     doc = load_yaml(ALERTMANAGER_CONFIG)
     doc["global"]["smtp_smarthost"] = f"127.0.0.1:{smtp.port}"
@@ -258,8 +257,8 @@ def live_alertmanager(
     config.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     shutil.copytree(ALERTMANAGER_DIR / "templates", tmp_path / "am" / "templates")
     port = free_port()
-    log = (tmp_path / "alertmanager.log").open("w")
-    process = subprocess.Popen(
+    url = f"http://127.0.0.1:{port}"
+    alertmanager = Supervised(
         [
             alertmanager_binary,
             f"--config.file={config}",
@@ -268,30 +267,17 @@ def live_alertmanager(
             "--cluster.listen-address=",
             "--log.level=info",
         ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        name="Alertmanager",
+        ready=lambda: http_ok(f"{url}/-/ready", timeout_s=1),
+        log_path=tmp_path / "alertmanager.log",
+        start_timeout_s=30,
+        stop_timeout_s=10,
     )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.poll() is None, (tmp_path / "alertmanager.log").read_text()
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
-
     try:
-        wait_until(ready, 30, "Alertmanager ready")
+        alertmanager.start()
         yield url, smtp, hooks
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        alertmanager.stop()
         hooks.stop()
         smtp.stop()
 
@@ -348,7 +334,7 @@ SUPPRESSED = {"enhet warning", "nämnd from grafana", "lag warning"}
 
 
 def test_live_alertmanager_inhibits_and_delivers(
-    live_alertmanager: tuple[str, SmtpCatcher, WebhookCatcher],
+    live_alertmanager: tuple[str, MailCatcher, WebhookCatcher],
 ) -> None:
     url, smtp, hooks = live_alertmanager
     summaries = {name: f"Sammanfattning: {name}" for name in LIVE_ALERTS}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import yaml
 from contract.validation import parse_event
 from forecasts.live import OrganisationForecast, forecast_organisation
 from services.config.domain import load_domain_config
-from services.processes.broker import free_port
+from services.processes.supervised import Supervised, free_port, http_ok
 from streams.aggregation import ActiveState, apply_events, leaf_series, state_key
 from streams.forecasting import ForecastStatus
 from streams.metrics import CONTENT_TYPE, WorkerMetrics
@@ -184,38 +183,25 @@ def live_prometheus(
             yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8"
         )
     port = free_port()
-    log = (tmp_path / "prometheus.log").open("w")
-    process = subprocess.Popen(
+    url = f"http://127.0.0.1:{port}"
+    prometheus = Supervised(
         [
             prometheus_binary,
             f"--config.file={tmp_path / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp_path / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        name="Prometheus",
+        ready=lambda: http_ok(f"{url}/-/ready", timeout_s=1),
+        log_path=tmp_path / "prometheus.log",
+        start_timeout_s=30,
+        stop_timeout_s=15,
     )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.poll() is None, (tmp_path / "prometheus.log").read_text()
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
-
     try:
-        wait_until(ready, 30, "Prometheus ready")
+        prometheus.start()
         yield url, workers
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        prometheus.stop()
         for worker in workers:
             worker.stop()
 

@@ -20,12 +20,11 @@ from services.demo.run import (
     ForecastFigures,
     caught_line,
     forecasts_from_samples,
-    parse_samples,
     print_checkpoint,
     render_table,
-    sum_metric,
 )
 from services.demo.scenario import Scenario, avdelning_of
+from services.processes.scrape import parse_samples, sum_metric
 
 NUMBER = r"\u2212?\d{1,3}(?: \d{3})*,\d"
 # Numbers separated by spaces, or by the en dash of an interval ("1 051,3–1 094,5").

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from core.domain import DomainConfig
 from services.processes.broker import EmbeddedBroker
+from services.processes.budgetvakt import BudgetvaktProcess
 
 if TYPE_CHECKING:
     from streams.app import WorkerApp
@@ -58,41 +56,18 @@ def bootstrap_servers(broker: EmbeddedBroker) -> str:
 WORKER_READY_TIMEOUT_S = 60.0
 
 
-class WorkerProcess:
+class WorkerProcess(BudgetvaktProcess):
     """One ``budgetvakt worker`` child process with its own web port and data dir."""
 
     def __init__(self, env: dict[str, str], data_dir: Path, log_path: Path) -> None:
-        from services.processes.broker import free_port
+        super().__init__("worker", env=env, data_dir=data_dir, log_path=log_path, append_log=True)
 
-        self.port = free_port()
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.env = {
-            **env,
-            "BUDGETVAKT_WEB_PORT": str(self.port),
-            "BUDGETVAKT_WEB_HOST": "127.0.0.1",
-            "BUDGETVAKT_DATA_DIR": str(data_dir),
-            "BUDGETVAKT_LOG_FORMAT": "json",
-        }
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "services", "worker"],
-            env={**os.environ, **self.env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+    def start(self, wait: bool = False) -> WorkerProcess:
+        super().start(wait)
         return self
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self.is_running()
 
     def ready(self) -> dict[str, Any] | None:
         """The /ready answer when it is 200, else None."""
@@ -103,50 +78,14 @@ class WorkerProcess:
         except (OSError, ValueError):
             return None
 
-    def wait_ready(self, timeout_s: float = WORKER_READY_TIMEOUT_S) -> dict[str, Any]:
-        answer: dict[str, Any] | None = None
-
-        def is_ready() -> bool:
-            nonlocal answer
-            assert self.alive(), f"worker exited with {self.returncode}; log: {self.log_path}"
-            answer = self.ready()
-            return answer is not None
-
-        wait_until(is_ready, timeout_s, f"worker on port {self.port} ready")
-        assert answer is not None
+    def wait_ready(self, timeout_s: float | None = WORKER_READY_TIMEOUT_S) -> dict[str, Any]:
+        super().wait_ready(timeout_s)
+        answer = self.ready()
+        assert answer is not None, f"worker on port {self.port} ready, then not"
         return answer
 
-    def samples(self) -> list[tuple[str, dict[str, str], float]]:
-        from prometheus_client.parser import text_string_to_metric_families
-
-        with urllib.request.urlopen(self.url("/metrics"), timeout=5) as resp:
-            text = resp.read().decode("utf-8")
-        return [
-            (sample.name, dict(sample.labels), float(sample.value))
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        ]
-
-    @property
-    def returncode(self) -> int | None:
-        return None if self._proc is None else self._proc.poll()
-
-    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
-        proc, self._proc = self._proc, None
-        code = 0
-        if proc is not None:
-            if proc.poll() is None:
-                proc.send_signal(sig)
-            try:
-                code = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-                code = -9
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        return code
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float | None = 30.0) -> int:
+        return super().stop(sig, timeout_s) or 0
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
