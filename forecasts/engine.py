@@ -428,4 +428,3 @@ def _interval_sigma(
     # No backtest and no model noise (one month of data): a wide, honest default.
     rel_sd = np.where(np.isnan(rel_var), 0.05 * np.sqrt(rem / MONTHS), np.sqrt(rel_var))
     return WIDTH_CALIBRATION * rel_sd * scale
-
