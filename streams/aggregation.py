@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from kafka.partitioner.default import murmur2
+from aiokafka.partitioner import murmur2
 
 from core.domain import DomainConfig
 from core.hierarchy import OrgTree

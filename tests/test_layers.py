@@ -2,6 +2,7 @@
 
 `make test` runs `lint-imports` on the real tree. Here a copy of the packages gets one module that
 imports against the layers, and `lint-imports` must fail and name that import and its contract.
+And one Kafka client per process: the worker talks to the broker through Faust's aiokafka only.
 """
 
 from __future__ import annotations
@@ -110,3 +111,16 @@ def test_lint_imports_fails_on_a_wrong_arrow_and_names_it(
     broken = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
     assert any(line.startswith(contract) for line in broken), result.stdout
     assert f"{arrow} (l.3)" in result.stdout, result.stdout
+
+
+def test_the_worker_process_loads_aiokafka_and_not_kafka_python() -> None:
+    # What `budgetvakt worker` imports before it runs the app (the CLI registers every command).
+    code = (
+        "import sys, services.cli, services.worker, streams.app, streams.forecasting\n"
+        "kafka_python = sorted(m for m in sys.modules if m.split('.')[0] == 'kafka')\n"
+        "print('aiokafka' in sys.modules, kafka_python)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split(maxsplit=1) == ["True", "[]\n"]
