@@ -124,3 +124,14 @@ def test_the_worker_process_loads_aiokafka_and_not_kafka_python() -> None:
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.split(maxsplit=1) == ["True", "[]\n"]
+
+
+def test_the_demo_without_its_extra_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from core.errors import UserError
+    from services.demo.receivers import MailCatcher
+
+    monkeypatch.setitem(sys.modules, "aiosmtpd.controller", None)  # as if not installed
+    with pytest.raises(UserError, match=r"pip install 'budgetvakt\[demo\]'"):
+        MailCatcher()

@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from core.errors import UserError
+
 
 @dataclass(frozen=True)
 class CaughtMail:
@@ -35,7 +37,12 @@ class MailCatcher:
     """An SMTP server on ``127.0.0.1:<free port>``; ``mails`` in arrival order."""
 
     def __init__(self, save_dir: Path | None = None) -> None:
-        from aiosmtpd.controller import Controller
+        try:
+            from aiosmtpd.controller import Controller
+        except ImportError as exc:  # a plain `pip install budgetvakt` has no demo extra
+            raise UserError(
+                "the demo's mail catcher needs aiosmtpd: pip install 'budgetvakt[demo]'"
+            ) from exc
 
         from services.processes.broker import free_port
 
