@@ -7,6 +7,7 @@ And one Kafka client per process: the worker talks to the broker through Faust's
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -30,10 +31,12 @@ def copy_of_the_tree(target: Path) -> Path:
 
 def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
     # The copy is the working directory, which lint-imports puts first on sys.path, so the
-    # installed (editable) packages of the real tree are not the ones analysed.
+    # installed (editable) packages of the real tree are not the ones analysed. A wide console
+    # keeps each contract's verdict on one line.
     return subprocess.run(
         [str(LINT_IMPORTS), "--no-cache", "--no-logo"],
         cwd=tree,
+        env={**os.environ, "COLUMNS": "200"},
         capture_output=True,
         text=True,
         timeout=120,
