@@ -1,5 +1,5 @@
 # Image of the budgetvakt stream worker (and the other `budgetvakt` commands) for docker-compose.yml.
-# Installs the locked dependencies (constraints.txt) and the project itself, non-editable.
+# Installs the locked dependencies (constraints.txt), then the project itself, non-editable.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,12 +14,22 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so that a code change does not reinstall them.
-COPY pyproject.toml constraints.txt README.md ./
-COPY services ./services
+# Dependencies first, in a layer of their own: a code change does not reinstall them. They are the
+# [project] dependencies of pyproject.toml at the versions of constraints.txt.
+COPY pyproject.toml constraints.txt ./
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep=chr(10))" \
+        > /tmp/requirements.txt \
+    && python -m pip install -c constraints.txt -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# Then the code (the packages of [tool.setuptools.packages.find]), installed without dependencies.
+COPY README.md ./
+COPY core ./core
+COPY contract ./contract
 COPY forecasts ./forecasts
 COPY streams ./streams
-RUN python -m pip install -c constraints.txt .
+COPY services ./services
+RUN python -m pip install --no-deps .
 
 # The config is read at run time from BUDGETVAKT_CONFIG_DIR; mount another one to override it.
 COPY config ./config

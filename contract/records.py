@@ -117,7 +117,7 @@ class BudgetEvent(_EventBase):
 
 
 class PeriodCloseEvent(_MonthlyEvent):
-    """The month is closed in the ledger (triggers the monthly snapshot in a later release)."""
+    """The month is closed in the ledger: the worker freezes the period's forecast snapshot."""
 
     type: Literal["period_close"] = "period_close"
 

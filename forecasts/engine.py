@@ -18,7 +18,7 @@ width comes from the combination's own backtest errors, shrunk towards a model-b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -428,14 +428,3 @@ def _interval_sigma(
     # No backtest and no model noise (one month of data): a wide, honest default.
     rel_sd = np.where(np.isnan(rel_var), 0.05 * np.sqrt(rem / MONTHS), np.sqrt(rel_var))
     return WIDTH_CALIBRATION * rel_sd * scale
-
-
-def forecast_panel_many(
-    values: Array,
-    cutoffs: Sequence[int],
-    budgets: Array | None = None,
-    model: str = "auto",
-    fallback_profile: Array | None = None,
-) -> dict[int, PanelForecast]:
-    """Convenience: the same panel at several as-of months."""
-    return {m: forecast_panel(values, m, budgets, model, fallback_profile) for m in cutoffs}

@@ -1,1 +1,1 @@
-"""Kafka lives here: the Faust app, topics, event records, agents and tables."""
+"""Kafka lives here: the Faust app, topics, agents and tables (the event records: contract/)."""

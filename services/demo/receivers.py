@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from core.errors import UserError
 from services.processes.supervised import free_port, wait_until
 
 
@@ -136,7 +137,12 @@ class MailCatcher:
         tls_context: Any = None,
         credentials: tuple[str, str] | None = None,
     ) -> None:
-        from aiosmtpd.controller import Controller
+        try:
+            from aiosmtpd.controller import Controller
+        except ImportError as exc:  # a plain `pip install budgetvakt` has no demo extra
+            raise UserError(
+                "the demo's mail catcher needs aiosmtpd: pip install 'budgetvakt[demo]'"
+            ) from exc
 
         self.handler = MailHandler(save_dir)
         self.port = free_port()

@@ -538,7 +538,6 @@ def summary_lines(scn: Scenario, domain: DomainConfig) -> list[str]:
 
 # --- Files -----------------------------------------------------------------------------------
 
-FILE_STEMS = ("budgets", "costs", "volumes", "period_close")
 CSV_COLUMNS: dict[str, list[str]] = {
     "costs": ["event_id", "org_unit", "period", "category", "amount_sek"],
     "volumes": ["event_id", "org_unit", "period", "measure", "value", "unit"],

@@ -49,12 +49,6 @@ ColumnKind = Literal[
 ]
 Cell = float | str | None
 
-LEVEL_NAMES_SV = {
-    "namnd": "Nämnd",
-    "forvaltning": "Förvaltning",
-    "avdelning": "Avdelning",
-    "enhet": "Enhet",
-}
 #: Personalkostnader: the staff-cost categories of the table, in this order (brief §3).
 STAFF_CATEGORIES = ("salaries", "substitutes", "overtime", "sick_pay", "agency_staff")
 STAFF_CATEGORY_FALLBACK_SV = {

@@ -47,7 +47,6 @@ NAMING_CONVENTION = {
 }
 
 TRIGGERS = ("period_close", "cli")
-KINDS = ("cost", "measure")
 
 
 class Base(DeclarativeBase):

@@ -137,6 +137,42 @@ def test_dockerfile_copies_only_existing_sources(compose_repo_root: Path) -> Non
         assert package in copied or any(package in shlex.split(a) for a in copies)
 
 
+def _packages_of_the_wheel(compose_repo_root: Path) -> list[str]:
+    with (compose_repo_root / "pyproject.toml").open("rb") as fh:
+        include: list[str] = tomllib.load(fh)["tool"]["setuptools"]["packages"]["find"]["include"]
+    return [pattern.rstrip("*") for pattern in include]
+
+
+def test_dockerfile_installs_the_dependencies_before_it_copies_the_code(
+    compose_repo_root: Path,
+) -> None:
+    instructions = _dockerfile_instructions(compose_repo_root / "Dockerfile")
+    copied_at = {
+        shlex.split(args)[0].rstrip("/"): i
+        for i, (kw, args) in enumerate(instructions)
+        if kw == "COPY"
+    }
+    packages = _packages_of_the_wheel(compose_repo_root)
+    assert {"core", "contract", "forecasts", "streams", "services"} <= set(packages)
+    missing = [p for p in packages if p not in copied_at]
+    assert missing == [], f"packages of the wheel the image does not copy: {missing}"
+    installs = [
+        (i, args)
+        for i, (kw, args) in enumerate(instructions)
+        if kw == "RUN" and "pip install" in args
+    ]
+    dependencies = [
+        i for i, args in installs if "-c constraints.txt" in args and "--no-deps" not in args
+    ]
+    project = [i for i, args in installs if "--no-deps" in args]
+    assert dependencies and project, installs
+    first_code = min(copied_at[p] for p in packages)
+    last_code = max(copied_at[p] for p in packages)
+    # A code change invalidates only the layers from the first code COPY on.
+    assert copied_at["pyproject.toml"] < dependencies[0] < first_code
+    assert last_code < project[0]
+
+
 def test_image_command_is_a_real_console_script_and_cli_command(
     compose_repo_root: Path, compose_doc: dict[str, Any]
 ) -> None:

@@ -230,3 +230,24 @@ def test_home_partition_is_where_kafkas_default_partitioner_puts_the_org_unit_ke
         for unit in ("1110", "VON", "Hemtjänst Norr", "9999", "x"):
             expected = partitioner(unit.encode("utf-8"), ids, ids)
             assert home_partition(unit, partitions) == expected
+
+
+# The Java client's murmur2 test vectors (Kafka's UtilsTest), as signed 32-bit ints.
+JAVA_MURMUR2 = {
+    "21": -973932308,
+    "foobar": -790332482,
+    "a-little-bit-long-string": -985981536,
+    "a-little-bit-longer-string": -1486304829,
+    "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    "abc": 479470107,
+}
+
+
+def test_home_partition_is_where_the_java_client_and_kafka_python_put_the_key() -> None:
+    # The worker hashes with aiokafka's murmur2; `budgetvakt publish` produces with kafka-python.
+    from kafka.partitioner.default import murmur2 as kafka_python_murmur2
+
+    for key, java_hash in JAVA_MURMUR2.items():
+        assert kafka_python_murmur2(key.encode("utf-8")) == java_hash & 0xFFFFFFFF
+        for partitions in (1, 3, 4, 12):
+            assert home_partition(key, partitions) == (java_hash & 0x7FFFFFFF) % partitions

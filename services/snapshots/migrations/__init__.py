@@ -1,1 +1,1 @@
-"""Alembic migrations of the snapshot store (configured in code by ``services.snapshots.migrate``)."""
+"""Alembic migrations of the snapshot store (configured in code: ``services.snapshots.migrate``)."""
