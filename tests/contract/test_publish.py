@@ -120,6 +120,7 @@ def consume_all(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes, 
     return out
 
 
+@pytest.mark.integration
 def test_send_events_routes_by_type(bootstrap_servers: str) -> None:
     from core.settings import Topics
 
@@ -157,6 +158,7 @@ def run_cli(*args: str, bootstrap: str | None = None) -> subprocess.CompletedPro
     )
 
 
+@pytest.mark.integration
 def test_cli_sends_valid_rows_reports_bad_ones_and_exits_2(
     tmp_path: Path, bootstrap_servers: str
 ) -> None:

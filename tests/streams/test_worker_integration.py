@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 
 from core.domain import DomainConfig
-from core.settings import DEFAULT_CONFIG_DIR
-from services.config.domain import load_domain_config
 from tests.streams.fixtures import StreamCase, metric_sum, wait_until
 
 pytestmark = pytest.mark.integration
@@ -25,11 +23,6 @@ CATCH_UP_TIMEOUT_S = 90.0
 UNITS = ("1110", "1120", "1210", "2110", "2130", "3110", "3130", "9999")
 CATEGORIES = ("salaries", "substitutes", "overtime", "revenue_fees")
 Samples = Sequence[tuple[str, dict[str, str], float]]
-
-
-@pytest.fixture(scope="module")
-def domain() -> DomainConfig:
-    return load_domain_config(DEFAULT_CONFIG_DIR)
 
 
 def cost_events(prefix: str, count: int, seed: int, year: int = 2025) -> list[dict[str, Any]]:
