@@ -152,11 +152,12 @@ def run_chromium(
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
-@pytest.fixture
-def report_db_url(tmp_path: Path, report_case: ReportCase) -> str:
+@pytest.fixture(scope="session")
+def report_db_template(tmp_path_factory: pytest.TempPathFactory, report_case: ReportCase) -> Path:
     """A migrated SQLite snapshot store holding the report case's snapshots (as the worker
-    writes them: version 1 of each period, with the checkpoint names)."""
-    url = f"sqlite:///{tmp_path / 'store' / 'budgetvakt.sqlite'}"
+    writes them: version 1 of each period, with the checkpoint names), built once."""
+    path = tmp_path_factory.mktemp("report-db") / "budgetvakt.sqlite"
+    url = f"sqlite:///{path}"
     upgrade(url)
     engine = make_engine(url)
     try:
@@ -171,7 +172,16 @@ def report_db_url(tmp_path: Path, report_case: ReportCase) -> str:
             )
     finally:
         engine.dispose()
-    return url
+    return path
+
+
+@pytest.fixture
+def report_db_url(tmp_path: Path, report_db_template: Path) -> str:
+    """This test's own copy of the report store (tests must not see each other's writes)."""
+    path = tmp_path / "store" / "budgetvakt.sqlite"
+    path.parent.mkdir()
+    shutil.copyfile(report_db_template, path)
+    return f"sqlite:///{path}"
 
 
 def budgetvakt_cli(
