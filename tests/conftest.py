@@ -24,8 +24,7 @@ from typing import Any
 import pytest
 
 pytest_plugins = [
-    "pytester",  # tests/test_markers.py runs pytest on small test files
-    "tests.fixtures",
+    "pytester",  # tests/test_integration_marker.py runs pytest on small test files
     "tests.contract.fixtures",
     "tests.forecasts.fixtures",
     "tests.streams.fixtures",
@@ -35,6 +34,8 @@ pytest_plugins = [
     "tests.db.fixtures",
     "tests.observability.fixtures",
     "tests.report.fixtures",
+    # After the area modules it imports helpers from, so that pytest rewrites their asserts.
+    "tests.fixtures",
 ]
 
 INTEGRATION = "integration"

