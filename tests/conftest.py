@@ -6,8 +6,8 @@ Fixtures: the ones every area shares live in ``tests/fixtures.py``; each area ke
 The marker: ``pytest -m "not integration"`` is the fast run that needs no broker, database,
 browser or Prometheus tool. A test that is not marked ``integration`` therefore fails
 
-- at set-up, before any server starts, when it requests one of ``INTEGRATION_FIXTURES`` (directly
-  or through another fixture), and
+- at set-up, before any server starts, when it requests one of ``INTEGRATION_FIXTURES`` (directly,
+  through another fixture, or with ``request.getfixturevalue``), and
 - at the moment it starts one of ``INTEGRATION_PROGRAMS`` or a demo/broker command itself (an
   audit hook sees every ``subprocess.Popen``), which catches helpers that are not fixtures.
 """
@@ -178,6 +178,19 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
         _fail_if_integration_fixtures(item)  # before any fixture starts a server
     with _guarding(item):
         return (yield)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> None:
+    # Catches what the set-up check cannot see: request.getfixturevalue("postgres_url").
+    if fixturedef.argname in INTEGRATION_FIXTURES and _guards and not _guards[-1].integration:
+        pytest.fail(
+            f"{_guards[-1].item.nodeid} uses {fixturedef.argname} but is not marked "
+            f"{INTEGRATION}: add @pytest.mark.{INTEGRATION} (or a module-level pytestmark)",
+            pytrace=False,
+        )
 
 
 @pytest.hookimpl(wrapper=True)

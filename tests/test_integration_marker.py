@@ -37,6 +37,9 @@ def test_marked_asks_for_the_broker(broker):
 
 def test_unmarked_without_it():
     pass
+
+def test_unmarked_asks_for_it_at_run_time(request):
+    request.getfixturevalue("broker")
 """
 
 # The audit hook stops the start before anything is executed, so the programs need not exist.
@@ -77,11 +80,12 @@ def test_an_unmarked_test_that_asks_for_an_integration_fixture_fails(
     pytester: pytest.Pytester,
 ) -> None:
     result = run_inner(pytester, FILE_WITH_FIXTURES)
-    result.assert_outcomes(passed=2, errors=2)
-    result.stdout.fnmatch_lines(
+    result.assert_outcomes(passed=2, failed=1, errors=2)
+    result.stdout.fnmatch_lines_random(
         [
             "*test_unmarked_asks_for_the_broker uses broker but is not marked integration*",
             "*test_unmarked_gets_it_through_another_fixture uses broker but is not marked*",
+            "*test_unmarked_asks_for_it_at_run_time uses broker but is not marked integration*",
         ]
     )
 
