@@ -58,8 +58,8 @@ INTEGRATION_FIXTURES = frozenset(
     }
 )
 
-#: External programs (by file name, or its prefix before "-": tansu-v0.6.0-…) that only
-#: integration tests may start.
+#: External programs that only integration tests may start, by file name (a "-v…" version
+#: suffix dropped: the bundled broker is tansu-v0.6.0-510f3e2).
 INTEGRATION_PROGRAMS = frozenset(
     {
         "tansu",
