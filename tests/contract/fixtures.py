@@ -5,17 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
-from core.domain import DomainConfig
-from core.settings import DEFAULT_CONFIG_DIR
-from services.config.domain import load_domain_config
-
-
-@pytest.fixture(scope="session")
-def domain() -> DomainConfig:
-    return load_domain_config(DEFAULT_CONFIG_DIR)
-
 
 def cost_event(**overrides: Any) -> dict[str, Any]:
     event: dict[str, Any] = {

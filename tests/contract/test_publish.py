@@ -8,12 +8,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
 
 from core.domain import DomainConfig
 from core.errors import UserError
 from services.batch.publish import derived_event_id, read_events, send_events
 from testing.cli import run_cli
+from tests.fixtures import records_on_topic
 
 COST_CSV = """event_id,org_unit,period,category,amount_sek
 c1,1110,2024-01,substitutes,1200000
@@ -105,20 +105,12 @@ def test_json_lines_with_bad_lines(tmp_path: Path, domain: DomainConfig) -> None
 
 
 def consume_all(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes, dict]]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=3000,
-    )
-    try:
-        out = [(m.key, json.loads(m.value)) for m in consumer]
-    finally:
-        consumer.close()
+    out = [(m.key, json.loads(m.value)) for m in records_on_topic(bootstrap, topic)]
     assert len(out) == expected
     return out
 
 
+@pytest.mark.integration
 def test_send_events_routes_by_type(bootstrap_servers: str) -> None:
     from core.settings import Topics
 
@@ -148,6 +140,7 @@ def run_publish(*args: str, bootstrap: str | None = None) -> subprocess.Complete
     return run_cli("publish", *args, env=env, inherit_settings=False)
 
 
+@pytest.mark.integration
 def test_cli_sends_valid_rows_reports_bad_ones_and_exits_2(
     tmp_path: Path, bootstrap_servers: str
 ) -> None:

@@ -26,9 +26,7 @@ import pytest
 
 from contract.validation import parse_event
 from core.domain import DomainConfig
-from core.settings import DEFAULT_CONFIG_DIR
 from forecasts.live import OrganisationForecast, forecast_organisation
-from services.config.domain import load_domain_config
 from services.demo.scenario import Scenario, generate_scenario
 from services.processes.broker import free_port
 from streams.aggregation import apply_events, leaf_series, state_key
@@ -211,7 +209,8 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.sqlite'}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# The PostgreSQL variant of every test that takes this fixture is an integration test.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def database_url(request: pytest.FixtureRequest) -> str:
     """An empty database of each supported kind (SQLite file, private PostgreSQL)."""
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
@@ -259,19 +258,14 @@ def aggregate_events(events: list[dict[str, Any]], domain: DomainConfig) -> dict
 
 
 @pytest.fixture(scope="session")
-def db_domain() -> DomainConfig:
-    return load_domain_config(DEFAULT_CONFIG_DIR)
-
-
-@pytest.fixture(scope="session")
-def forecast_case(db_domain: DomainConfig) -> ForecastCase:
+def forecast_case(domain: DomainConfig) -> ForecastCase:
     scenario = generate_scenario(
-        seed=7, start_year=DB_YEAR - 1, years=2, overrun=True, domain=db_domain
+        seed=7, start_year=DB_YEAR - 1, years=2, overrun=True, domain=domain
     )
-    items = aggregate_events(scenario.all_events(), db_domain)
+    items = aggregate_events(scenario.all_events(), domain)
     leaves, _ = leaf_series(items.items(), DB_YEAR)
-    forecast = forecast_organisation(leaves, db_domain, DB_YEAR, DB_AS_OF, model="auto")
-    return ForecastCase(db_domain, scenario, items, forecast)
+    forecast = forecast_organisation(leaves, domain, DB_YEAR, DB_AS_OF, model="auto")
+    return ForecastCase(domain, scenario, items, forecast)
 
 
 def forecast_as_of(case: ForecastCase, month: int) -> OrganisationForecast:

@@ -80,6 +80,7 @@ def test_a_database_at_an_unknown_revision_is_refused(migrated_url: str) -> None
         engine.dispose()
 
 
+@pytest.mark.integration
 def test_db_upgrade_command_migrates_and_names_the_revision(postgres_url: str) -> None:
     done = run_cli("db", "upgrade", env={"BUDGETVAKT_DATABASE_URL": postgres_url})
     assert done.returncode == 0, done.stderr

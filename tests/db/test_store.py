@@ -210,6 +210,7 @@ def test_orm_changes_to_a_snapshot_fail_too(store_engine: Engine, forecast_case:
     assert load_snapshot(store_engine, PERIOD, version=1) is not None
 
 
+@pytest.mark.integration
 def test_truncate_is_rejected_on_postgresql(postgres_url: str, forecast_case: ForecastCase):
     upgrade(postgres_url)
     engine = make_engine(postgres_url)

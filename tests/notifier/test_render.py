@@ -6,12 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from contract.output_records import AlertEvent
 from core.domain import DomainConfig
-from core.settings import DEFAULT_CONFIG_DIR
-from services.config.domain import load_domain_config
 from services.notifier.render import (
     EVENT_IDS_HEADER,
     build_email,
@@ -20,20 +16,10 @@ from services.notifier.render import (
     subject,
     teams_card,
 )
-from services.notifier.routing import Routing, load_routing
+from services.notifier.routing import Routing
 from services.notifier.sent_store import SentStore
 from services.notifier.service import metric_names
 from tests.notifier.fixtures import make_alert
-
-
-@pytest.fixture(scope="module")
-def domain() -> DomainConfig:
-    return load_domain_config(DEFAULT_CONFIG_DIR)
-
-
-@pytest.fixture(scope="module")
-def routing(domain: DomainConfig) -> Routing:
-    return load_routing(DEFAULT_CONFIG_DIR / "routing.yaml", domain.org)
 
 
 def alert(unit: str, **kwargs: object) -> AlertEvent:

@@ -13,21 +13,10 @@ import yaml
 from contract.output_records import AlertEvent
 from core.domain import DomainConfig
 from core.errors import ConfigError
-from core.settings import DEFAULT_CONFIG_DIR, REPO_ROOT
-from services.config.domain import load_domain_config
+from core.settings import REPO_ROOT
 from services.notifier.engine import plan_notifications
 from services.notifier.routing import Routing, load_routing
 from tests.notifier.fixtures import make_alert
-
-
-@pytest.fixture(scope="module")
-def domain() -> DomainConfig:
-    return load_domain_config(DEFAULT_CONFIG_DIR)
-
-
-@pytest.fixture(scope="module")
-def routing(domain: DomainConfig) -> Routing:
-    return load_routing(DEFAULT_CONFIG_DIR / "routing.yaml", domain.org)
 
 
 def recipients_of(routing: Routing, domain: DomainConfig, **alert: Any) -> set[str]:

@@ -34,12 +34,14 @@ def route(amtool: str, labels: dict[str, str]) -> list[str]:
     return result.stdout.strip().split(",")
 
 
+@pytest.mark.integration
 def test_config_passes_amtool(amtool: str) -> None:
     result = run_tool([amtool, "check-config", ALERTMANAGER_CONFIG])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout and "1 templates" in result.stdout
 
 
+@pytest.mark.integration
 def test_amtool_check_config_fails_on_an_unknown_receiver(amtool: str, tmp_path: Path) -> None:
     doc = load_yaml(ALERTMANAGER_CONFIG)
     doc["route"]["routes"][1]["routes"][2]["receiver"] = "controller-saknas"
@@ -54,6 +56,7 @@ def test_amtool_check_config_fails_on_an_unknown_receiver(amtool: str, tmp_path:
 BUDGET = {"kategori": "budget", "namnd": "VON", "year": "2025"}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("labels", "receivers"),
     [
@@ -107,6 +110,7 @@ def test_routes(amtool: str, labels: dict[str, str], receivers: list[str]) -> No
     assert route(amtool, labels) == receivers
 
 
+@pytest.mark.integration
 def test_every_unit_of_the_org_tree_reaches_its_controller(
     amtool: str, info_rules_doc: dict[str, Any], alertmanager_doc: dict[str, Any]
 ) -> None:
@@ -203,6 +207,7 @@ TEMPLATE_DATA = {
 }  # fmt: skip
 
 
+@pytest.mark.integration
 def test_email_templates_render_in_swedish(amtool: str, tmp_path: Path) -> None:
     subject = _render(amtool, "budgetvakt.subject", TEMPLATE_DATA, tmp_path, "text")
     assert subject.strip() == (
@@ -333,6 +338,7 @@ LIVE_ALERTS = {
 SUPPRESSED = {"enhet warning", "nämnd from grafana", "lag warning"}
 
 
+@pytest.mark.integration
 def test_live_alertmanager_inhibits_and_delivers(
     live_alertmanager: tuple[str, MailCatcher, WebhookCatcher],
 ) -> None:

@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.observability.fixtures import (
     DASHBOARDS_DIR,
     GRAFANA_ALERTING_DIR,
@@ -44,6 +46,7 @@ def _all_expressions(
     return out
 
 
+@pytest.mark.integration
 def test_every_grafana_expression_passes_promtool(
     promtool: str,
     dashboards: list[Dashboard],
@@ -57,6 +60,7 @@ def test_every_grafana_expression_passes_promtool(
     assert f"SUCCESS: {len(expressions)} rules found" in result.stdout
 
 
+@pytest.mark.integration
 def test_the_promtool_check_catches_a_broken_expression(promtool: str, tmp_path: Path) -> None:
     broken = [
         Expression("ok", 'sum(rate(a{x="$enhet"}[$__rate_interval]))'),

@@ -221,6 +221,7 @@ def one(url: str, promql: str) -> tuple[dict[str, str], float]:
     return result[0]["metric"], float(result[0]["value"][1])
 
 
+@pytest.mark.integration
 def test_rules_on_real_worker_metrics(live_prometheus: tuple[str, list[FakeWorker]]) -> None:
     url, (ao_worker, lss_worker) = live_prometheus
     # The nämnd's deviation is the sum of both workers' shares (until both are scraped and the

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from services.config.domain import load_org
@@ -54,6 +55,7 @@ def _duration_s(text: str) -> int:
     return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smhd])", text))
 
 
+@pytest.mark.integration
 def test_prometheus_config_passes_promtool(promtool: str) -> None:
     result = run_tool([promtool, "check", "config", PROMETHEUS_CONFIG])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -75,12 +77,14 @@ def test_prometheus_scrapes_worker_and_notifier_and_alerts_alertmanager() -> Non
     ]
 
 
+@pytest.mark.integration
 def test_rule_files_pass_promtool(promtool: str) -> None:
     result = run_tool([promtool, "check", "rules", RULES_FILE, INFO_RULES_FILE])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("SUCCESS") == 2
 
 
+@pytest.mark.integration
 def test_promtool_unit_tests_pass(promtool: str) -> None:
     test_files = sorted(PROMTOOL_TESTS_DIR.glob("*.yml"))
     assert len(test_files) >= 3
@@ -89,6 +93,7 @@ def test_promtool_unit_tests_pass(promtool: str) -> None:
     assert result.stdout.count("SUCCESS") == len(test_files), result.stdout
 
 
+@pytest.mark.integration
 def test_promtool_unit_tests_fail_on_a_wrong_expectation(promtool: str, tmp_path: Path) -> None:
     # One of the real test cases with its expected severity changed must fail: the tests can fail.
     shutil.copy(RULES_FILE, tmp_path / "rules.yml")

@@ -22,9 +22,7 @@ from typing import Any
 import pytest
 
 from core.domain import DomainConfig
-from core.settings import DEFAULT_CONFIG_DIR
 from forecasts.live import OrganisationForecast, forecast_organisation
-from services.config.domain import load_domain_config
 from services.demo.scenario import Scenario, generate_scenario
 from services.reports.tables import Report, build_report
 from services.reports.writer import report_files
@@ -100,21 +98,16 @@ class ReportCase:
 
 
 @pytest.fixture(scope="session")
-def report_domain() -> DomainConfig:
-    return load_domain_config(DEFAULT_CONFIG_DIR)
-
-
-@pytest.fixture(scope="session")
-def report_case(report_domain: DomainConfig) -> ReportCase:
+def report_case(domain: DomainConfig) -> ReportCase:
     scenario = generate_scenario(
-        seed=2024, start_year=REPORT_YEAR - 1, years=2, overrun=True, domain=report_domain
+        seed=2024, start_year=REPORT_YEAR - 1, years=2, overrun=True, domain=domain
     )
-    forecasts = forecasts_by_month(scenario, report_domain, REPORT_YEAR, list(SNAPSHOT_MONTHS))
+    forecasts = forecasts_by_month(scenario, domain, REPORT_YEAR, list(SNAPSHOT_MONTHS))
     snapshots = {
         month: stored(forecasts[month], snapshot_id=i, checkpoint=SNAPSHOT_MONTHS[month])
         for i, month in enumerate(sorted(forecasts), start=1)
     }
-    return ReportCase(report_domain, scenario, REPORT_YEAR, forecasts, snapshots)
+    return ReportCase(domain, scenario, REPORT_YEAR, forecasts, snapshots)
 
 
 @pytest.fixture(scope="session")
@@ -159,11 +152,12 @@ def run_chromium(
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
-@pytest.fixture
-def report_db_url(tmp_path: Path, report_case: ReportCase) -> str:
+@pytest.fixture(scope="session")
+def report_db_template(tmp_path_factory: pytest.TempPathFactory, report_case: ReportCase) -> Path:
     """A migrated SQLite snapshot store holding the report case's snapshots (as the worker
-    writes them: version 1 of each period, with the checkpoint names)."""
-    url = f"sqlite:///{tmp_path / 'store' / 'budgetvakt.sqlite'}"
+    writes them: version 1 of each period, with the checkpoint names), built once."""
+    path = tmp_path_factory.mktemp("report-db") / "budgetvakt.sqlite"
+    url = f"sqlite:///{path}"
     upgrade(url)
     engine = make_engine(url)
     try:
@@ -178,7 +172,16 @@ def report_db_url(tmp_path: Path, report_case: ReportCase) -> str:
             )
     finally:
         engine.dispose()
-    return url
+    return path
+
+
+@pytest.fixture
+def report_db_url(tmp_path: Path, report_db_template: Path) -> str:
+    """This test's own copy of the report store (tests must not see each other's writes)."""
+    path = tmp_path / "store" / "budgetvakt.sqlite"
+    path.parent.mkdir()
+    shutil.copyfile(report_db_template, path)
+    return f"sqlite:///{path}"
 
 
 def budgetvakt_cli(

@@ -72,6 +72,7 @@ def _report_file(tmp_path: Path, august_files: dict[str, bytes]) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_chromium_renders_the_tables_and_decodes_every_chart(
     tmp_path: Path, august_files: dict[str, bytes], august_report: Report
 ) -> None:
@@ -127,6 +128,7 @@ def _band_pixels(tmp_path: Path, html: Path, name: str) -> np.ndarray:
     return is_band
 
 
+@pytest.mark.integration
 def test_chromium_screenshot_shows_the_charts(
     tmp_path: Path, august_files: dict[str, bytes], august_report: Report
 ) -> None:

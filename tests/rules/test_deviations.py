@@ -25,16 +25,10 @@ from forecasts.deviations import (
 )
 from forecasts.engine import Z80
 from forecasts.live import TOTAL, NodeForecast, OrganisationForecast
-from services.config.domain import load_domain_config
 
 NOW = datetime(2024, 9, 5, 8, 0, tzinfo=UTC)
 YEAR = 2024
 MINUS = "\u2212"
-
-
-@pytest.fixture(scope="module")
-def domain() -> DomainConfig:
-    return load_domain_config(DEFAULT_CONFIG_DIR)
 
 
 # --- builders ------------------------------------------------------------------------------------

@@ -16,13 +16,7 @@ from core.errors import ConfigError
 from core.hierarchy import LEVELS
 from core.settings import DEFAULT_CONFIG_DIR, REPO_ROOT
 from forecasts.deviations import RULE_KINDS, RuleSet
-from services.config.domain import load_domain_config
 from services.config.rules import load_rules
-
-
-@pytest.fixture(scope="module")
-def domain() -> DomainConfig:
-    return load_domain_config(DEFAULT_CONFIG_DIR)
 
 
 def test_shipped_rules_load_with_every_kind(domain: DomainConfig) -> None:

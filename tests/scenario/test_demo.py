@@ -74,7 +74,7 @@ def _port_closed(port: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.integration
 def test_demo_prints_the_scenarios_totals_and_stops_what_it_started(
-    tmp_path: Path, scenario: Scenario, scenario_domain: DomainConfig
+    tmp_path: Path, scenario: Scenario, domain: DomainConfig
 ) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "services", "demo", "--seed", "2024"],
@@ -91,11 +91,11 @@ def test_demo_prints_the_scenarios_totals_and_stops_what_it_started(
     year = scenario.years[-1]
     budget: dict[str, int] = {}
     for (unit, _), annual in scenario.cost_budget(year).items():
-        avd = avdelning_of(scenario_domain, unit)
+        avd = avdelning_of(domain, unit)
         budget[avd] = budget.get(avd, 0) + annual
     actual: dict[str, int] = {}
     for unit, amount in scenario.actual_by_unit(year).items():
-        avd = avdelning_of(scenario_domain, unit)
+        avd = avdelning_of(domain, unit)
         actual[avd] = actual.get(avd, 0) + amount
     december = tables["december"]
     for avd in ("AO", "LSS", "IFO"):
@@ -156,7 +156,6 @@ def test_demo_prints_the_scenarios_totals_and_stops_what_it_started(
     assert "Worker stoppad (kod 0)" in proc.stdout
 
 
-@pytest.mark.slow
 @pytest.mark.integration
 def test_interrupted_demo_cleans_up(tmp_path: Path) -> None:
     proc = subprocess.Popen(
@@ -191,9 +190,7 @@ def test_interrupted_demo_cleans_up(tmp_path: Path) -> None:
     assert _port_closed(worker_port)
 
 
-def test_report_rows_come_from_the_metrics(
-    scenario: Scenario, scenario_domain: DomainConfig
-) -> None:
+def test_report_rows_come_from_the_metrics(scenario: Scenario, domain: DomainConfig) -> None:
     from services.demo.run import avdelning_rows
 
     text = "\n".join(
@@ -214,7 +211,7 @@ def test_report_rows_come_from_the_metrics(
     )
     samples = parse_samples(text)
     assert sum_metric(samples, "budgetvakt_actual_ytd_sek", org_unit="AO", year="2024") == 1e6
-    rows = {r.id: r for r in avdelning_rows(samples, scenario, scenario_domain, 2024, 3)}
+    rows = {r.id: r for r in avdelning_rows(samples, scenario, domain, 2024, 3)}
     assert rows["AO"].actual_ytd == 1e6
     assert rows["LSS"].budget_full_year == 2e6
     assert rows["IFO"].actual_ytd == 0

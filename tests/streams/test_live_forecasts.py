@@ -12,7 +12,7 @@ from forecasts.live import TOTAL
 from services.demo.scenario import generate_scenario
 from tests.streams.fixtures import StreamCase, WorkerProcess, metric_sum, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 YEAR = 2024
 

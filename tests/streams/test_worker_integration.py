@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 
 from core.domain import DomainConfig
-from core.settings import DEFAULT_CONFIG_DIR
-from services.config.domain import load_domain_config
 from tests.streams.fixtures import StreamCase, metric_sum, wait_until
 
 pytestmark = pytest.mark.integration
@@ -25,11 +23,6 @@ CATCH_UP_TIMEOUT_S = 90.0
 UNITS = ("1110", "1120", "1210", "2110", "2130", "3110", "3130", "9999")
 CATEGORIES = ("salaries", "substitutes", "overtime", "revenue_fees")
 Samples = Sequence[tuple[str, dict[str, str], float]]
-
-
-@pytest.fixture(scope="module")
-def domain() -> DomainConfig:
-    return load_domain_config(DEFAULT_CONFIG_DIR)
 
 
 def cost_events(prefix: str, count: int, seed: int, year: int = 2025) -> list[dict[str, Any]]:
@@ -294,6 +287,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_flows_on(
     assert_totals(worker.samples(), good, domain)
 
 
+@pytest.mark.slow
 def test_restart_keeps_totals_with_local_store_and_after_changelog_recovery(
     stream_case: StreamCase, domain: DomainConfig
 ) -> None:
@@ -323,6 +317,7 @@ def test_restart_keeps_totals_with_local_store_and_after_changelog_recovery(
     assert_totals(worker.samples(), first_batch + second_batch + third_batch, domain)
 
 
+@pytest.mark.slow
 def test_two_workers_in_one_group_share_partitions_and_sum_exactly(
     stream_case: StreamCase, domain: DomainConfig
 ) -> None:
@@ -390,6 +385,7 @@ def test_events_without_the_org_unit_key_are_forwarded_home_and_resent_copies_co
     assert_totals(worker.samples(), costs, domain)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_ingest_loses_nothing_and_counts_nothing_twice(
     stream_case: StreamCase, domain: DomainConfig
 ) -> None:
