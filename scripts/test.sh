@@ -2,7 +2,7 @@
 # The whole test suite: lint, then pytest in two runs so that failures show fast: the unit tests
 # (no broker, database, browser or Prometheus tool; about a minute), then the integration tests
 # (the embedded broker, real workers and notifiers, PostgreSQL, Chromium, promtool/amtool, the
-# demo). With arguments, pytest runs once with them: `scripts/test.sh tests/report -x`.
+# demo). With arguments, pytest runs once with them: `scripts/test.sh tests/services/reports -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh

@@ -29,11 +29,11 @@ pytest_plugins = [
     "tests.forecasts.fixtures",
     "tests.streams.fixtures",
     "tests.compose.fixtures",
-    "tests.scenario.fixtures",
-    "tests.notifier.fixtures",
-    "tests.db.fixtures",
+    "tests.services.demo.fixtures",
+    "tests.services.notifier.fixtures",
+    "tests.services.snapshots.fixtures",
     "tests.observability.fixtures",
-    "tests.report.fixtures",
+    "tests.services.reports.fixtures",
     # After the area modules it imports helpers from, so that pytest rewrites their asserts.
     "tests.fixtures",
 ]

@@ -19,7 +19,7 @@ from services.notifier.render import (
 from services.notifier.routing import Routing
 from services.notifier.sent_store import SentStore
 from services.notifier.service import metric_names
-from tests.notifier.fixtures import make_alert
+from tests.services.notifier.fixtures import make_alert
 
 
 def alert(unit: str, **kwargs: object) -> AlertEvent:

@@ -18,7 +18,7 @@ import pytest
 from core.swedish import format_mnkr
 from services.demo.receivers import MailCatcher
 from services.processes.broker import free_port
-from tests.notifier.fixtures import NotifierProcess
+from tests.services.notifier.fixtures import NotifierProcess
 from tests.streams.fixtures import StreamCase, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

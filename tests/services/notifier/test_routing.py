@@ -16,7 +16,7 @@ from core.errors import ConfigError
 from core.settings import REPO_ROOT
 from services.notifier.engine import plan_notifications
 from services.notifier.routing import Routing, load_routing
-from tests.notifier.fixtures import make_alert
+from tests.services.notifier.fixtures import make_alert
 
 
 def recipients_of(routing: Routing, domain: DomainConfig, **alert: Any) -> set[str]:

@@ -27,7 +27,7 @@ from services.snapshots import (
 )
 from services.snapshots.models import SnapshotRecord, SnapshotRowRecord
 from streams.aggregation import leaf_series
-from tests.db.fixtures import DB_AS_OF, DB_YEAR, ForecastCase, forecast_as_of
+from tests.services.snapshots.fixtures import DB_AS_OF, DB_YEAR, ForecastCase, forecast_as_of
 
 PERIOD = f"{DB_YEAR}-{DB_AS_OF:02d}"
 

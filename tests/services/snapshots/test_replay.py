@@ -11,7 +11,7 @@ import pytest
 from core.errors import UserError
 from services.processes.broker import free_port
 from streams.replay import RawMessage, aggregate, read_topics
-from tests.db.fixtures import ForecastCase, aggregate_events
+from tests.services.snapshots.fixtures import ForecastCase, aggregate_events
 from tests.streams.fixtures import StreamCase
 
 TOPICS = {"cost": "c", "volume": "v", "budget": "b", "period_close": "p"}

@@ -14,7 +14,7 @@ from services.processes.broker import free_port
 from services.snapshots import load_snapshot, load_snapshots, make_engine
 from streams.aggregation import leaf_series
 from testing.cli import run_cli
-from tests.db.fixtures import ForecastCase, aggregate_events
+from tests.services.snapshots.fixtures import ForecastCase, aggregate_events
 from tests.streams.fixtures import StreamCase
 
 YEAR = 2024

@@ -17,7 +17,7 @@ from services.reports.excel import FIRST_DATA_ROW, FREEZE_AT, HEADER_ROW, NUMBER
 from services.reports.html import CSV_DECIMALS, csv_value, render_csv
 from services.reports.tables import Report, Table
 from services.reports.writer import report_file_name, write_atomically
-from tests.report.fixtures import ReportCase
+from tests.services.reports.fixtures import ReportCase
 
 MNKR = 1e6
 TABLE_SLUGS = ("driftredovisning", "prognosforandring", "personalkostnader", "volymer", "nyckeltal")

@@ -17,7 +17,7 @@ from services.reports.tables import (
     choose_compared,
     snapshot_label,
 )
-from tests.report.fixtures import ReportCase, stored
+from tests.services.reports.fixtures import ReportCase, stored
 
 AVDELNINGAR = ("AO", "LSS", "IFO")
 MNKR = 1e6

@@ -12,7 +12,7 @@ from core.errors import UserError
 from forecasts.live import TOTAL
 from services.reports.writer import load_report_snapshots, write_accuracy, write_report
 from services.snapshots.store import load_snapshot, make_engine
-from tests.report.fixtures import ReportCase, budgetvakt_cli
+from tests.services.reports.fixtures import ReportCase, budgetvakt_cli
 
 MNKR = 1e6
 CSV_TABLES = ("driftredovisning", "prognosforandring", "personalkostnader", "volymer", "nyckeltal")

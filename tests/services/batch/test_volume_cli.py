@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.batch.forecast import EFFECTS_COLUMNS, OUTPUT_COLUMNS
-from tests.forecasts.test_cli import run
+from tests.services.batch.test_forecast_cli import run
 
 WriteCsv = Callable[[str, Iterable[Sequence[object]]], Path]
 

@@ -21,7 +21,7 @@ from services.reports.charts import (
 )
 from services.reports.html import format_cell, render_html
 from services.reports.tables import Report
-from tests.report.fixtures import ReportCase, run_chromium
+from tests.services.reports.fixtures import ReportCase, run_chromium
 
 # Records, after the page has loaded, which images the browser decoded and at what size.
 IMAGE_PROBE = """

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from services.processes.scrape import sum_metric
-from tests.notifier.fixtures import NotifierCase, make_alert
+from tests.services.notifier.fixtures import NotifierCase, make_alert
 from tests.streams.fixtures import wait_until
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from core.swedish import format_mnkr
 from forecasts.live import TOTAL
 from services.reports.accuracy import Accuracy, accuracy_sentence, compute_accuracy
 from services.reports.writer import accuracy_files
-from tests.report.fixtures import ReportCase, stored
+from tests.services.reports.fixtures import ReportCase, stored
 
 MNKR = 1e6
 LEVEL_NODES = {"namnd": ["VON"], "forvaltning": ["VOF"], "avdelning": ["AO", "LSS", "IFO"]}
