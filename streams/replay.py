@@ -16,9 +16,8 @@ reported end until a poll brings nothing (at most :data:`DRAIN_POLLS` more polls
 busy production cluster, whose end offsets are exact, cannot keep the replay going forever).
 No consumer group: nothing is committed and no running worker is disturbed.
 
-:func:`read_topics` (kafka-python, blocking) serves the CLI; :func:`read_topics_async` (aiokafka,
-the client Faust itself uses) serves the stream worker, which reads its alert state back at
-start without running a second Kafka client library beside Faust's.
+:func:`read_topics_async` (aiokafka) serves the stream worker; :func:`read_topics` runs it for
+the command line.
 """
 
 from __future__ import annotations
@@ -138,66 +137,13 @@ def read_topics(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> list[RawMessage]:
-    """Every record of ``topics`` from the log start to the end (see the module doc).
+    """Every record of ``topics`` from the log start to the end (see the module doc), for callers
+    without an event loop (the ``snapshot`` command): :func:`read_topics_async` run to the end.
 
     A topic that does not exist yet has no records. The broker unreachable, or the end not
     reached within ``timeout_s``, is a :class:`UserError`.
     """
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaError
-
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            client_id="budgetvakt-replay",
-            group_id=None,
-            enable_auto_commit=False,
-            allow_auto_create_topics=False,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-            max_poll_records=MAX_POLL_RECORDS,
-            bootstrap_timeout_ms=int(connect_timeout_s * 1000),
-            request_timeout_ms=int(max(connect_timeout_s, 1.0) * 1000) + FETCH_MAX_WAIT_MS,
-        )
-    except (KafkaError, OSError, ValueError) as err:
-        raise UserError(
-            f"cannot reach Kafka at {bootstrap_servers} "
-            f"(BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS): {_reason(err)}"
-        ) from None
-    try:
-        partitions: list[Any] = []
-        for topic in dict.fromkeys(topics):
-            ids = consumer.partitions_for_topic(topic) or set()
-            if not ids:
-                log.warning("replay_topic_missing", topic=topic)
-            partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        begin = consumer.beginning_offsets(partitions)
-        end = consumer.end_offsets(partitions)
-        messages: list[RawMessage] = []
-        drain = _EndDrain(end, timeout_s)
-        while True:
-            batch = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
-            for tp, records in batch.items():
-                messages.extend(RawMessage(tp.topic, record.value) for record in records)
-            positions = {tp: consumer.position(tp) for tp in drain.behind}
-            if drain.finished(bool(batch), positions, len(messages)):
-                break
-        log.info(
-            "replay_read",
-            messages=len(messages),
-            partitions=len(partitions),
-            reported=sum(end[tp] - begin[tp] for tp in partitions),
-        )
-        return messages
-    except KafkaError as err:
-        raise UserError(
-            f"reading from Kafka at {bootstrap_servers} failed: {_reason(err)}"
-        ) from None
-    finally:
-        consumer.close()
+    return asyncio.run(read_topics_async(bootstrap_servers, topics, timeout_s, connect_timeout_s))
 
 
 async def read_topics_async(
@@ -206,7 +152,9 @@ async def read_topics_async(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> list[RawMessage]:
-    """:func:`read_topics` with aiokafka: the same records, the same end-offset drain."""
+    """Every record of ``topics`` from the log start to the end, with aiokafka (the client Faust
+    itself uses, so the worker, which reads its alert state back at start, runs no second Kafka
+    client library)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
 

@@ -12,7 +12,7 @@ from core.domain import DomainConfig
 from core.settings import DEFAULT_CONFIG_DIR
 from services.config.domain import load_domain_config
 from services.notifier.routing import Routing, load_routing
-from tests.streams.fixtures import wait_until
+from services.processes.supervised import wait_until
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,9 @@ import pytest
 
 from core.swedish import format_mnkr
 from services.demo.receivers import MailCatcher
-from services.processes.broker import free_port
+from services.processes.supervised import free_port, wait_until
 from tests.services.notifier.fixtures import NotifierProcess
-from tests.streams.fixtures import StreamCase, wait_until
+from tests.streams.fixtures import StreamCase
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

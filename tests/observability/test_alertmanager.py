@@ -15,14 +15,13 @@ import pytest
 import yaml
 
 from services.demo.receivers import MailCatcher, WebhookCatcher
-from services.processes.supervised import Supervised, free_port, http_ok
+from services.processes.supervised import Supervised, free_port, http_ok, wait_until
 from tests.observability.fixtures import (
     ALERTMANAGER_CONFIG,
     ALERTMANAGER_DIR,
     load_yaml,
     run_tool,
 )
-from tests.streams.fixtures import wait_until
 
 TEMPLATES_GLOB = str(ALERTMANAGER_DIR / "templates" / "*.tmpl")
 

@@ -21,7 +21,7 @@ import yaml
 from contract.validation import parse_event
 from forecasts.live import OrganisationForecast, forecast_organisation
 from services.config.domain import load_domain_config
-from services.processes.supervised import Supervised, free_port, http_ok
+from services.processes.supervised import Supervised, free_port, http_ok, wait_until
 from streams.aggregation import ActiveState, apply_events, leaf_series, state_key
 from streams.forecasting import ForecastStatus
 from streams.metrics import CONTENT_TYPE, WorkerMetrics
@@ -32,7 +32,6 @@ from tests.observability.fixtures import (
     RULES_FILE,
     load_yaml,
 )
-from tests.streams.fixtures import wait_until
 
 YEAR = 2025
 AS_OF = 5

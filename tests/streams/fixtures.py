@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,27 +85,6 @@ class WorkerProcess(BudgetvaktProcess):
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float | None = 30.0) -> int:
         return super().stop(sig, timeout_s) or 0
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if condition():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for: {what}")
-        time.sleep(0.2)
-
-
-def metric_sum(
-    samples: Sequence[tuple[str, dict[str, str], float]], name: str, **labels: str
-) -> float:
-    return sum(
-        value
-        for sample_name, sample_labels, value in samples
-        if sample_name == name and all(sample_labels.get(k) == v for k, v in labels.items())
-    )
 
 
 @dataclass

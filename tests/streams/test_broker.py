@@ -16,7 +16,8 @@ import pytest
 from kafka import KafkaProducer
 
 from core.errors import UserError
-from services.processes.broker import EmbeddedBroker, kafka_answers, port_in_use, port_open
+from services.processes.broker import EmbeddedBroker, kafka_answers
+from services.processes.supervised import port_in_use, port_open
 from tests.fixtures import records_on_topic
 
 

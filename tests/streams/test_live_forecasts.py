@@ -10,7 +10,9 @@ import pytest
 
 from forecasts.live import TOTAL
 from services.demo.scenario import generate_scenario
-from tests.streams.fixtures import StreamCase, WorkerProcess, metric_sum, wait_until
+from services.processes.scrape import sum_metric
+from services.processes.supervised import wait_until
+from tests.streams.fixtures import StreamCase, WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,7 +63,7 @@ def test_worker_forecasts_every_node_publishes_changes_and_restores_after_restar
     stream_case.publish("volume", _months(scn.volumes, 3))
     wait_until(
         lambda: (
-            metric_sum(worker.samples(), "budgetvakt_events_total", outcome="accepted")
+            sum_metric(worker.samples(), "budgetvakt_events_total", outcome="accepted")
             == len(scn.budgets) + len(_months(scn.costs, 3)) + len(_months(scn.volumes, 3))
         ),
         60,
@@ -79,7 +81,7 @@ def test_worker_forecasts_every_node_publishes_changes_and_restores_after_restar
         for unit in ("AO", "LSS", "IFO")
     )
     assert namnd == pytest.approx(avdelningar, rel=1e-9)
-    budget = metric_sum(
+    budget = sum_metric(
         worker.samples(), "budgetvakt_budget_full_year_sek", org_unit="VON", year=str(YEAR)
     )
     deviation = first[("VON", TOTAL, str(YEAR), "budgetvakt_forecast_deviation_sek")]

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from core.domain import DomainConfig
-from tests.streams.fixtures import StreamCase, metric_sum, wait_until
+from services.processes.scrape import sum_metric
+from services.processes.supervised import wait_until
+from tests.streams.fixtures import StreamCase
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +119,7 @@ def handled(case: StreamCase, topic: str, outcome: str | None = None) -> float:
     labels = {"topic": case.topics[topic]}
     if outcome is not None:
         labels["outcome"] = outcome
-    return metric_sum(case.samples(), "budgetvakt_events_total", **labels)
+    return sum_metric(case.samples(), "budgetvakt_events_total", **labels)
 
 
 def wait_handled(case: StreamCase, topic: str, count: int) -> None:
@@ -144,7 +146,7 @@ def wait_for_totals(
             CATCH_UP_TIMEOUT_S,
             what,
         )
-    except AssertionError as err:
+    except TimeoutError as err:
         actual = gauges(samples(), "budgetvakt_actual_ytd_sek", "category")
         differing = sorted(
             (key, actual.get(key), expected.get(key))
@@ -178,7 +180,7 @@ def test_totals_are_exact_rolled_up_and_a_resent_file_counts_once(
     assert handled(stream_case, "cost", "duplicate") == 25
     assert_totals(samples, costs, domain)
     # Spot checks against hand-picked labels, not only against the helper above.
-    leaf = metric_sum(
+    leaf = sum_metric(
         samples,
         "budgetvakt_actual_ytd_sek",
         org_unit="1110",
@@ -191,19 +193,19 @@ def test_totals_are_exact_rolled_up_and_a_resent_file_counts_once(
             e["amount_sek"] for e in costs if (e["org_unit"], e["category"]) == ("1110", "salaries")
         )
     )
-    namnd = metric_sum(samples, "budgetvakt_actual_ytd_sek", org_unit="VON", level="namnd")
+    namnd = sum_metric(samples, "budgetvakt_actual_ytd_sek", org_unit="VON", level="namnd")
     assert namnd == pytest.approx(sum(e["amount_sek"] for e in costs))
-    unmapped = metric_sum(
+    unmapped = sum_metric(
         samples, "budgetvakt_actual_ytd_sek", org_unit="omappad", level="avdelning"
     )
     assert unmapped == pytest.approx(sum(e["amount_sek"] for e in costs if e["org_unit"] == "9999"))
-    assert metric_sum(samples, "budgetvakt_unmapped_org_unit", org_unit="9999") == 1
-    assert metric_sum(samples, "budgetvakt_unmapped_events_total", org_unit="9999") == 50
+    assert sum_metric(samples, "budgetvakt_unmapped_org_unit", org_unit="9999") == 1
+    assert sum_metric(samples, "budgetvakt_unmapped_events_total", org_unit="9999") == 50
     assert matches(
         gauges(samples, "budgetvakt_volume_ytd", "measure"),
         expected_rollup(volumes, domain, "value", "measure"),
     )
-    assert metric_sum(
+    assert sum_metric(
         samples, "budgetvakt_budget_full_year_sek", org_unit="VOF", category="salaries"
     ) == pytest.approx(6_000_000.0)
 
@@ -241,7 +243,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_flows_on(
     assert handled(stream_case, "cost", "rejected") == len(poison)
     assert handled(stream_case, "cost", "accepted") == 2
     samples = worker.samples()
-    assert metric_sum(samples, "budgetvakt_dead_letter_total") == len(poison)
+    assert sum_metric(samples, "budgetvakt_dead_letter_total") == len(poison)
 
     consumer = KafkaConsumer(
         stream_case.topics["dead_letter"],
@@ -344,7 +346,7 @@ def test_two_workers_in_one_group_share_partitions_and_sum_exactly(
     assert handled(stream_case, "cost", "accepted") == 600
     assert first.samples() and second.samples()
     shares = [
-        metric_sum(w.samples(), "budgetvakt_actual_ytd_sek", org_unit="VON", level="namnd")
+        sum_metric(w.samples(), "budgetvakt_actual_ytd_sek", org_unit="VON", level="namnd")
         for w in (first, second)
     ]
     assert all(share != 0 for share in shares)
@@ -379,7 +381,7 @@ def test_events_without_the_org_unit_key_are_forwarded_home_and_resent_copies_co
     wait_handled(stream_case, "cost", 2 * len(costs))
     assert handled(stream_case, "cost", "accepted") == len(costs)
     assert handled(stream_case, "cost", "duplicate") == len(costs)
-    forwarded = metric_sum(worker.samples(), "budgetvakt_events_forwarded_total")
+    forwarded = sum_metric(worker.samples(), "budgetvakt_events_forwarded_total")
     # Two copies per event on two different partitions: at least one of them is not at home.
     assert len(costs) <= forwarded < 2 * len(costs)
     assert_totals(worker.samples(), costs, domain)

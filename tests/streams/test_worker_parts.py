@@ -10,7 +10,7 @@ import pytest
 
 from contract.output_records import AlertEvent
 from core.errors import UserError
-from services.processes.broker import free_port
+from services.processes.supervised import free_port
 from streams.alert_state import alert_events, restore_alert_state
 from streams.app import WorkerApp
 from streams.replay import RawMessage, read_topics_async

@@ -10,7 +10,9 @@ import pytest
 
 from forecasts.live import TOTAL
 from services.demo.scenario import generate_scenario
-from tests.streams.fixtures import StreamCase, WorkerProcess, metric_sum, wait_until
+from services.processes.scrape import sum_metric
+from services.processes.supervised import wait_until
+from tests.streams.fixtures import StreamCase, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +39,7 @@ def test_close_snapshots_late_event_shows_in_the_next_version(stream_case: Strea
     stream_case.publish("cost", costs)
     wait_until(
         lambda: (
-            metric_sum(worker.samples(), "budgetvakt_events_total", outcome="accepted")
+            sum_metric(worker.samples(), "budgetvakt_events_total", outcome="accepted")
             == len(scn.budgets) + len(costs)
         ),
         60,
@@ -66,7 +68,7 @@ def test_close_snapshots_late_event_shows_in_the_next_version(stream_case: Strea
     }
     stream_case.publish("cost", [late])
     wait_until(lambda: len(load_late_events(engine)) == 1, 60, "the late event recorded")
-    assert metric_sum(worker.samples(), "budgetvakt_late_events_total") == 1
+    assert sum_metric(worker.samples(), "budgetvakt_late_events_total") == 1
     [pending] = load_late_events(engine)
     assert (pending.event_id, pending.period) == ("late-1110-2024-02", "2024-02")
 

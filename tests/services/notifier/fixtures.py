@@ -23,8 +23,8 @@ from services.demo.receivers import MailCatcher, WebhookCatcher, routing_with_lo
 from services.processes.broker import EmbeddedBroker
 from services.processes.budgetvakt import READINESS_PATH, BudgetvaktProcess
 from services.processes.scrape import Sample, scrape
-from services.processes.supervised import free_port, http_ok
-from tests.streams.fixtures import KEPT_LOGS, wait_until
+from services.processes.supervised import free_port, http_ok, wait_until
+from tests.streams.fixtures import KEPT_LOGS
 
 # --- Alerts --------------------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from services.processes.scrape import sum_metric
+from services.processes.supervised import wait_until
 from tests.services.notifier.fixtures import NotifierCase, make_alert
-from tests.streams.fixtures import wait_until
 
 pytestmark = pytest.mark.integration
 

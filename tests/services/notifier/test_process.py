@@ -17,8 +17,8 @@ import pytest
 from services.demo.receivers import MailCatcher
 from services.notifier.sent_store import SentStore
 from services.processes.scrape import sum_metric
+from services.processes.supervised import wait_until
 from tests.services.notifier.fixtures import NotifierCase, NotifierProcess, make_alert
-from tests.streams.fixtures import wait_until
 
 pytestmark = pytest.mark.integration
 

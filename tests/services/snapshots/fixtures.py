@@ -28,9 +28,8 @@ from contract.validation import parse_event
 from core.domain import DomainConfig
 from forecasts.live import OrganisationForecast, forecast_organisation
 from services.demo.scenario import Scenario, generate_scenario
-from services.processes.broker import free_port
+from services.processes.supervised import free_port, wait_until
 from streams.aggregation import apply_events, leaf_series, state_key
-from tests.streams.fixtures import wait_until
 
 POSTGRES_START_TIMEOUT_S = 60
 DB_YEAR = 2024

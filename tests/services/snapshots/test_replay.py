@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from core.errors import UserError
-from services.processes.broker import free_port
+from services.processes.supervised import free_port
 from streams.replay import RawMessage, aggregate, read_topics
 from tests.services.snapshots.fixtures import ForecastCase, aggregate_events
 from tests.streams.fixtures import StreamCase

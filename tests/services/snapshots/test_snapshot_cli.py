@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from forecasts.live import forecast_organisation
-from services.processes.broker import free_port
+from services.processes.supervised import free_port
 from services.snapshots import load_snapshot, load_snapshots, make_engine
 from streams.aggregation import leaf_series
 from testing.cli import run_cli
