@@ -98,8 +98,8 @@ def take_snapshot(period: Period, checkpoint: str | None, timeout_s: float) -> T
 
 
 def summary_lines(taken: TakenSnapshot) -> list[str]:
-    """What was stored, the organisation's figures (Swedish, as the reports say them), the input."""
-    from core.swedish import MONTH_NAMES_SV, format_mnkr, format_number_sv
+    """What was stored, the organisation's figures (amounts as the reports write them), input."""
+    from core.swedish import MONTH_NAMES_SV, format_mnkr
     from forecasts.live import TOTAL
 
     stored, replayed = taken.stored, taken.replayed
@@ -107,27 +107,27 @@ def summary_lines(taken: TakenSnapshot) -> list[str]:
     root = taken.domain.org.root
     total = stored.forecast.get(root.id, TOTAL)
     lines = [
-        f"Ögonblicksbild {stored.id} sparad: period {stored.period}, version {stored.version}, "
-        f"kontrollpunkt {stored.checkpoint or '(ingen)'}, {len(stored.forecast.nodes)} rader."
+        f"Snapshot {stored.id} stored: period {stored.period}, version {stored.version}, "
+        f"checkpoint {stored.checkpoint or '(none)'}, {len(stored.forecast.nodes)} rows."
     ]
     if total is not None:
         budget = total.budget_full_year
         deviation = total.deviation
         lines.append(
-            f"{root.name} ({root.id}) {year} per {MONTH_NAMES_SV[month - 1]}: "
+            f"{root.name} ({root.id}) {year} as of {MONTH_NAMES_SV[month - 1]}: "
             f"budget {format_mnkr(budget) if budget is not None else '–'} mnkr, "
-            f"prognos {format_mnkr(total.full_year)} mnkr "
+            f"forecast {format_mnkr(total.full_year)} mnkr "
             f"(80 %: {format_mnkr(total.low)}–{format_mnkr(total.high)}), "
-            f"avvikelse {format_mnkr(deviation) if deviation is not None else '–'} mnkr."
+            f"deviation {format_mnkr(deviation) if deviation is not None else '–'} mnkr."
         )
     lines.append(
-        f"Indata: {format_number_sv(replayed.messages, 0)} meddelanden "
-        f"({format_number_sv(replayed.invalid + replayed.failed, 0)} ogiltiga, "
-        f"{format_number_sv(replayed.duplicates, 0)} dubbletter); "
-        f"{len(replayed.closed_periods)} stängda perioder; "
-        f"{stored.late_event_count} sena händelser i ögonblicksbilden."
+        f"Input: {replayed.messages} messages "
+        f"({replayed.invalid + replayed.failed} invalid, "
+        f"{replayed.duplicates} duplicates); "
+        f"{len(replayed.closed_periods)} closed periods; "
+        f"{stored.late_event_count} late events in the snapshot."
     )
     if stored.period not in replayed.closed_periods:
-        lines.append(f"Obs: perioden {stored.period} är inte stängd (ingen period_close-händelse).")
-    lines.append(f"Databas: {taken.database}")
+        lines.append(f"Note: period {stored.period} is not closed (no period_close event).")
+    lines.append(f"Database: {taken.database}")
     return lines

@@ -54,8 +54,8 @@ def test_snapshot_command_replays_forecasts_and_stores_a_new_version(
 
     done = run_cli("snapshot", "--period", f"{YEAR}-03", env=env)
     assert done.returncode == 0, done.stderr
-    assert f"period {YEAR}-03, version 1, kontrollpunkt mars" in done.stdout
-    assert "Vård- och omsorgsnämnden (VON) 2024 per mars: budget " in done.stdout
+    assert f"period {YEAR}-03, version 1, checkpoint mars" in done.stdout
+    assert "Vård- och omsorgsnämnden (VON) 2024 as of mars: budget " in done.stdout
     assert "2 ogiltiga, 25 dubbletter" in done.stdout
     assert "stängda perioder" in done.stdout
 
@@ -71,12 +71,12 @@ def test_snapshot_command_replays_forecasts_and_stores_a_new_version(
         assert stored is not None
         assert (stored.version, stored.trigger, stored.checkpoint) == (1, "cli", "mars")
         assert stored.forecast == expected
-        assert f"Ögonblicksbild {stored.id} sparad" in done.stdout
+        assert f"Snapshot {stored.id} stored" in done.stdout
         total = expected.get("VON", "total")
         assert total is not None and total.deviation is not None
         from core.swedish import format_mnkr
 
-        assert f"avvikelse {format_mnkr(total.deviation)} mnkr" in done.stdout
+        assert f"deviation {format_mnkr(total.deviation)} mnkr" in done.stdout
         with engine.connect() as connection:
             names: dict[str, str] = dict(
                 connection.execute(
@@ -89,7 +89,7 @@ def test_snapshot_command_replays_forecasts_and_stores_a_new_version(
         # Again, with a checkpoint of its own: version 2; version 1 stays as it was.
         again = run_cli("snapshot", "--period", f"{YEAR}-03", "--checkpoint", "extra", env=env)
         assert again.returncode == 0, again.stderr
-        assert "version 2, kontrollpunkt extra" in again.stdout
+        assert "version 2, checkpoint extra" in again.stdout
         versions = load_snapshots(engine, YEAR, latest_version_only=False)
         assert [(s.version, s.checkpoint) for s in versions] == [(1, "mars"), (2, "extra")]
         assert versions[0].forecast == expected and versions[0].created_at == stored.created_at
