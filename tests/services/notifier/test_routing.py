@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from core.errors import ConfigError
 from core.settings import REPO_ROOT
 from services.notifier.engine import plan_notifications
 from services.notifier.routing import Routing, load_routing
+from testing.cli import run_cli
 from tests.services.notifier.fixtures import make_alert
 
 
@@ -221,18 +220,16 @@ def test_missing_routing_file(tmp_path: Path, domain: DomainConfig) -> None:
 
 def test_command_reports_a_bad_routing_file_without_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, changed(units={"1110": ["chef"], "AO": ["kanal"], "4110": ["chef"]}))
-    result = subprocess.run(
-        [sys.executable, "-m", "services", "notifier"],
+    result = run_cli(
+        "notifier",
         env={
-            "PATH": "/usr/bin:/bin",
             "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never reached: config first
             "BUDGETVAKT_NOTIFIER_ROUTING_FILE": str(path),
             "BUDGETVAKT_DATA_DIR": str(tmp_path / "data"),
         },
+        inherit_settings=False,
         cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        timeout_s=60,
     )
     assert result.returncode == 2, result.stderr
     assert f"config error in {path}: units.4110: unknown org unit '4110'" in result.stderr
@@ -240,13 +237,12 @@ def test_command_reports_a_bad_routing_file_without_traceback(tmp_path: Path) ->
 
 
 def test_command_without_bootstrap_servers_is_a_user_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "services", "notifier"],
-        env={"PATH": "/usr/bin:/bin", "BUDGETVAKT_DATA_DIR": str(tmp_path / "data")},
+    result = run_cli(
+        "notifier",
+        env={"BUDGETVAKT_DATA_DIR": str(tmp_path / "data")},
+        inherit_settings=False,
         cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        timeout_s=60,
     )
     assert result.returncode == 2
     assert "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS is not set" in result.stderr
@@ -254,18 +250,16 @@ def test_command_without_bootstrap_servers_is_a_user_error(tmp_path: Path) -> No
 
 
 def test_command_names_a_bad_environment_value(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "services", "notifier"],
+    result = run_cli(
+        "notifier",
         env={
-            "PATH": "/usr/bin:/bin",
             "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
             "BUDGETVAKT_SMTP_PORT": "smtp",
             "BUDGETVAKT_DATA_DIR": str(tmp_path / "data"),
         },
+        inherit_settings=False,
         cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        timeout_s=60,
     )
     assert result.returncode == 2
     assert "BUDGETVAKT_SMTP_PORT: Input should be a valid integer" in result.stderr

@@ -8,10 +8,8 @@ periods up to the snapshot's month are applied (budgets are known from the start
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +27,7 @@ from services.reports.writer import report_files
 from services.snapshots.checkpoints import DEFAULT_CHECKPOINTS
 from services.snapshots.store import StoredSnapshot, make_engine, upgrade, write_snapshot
 from streams.aggregation import apply_events, leaf_series, state_key
+from testing.cli import run_cli
 
 REPORT_YEAR = 2024
 #: Snapshot months of the year and their checkpoint names, as config/checkpoints.yaml names them.
@@ -187,14 +186,5 @@ def report_db_url(tmp_path: Path, report_db_template: Path) -> str:
 def budgetvakt_cli(
     *args: str, env: dict[str, str], cwd: Path, timeout_s: float = 120.0
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``budgetvakt`` command as a user would."""
-    executable = Path(sys.executable).with_name("budgetvakt")
-    return subprocess.run(
-        [str(executable), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **env},
-        timeout=timeout_s,
-        check=False,
-    )
+    """Run ``budgetvakt`` as a user would."""
+    return run_cli(*args, env=env, cwd=cwd, timeout_s=timeout_s)
