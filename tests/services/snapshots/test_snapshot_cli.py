@@ -56,8 +56,8 @@ def test_snapshot_command_replays_forecasts_and_stores_a_new_version(
     assert done.returncode == 0, done.stderr
     assert f"period {YEAR}-03, version 1, checkpoint mars" in done.stdout
     assert "Vård- och omsorgsnämnden (VON) 2024 as of mars: budget " in done.stdout
-    assert "2 ogiltiga, 25 dubbletter" in done.stdout
-    assert "stängda perioder" in done.stdout
+    assert "2 invalid, 25 duplicates" in done.stdout
+    assert "closed periods" in done.stdout
 
     # What was stored is what the worker's aggregation of the same events forecasts.
     all_events = [e for events in by_topic.values() for e in events]
