@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     def topics(self) -> Topics:
         return Topics()
 
+    def create_data_dir(self) -> Path:
+        """The data directory, created if missing; a UserError naming it when that fails."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create BUDGETVAKT_DATA_DIR {self.data_dir}: {err}") from None
+        return self.data_dir
+
     def require_bootstrap_servers(self) -> str:
         """The Kafka bootstrap servers; a UserError telling how to get a broker when unset."""
         servers = self.kafka_bootstrap_servers.strip()

@@ -9,8 +9,6 @@ import asyncio
 
 import typer
 
-from core.errors import UserError
-
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -29,12 +27,7 @@ def register(app: typer.Typer) -> None:
         notifier_settings, smtp_settings = load_env_settings()
         domain = load_domain_config(settings.config_dir)  # ConfigError → exit 2, no traceback
         routing = load_routing(notifier_settings.resolved_routing_file(settings), domain.org)
-        try:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserError(
-                f"cannot create BUDGETVAKT_DATA_DIR {settings.data_dir}: {err}"
-            ) from None
+        settings.create_data_dir()
 
         async def main() -> None:
             stop = asyncio.Event()

@@ -9,8 +9,6 @@ import sys
 
 import typer
 
-from core.errors import UserError
-
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -28,12 +26,7 @@ def register(app: typer.Typer) -> None:
         settings = Settings()
         settings.require_bootstrap_servers()
         domain = load_domain_config(settings.config_dir)  # ConfigError → exit 2, no traceback
-        try:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserError(
-                f"cannot create BUDGETVAKT_DATA_DIR {settings.data_dir}: {err}"
-            ) from None
+        settings.create_data_dir()
 
         import faust
 
