@@ -14,7 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from contract.records import PERIOD_PATTERN
 
 Severity = Literal["info", "warning", "critical"]
-AlertStatus = Literal["firing", "resolved"]
+# firing: the alert started or its severity changed; worsened: it still fires and its measured
+# excess grew by at least the rule's step since this alert's previous event; improved: it fell by
+# a step but still fires (the notifier puts it in digests only); resolved: the measured quantity
+# is back within its limits, or the year is closed (``resolution`` says which).
+AlertStatus = Literal["firing", "worsened", "improved", "resolved"]
+Resolution = Literal["within_limits", "year_closed"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 
 
@@ -47,12 +52,13 @@ class ForecastEvent(_Output):
 
 
 class AlertEvent(_Output):
-    """A deviation rule's state change for one series: it started or stopped firing."""
+    """A deviation rule's state change for one series: it started, changed severity, got
+    materially worse or better, or stopped firing."""
 
     type: Literal["alert"] = "alert"
     event_id: str = Field(min_length=1)  # unique per transition: f"{alert_id}@{sequence}"
     alert_id: str = Field(min_length=1)  # stable per rule and series
-    sequence: int = Field(ge=1)  # 1, 2, … per alert_id: firing, resolved, firing, …
+    sequence: int = Field(ge=1)  # 1, 2, … per alert_id: firing, worsened, resolved, firing, …
     rule: str
     severity: Severity
     status: AlertStatus
@@ -64,3 +70,13 @@ class AlertEvent(_Output):
     values: dict[str, float] = Field(default_factory=dict)  # the numbers the message quotes
     message: str  # Swedish, for the recipient
     emitted_at: datetime
+    # Swedish subject-ready line: node, what, period, amount and direction.
+    title: str | None = None
+    # Swedish: what changed since this alert's previous event (worsened, improved, step down).
+    change: str | None = None
+    # The evaluation is as of December's close: the texts say "utfall", not "prognos".
+    year_closed: bool = False
+    # Why a resolved alert resolved (None unless status is "resolved").
+    resolution: Resolution | None = None
+    # The forecast model of the node the rule read (NodeForecast.model), e.g. "auto:ets".
+    method: str | None = None

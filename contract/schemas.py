@@ -121,19 +121,32 @@ OUTPUT_FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "event_id has seen this change.",
         "alert_id": "Stable per rule and series: 'rule|org_unit|category|year'.",
         "sequence": "1, 2, … per alert_id, one per state change (fired, severity changed, "
-        "resolved); the highest sequence is the current state.",
+        "worsened, improved, resolved); the highest sequence is the current state.",
         "rule": "The rule's id in config/rules.yaml.",
         "severity": "info < warning < critical. On 'resolved': the severity the alert had.",
-        "status": "'firing' (started, or changed severity) or 'resolved'.",
+        "status": "'firing' (started, or changed severity), 'worsened' (still firing, the "
+        "measured excess grew by at least the rule's step since this alert's previous event), "
+        "'improved' (still firing, fell by at least a step; for digests) or 'resolved'.",
         "org_unit": "The node the alert is about (an enhet or a roll-up).",
         "org_unit_name": "The node's name from config/org.yaml (the id when it has none).",
         "level": f"The node's level: {_LEVELS}.",
         "category": "The cost category, 'total' or measure the rule looked at.",
         "period": "YYYY-MM: the month the evaluation was as of.",
-        "values": "The numbers the message quotes, by name (e.g. forecast, budget, deviation, "
-        "deviation_pct); which names depends on the rule.",
+        "values": "The numbers the message quotes, by name (e.g. budget, actual_ytd, budget_ytd, "
+        "forecast, low, high, deviation, deviation_pct, volume_effect, price_effect, excess, "
+        "previous_value, interval_coverage); which names depends on the rule (docs/events.md).",
         "message": "The message for the recipient, in Swedish, numbers in Swedish format.",
         "emitted_at": "When the worker decided the change (ISO 8601, UTC).",
+        "title": "Swedish subject-ready line: node, what, period, amount and direction, e.g. "
+        "'Äldreomsorg: vikarier 69,2 mnkr t.o.m. augusti, 22,7 mnkr över budget'.",
+        "change": "Swedish: what changed since this alert's previous event, e.g. "
+        "'underskottet har ökat från 3,9 till 14,5 mnkr sedan februari'; null on a first firing.",
+        "year_closed": "True when the evaluation is as of December's close: the figures are the "
+        "year's outcome (utfall), not a forecast.",
+        "resolution": "On 'resolved': 'within_limits' (the measured quantity is back within its "
+        "limits) or 'year_closed' (the year is over); null otherwise.",
+        "method": "The forecast model of the node the rule read (e.g. 'auto:ets', 'sum' for a "
+        "roll-up); null when the rule reads no forecast.",
     },
 }
 
