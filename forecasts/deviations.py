@@ -13,6 +13,12 @@ reaches each of its limits (``match: all``) or one of them (``match: any``). Hys
 alerts from flapping: a tier that fires at its limits is held until the excess falls below the
 limits × (1 − hysteresis); an excess between the two keeps the current state. A firing alert
 escalates as soon as a higher tier is met and steps down only when its own tier is no longer held.
+
+While an alert fires it follows the money (docs/alerting.md, "Lifecycle"): an excess that grew by
+at least the rule's *step* since this alert's previous event is a ``worsened`` event, one that fell
+by a step (or a step down a tier) is ``improved``; a higher tier is a ``firing`` event with the
+higher severity. An alert resolves only when the measured quantity itself is back within its
+limits (never because a reference band widened), or when the year is closed.
 """
 
 from __future__ import annotations
@@ -116,6 +122,26 @@ class AmountTier(_Tier):
     sek: float = Field(ge=0)
 
 
+class Step(_Strict):
+    """How much an excess must move while an alert fires to be news: ``pct`` of the series'
+    full-year budget (or plan), and at least ``min`` (in the rule's unit: SEK, the measure's
+    unit, percentage points), per level or one number for all levels."""
+
+    pct: float = Field(default=1.0, ge=0)
+    min: float | dict[Level, float] = 0.0
+
+    def size(self, reference: float, level: str) -> float:
+        floor = self.min if isinstance(self.min, int | float) else self.min.get(level, 0.0)  # type: ignore[call-overload]
+        return max(self.pct / 100 * abs(reference), float(floor))
+
+
+# The default step of cost rules: 1 % of the node's budget, at least 0,5 mnkr for a nämnd (and a
+# förvaltning), 250 tkr for an avdelning, 100 tkr for an enhet (rules.yaml: lifecycle.step).
+DEFAULT_STEP = Step(
+    pct=1.0, min={"namnd": 500_000, "forvaltning": 500_000, "avdelning": 250_000, "enhet": 100_000}
+)
+
+
 @dataclass(frozen=True)
 class Grade:
     """Which tiers a reading meets: at the firing limits, and at the release limits."""
@@ -175,6 +201,22 @@ class RuleContext:
     current: OrganisationForecast
     previous: OrganisationForecast | None
     domain: DomainConfig
+    book: AlertBook | None = None
+
+    @property
+    def year_closed(self) -> bool:
+        """As of December's close the figures are the year's outcome, not a forecast."""
+        return self.current.as_of_month == 12
+
+    @property
+    def forecast_word(self) -> str:
+        """``prognos``, or ``utfall`` once the year is closed."""
+        return "utfall" if self.year_closed else "prognos"
+
+    def firing_state(self, alert_id: str) -> AlertState | None:
+        """The alert's state if it fires now (firing, worsened or improved)."""
+        state = self.book.get(alert_id) if self.book is not None else None
+        return state if state is not None and state.status != "resolved" else None
 
     def nodes(self, kind: str, category: str, levels: Iterable[str]) -> list[NodeForecast]:
         wanted = set(levels)
@@ -204,13 +246,65 @@ class RuleContext:
 
 @dataclass(frozen=True)
 class Reading:
-    """One rule's view of one series now: the grade, the figures and the words for them."""
+    """One rule's view of one series now: the grade, the figures and the words for them.
+
+    ``measured`` is the excess the lifecycle follows (positive = worse), in the rule's unit,
+    rendered by ``render``; ``step_reference`` is what the rule's step is a per cent of (the
+    series' full-year budget or plan), ``noun`` names the excess in a sentence
+    ("underskottet"). ``title`` is the subject-ready line.
+    """
 
     node: NodeForecast
     grade: Grade
     values: dict[str, float]
     figure: str  # the current figures, compared with what: "prognos … mot budget … (…)"
     detail: str = ""  # firing only: why it matters (volume/price split, the limit, …)
+    measured: float = 0.0
+    step_reference: float = 0.0
+    noun: str = "överskridandet"
+    render: Callable[[float, float], tuple[str, str]] | None = None
+    title: str = ""
+
+
+def _money_pair(previous: float, now: float) -> tuple[str, str]:
+    """``(3,9, 14,5 mnkr)``: two amounts in one unit, the unit only on the second."""
+    money = Money.for_amounts(previous, now)
+    first = format_number_sv(previous / money.divisor, money.decimals)
+    return first, money(now)
+
+
+def _units_pair(unit: str) -> Callable[[float, float], tuple[str, str]]:
+    def render(previous: float, now: float) -> tuple[str, str]:
+        return format_number_sv(previous, 0), format_units(now, unit)
+
+    return render
+
+
+def _points_pair(previous: float, now: float) -> tuple[str, str]:
+    return format_number_sv(previous, 1), format_pct(now)
+
+
+def _over_under(amount: float, money: Money, what: str) -> str:
+    """``22,7 mnkr över budget`` / ``1,2 mnkr under budget``."""
+    return f"{money(abs(amount))} {'över' if amount > 0 else 'under'} {what}"
+
+
+def _node_values(node: NodeForecast) -> dict[str, float]:
+    """The documented figures of a cost series that exist: budget, actual_ytd, budget_ytd,
+    forecast, low, high, volume/price effect and the interval's coverage so far."""
+    values = {
+        "actual_ytd": node.actual_ytd,
+        "forecast": node.full_year,
+        "low": node.low,
+        "high": node.high,
+    }
+    if node.budget_monthly is not None:
+        values["budget"] = node.budget_full_year or 0.0
+        values["budget_ytd"] = node.budget_ytd or 0.0
+    coverage = getattr(node, "interval_coverage", None)
+    if isinstance(coverage, int | float) and math.isfinite(coverage):
+        values["interval_coverage"] = float(coverage)
+    return values | _split_values(node)
 
 
 def _split_detail(node: NodeForecast, money: Money) -> str:
@@ -251,6 +345,11 @@ class _Rule(_Strict):
     levels: tuple[Level, ...] = Field(default=("enhet",), min_length=1)
     hysteresis: float = Field(default=0.2, ge=0, lt=1)
     match: Match = "all"
+    step: Step | None = None  # None: the rule kind's default, else rules.yaml's lifecycle.step
+
+    def default_step(self) -> Step | None:
+        """The step of this kind when the rule sets none (None: the rule set's default)."""
+        return None
 
     @field_validator("thresholds", check_fields=False)
     @classmethod
@@ -305,8 +404,19 @@ class BudgetDeviationRule(_CostRule):
     # budget and holds until the nämnd is back in balance, so a forecast that wavers around
     # zero does not send critical mail every other month.
     namnd_deficit_min_pct: float = Field(default=0.25, ge=0)
+    # Materiality early in the year: with fewer closed months than this, the flag needs a
+    # deficit of namnd_deficit_early_pct of the budget (one month of actuals says little
+    # about the year: the demo's 2023 flagged −0,4 % in January and ended in surplus).
+    namnd_deficit_min_months: int = Field(default=2, ge=1, le=12)
+    namnd_deficit_early_pct: float = Field(default=1.0, ge=0)
+
+    def _flag_pct(self, as_of_month: int) -> float:
+        if as_of_month < self.namnd_deficit_min_months:
+            return max(self.namnd_deficit_min_pct, self.namnd_deficit_early_pct)
+        return self.namnd_deficit_min_pct
 
     def readings(self, ctx: RuleContext) -> Iterator[Reading]:
+        word = ctx.forecast_word
         for node in ctx.nodes("cost", self.category, self.levels):
             budget = node.budget_full_year
             if budget is None:
@@ -316,48 +426,88 @@ class BudgetDeviationRule(_CostRule):
             deficit_flag = self.namnd_deficit_critical and node.level == "namnd"
             detail = ""
             if deficit_flag and excess["sek"] > 0:
-                if excess["pct"] >= self.namnd_deficit_min_pct:
+                if excess["pct"] >= self._flag_pct(node.as_of_month):
                     grading = grading.at_least("critical")
                 else:
                     grading = grading.held_at("critical")
                 detail = " Minusprognos för nämnden: en plan för ekonomi i balans behövs."
+                if ctx.year_closed:
+                    detail = " Nämnden gick med underskott."
             money = Money.for_amounts(node.full_year, budget)
             versus, deviation = _versus(money, excess)
+            noun = self.noun(ctx)
             figure = (
-                f"prognos {self.noun(ctx)} {node.year} {money(node.full_year)} "
+                f"{word} {noun} {node.year} {money(node.full_year)} "
                 f"mot budget {money(budget)} {versus}"
+            )
+            when = "" if ctx.year_closed else f" per {month_sv(node.as_of_month)}"
+            title = (
+                f"{word} {noun} {node.year} {money(node.full_year)}{when}, "
+                f"{_over_under(excess['sek'], money, 'budget')}"
             )
             yield Reading(
                 node,
                 grading,
-                {"forecast": node.full_year, "budget": budget} | deviation | _split_values(node),
+                _node_values(node) | {"forecast": node.full_year, "budget": budget} | deviation,
                 figure,
                 _split_detail(node, money) + detail,
+                measured=excess["sek"],
+                step_reference=budget,
+                noun="underskottet" if self.category == TOTAL else "överskridandet",
+                render=_money_pair,
+                title=title,
             )
 
 
-class OvertimeYtdRule(_CostRule):
-    """Overtime booked so far this year against the budget periodised to date."""
+class StaffCostYtdRule(_CostRule):
+    """A staffing cost (vikarier, övertid, sjuklön, hyrpersonal) booked so far this year
+    against its budget periodised to date, per enhet and avdelning.
 
-    kind: Literal["overtime_ytd"]
-    category: str = "overtime"
+    One kind, one rule per category in rules.yaml. A category the domain config does not know
+    (a municipality without hyrpersonal) has no series: the rule reads nothing and never fires.
+    Without a budget line a series is skipped, or (``unbudgeted: zero``, hyrpersonal) compared
+    with a budget of 0.
+    """
+
+    kind: Literal["staff_cost_ytd"]
     levels: tuple[Level, ...] = Field(default=("enhet", "avdelning"), min_length=1)
+    unbudgeted: Literal["skip", "zero"] = "skip"
+
+    def references(self) -> Iterator[tuple[str, str, str]]:
+        yield "category", "optional_cost", self.category
 
     def readings(self, ctx: RuleContext) -> Iterator[Reading]:
+        if self.category not in ctx.domain.categories:
+            return
+        noun = self.noun(ctx)
         for node in ctx.nodes("cost", self.category, self.levels):
-            budget = node.budget_ytd
-            if budget is None:
+            if node.budget_monthly is None and self.unbudgeted == "skip":
                 continue
+            budget = node.budget_ytd or 0.0
             actual = node.actual_ytd
             excess = excess_of(actual, budget)
             money = Money.for_amounts(actual, budget)
             versus, deviation = _versus(money, excess)
-            figure = (
-                f"{self.noun(ctx)} {ytd_sv(node.year, node.as_of_month)} {money(actual)} "
-                f"mot budget för perioden {money(budget)} {versus}"
+            compared = (
+                f"mot budget för perioden {money(budget)} {versus}" if budget else "utan budget"
             )
-            values = {"actual_ytd": actual, "budget_ytd": budget} | deviation
-            yield Reading(node, self._grade(excess), values, figure)
+            figure = f"{noun} {ytd_sv(node.year, node.as_of_month)} {money(actual)} {compared}"
+            over = _over_under(excess["sek"], money, "budget") if budget else "utan budget"
+            title = (
+                f"{noun} {money(actual)} t.o.m. {month_sv(node.as_of_month)} {node.year}, {over}"
+            )
+            values = _node_values(node) | {"actual_ytd": actual, "budget_ytd": budget} | deviation
+            yield Reading(
+                node,
+                self._grade(excess),
+                values,
+                figure,
+                measured=excess["sek"],
+                step_reference=node.budget_full_year or 0.0,
+                noun="överskridandet",
+                render=_money_pair,
+                title=title,
+            )
 
 
 class OvertimeStop(_Strict):
@@ -425,12 +575,20 @@ class OvertimeAfterStopRule(_Rule):
             booked = self.booked_after_stop(node, stop, lag)
             amount = math.fsum(booked.values())
             excess = {"sek": amount}
+            money = Money.for_amounts(amount)
             yield Reading(
                 node,
                 grade(self.thresholds, excess, self.hysteresis, self.match),
-                {"after_stop": amount, "lag_months": float(lag)},
+                {"after_stop": amount, "lag_months": float(lag), "actual_ytd": node.actual_ytd},
                 self._figure(ctx, node, stop, booked, amount),
                 self._lag_detail(lag),
+                measured=amount,
+                noun="övertiden efter stoppet",
+                render=_money_pair,
+                title=(
+                    f"övertid {money(amount)} bokförd t.o.m. {month_sv(node.as_of_month)} "
+                    f"{node.year} efter övertidsstoppet från {date_sv(stop)}"
+                ),
             )
 
     def _figure(
@@ -474,6 +632,10 @@ class SubstitutesMonthRule(_CostRule):
     category: str = "substitutes"
     levels: tuple[Level, ...] = Field(default=("enhet", "avdelning"), min_length=1)
     tolerance: float = Field(default=0.1, ge=0)
+    # The previous forecast's upper bound counts as the limit only up to the month's budget ×
+    # (1 + max_above_budget): once the model has learnt an overrun its bound is high, and an
+    # overrun must not become "expected" (the budget stays part of the reference).
+    max_above_budget: float = Field(default=0.25, ge=0)
 
     def expected(self, ctx: RuleContext, node: NodeForecast) -> tuple[float, float, float] | None:
         """(expected, low, high) from the previous month's forecast, if it forecast this month."""
@@ -482,37 +644,70 @@ class SubstitutesMonthRule(_CostRule):
             return None
         return before.next_month()
 
+    def budget_limit(self, node: NodeForecast) -> _MonthLimit | None:
+        if node.budget_monthly is None:
+            return None
+        return _budget_limit(node.budget_monthly[node.as_of_month - 1], self.tolerance)
+
     def limit(self, ctx: RuleContext, node: NodeForecast) -> _MonthLimit | None:
-        """The higher of the forecast's upper bound and the month's budget with tolerance: a
-        month within its (seasonal) budget is never "above expected", even when last month's
-        forecast missed the summer peak."""
+        """The higher of the forecast's upper bound (capped at the month's budget ×
+        (1 + max_above_budget)) and the month's budget with tolerance: a month within its
+        (seasonal) budget is never "above expected", even when last month's forecast missed the
+        summer peak, and a month far above its budget always is."""
         expected = self.expected(ctx, node)
-        budget = None
-        if node.budget_monthly is not None:
-            budget = _budget_limit(node.budget_monthly[node.as_of_month - 1], self.tolerance)
+        budget = self.budget_limit(node)
         if expected is None:
             return budget
-        forecast = _forecast_limit(expected, node.as_of_month - 1)
+        cap = None
+        if node.budget_monthly is not None:
+            cap = node.budget_monthly[node.as_of_month - 1] * (1 + self.max_above_budget)
+        forecast = _forecast_limit(expected, node.as_of_month - 1, cap)
         return budget if budget is not None and budget.limit > forecast.limit else forecast
 
     def readings(self, ctx: RuleContext) -> Iterator[Reading]:
+        noun = self.noun(ctx)
         for node in ctx.nodes("cost", self.category, self.levels):
             limit = self.limit(ctx, node)
             if limit is None:
                 continue
             actual = node.actual_monthly[-1]
             excess = excess_of(actual, limit.limit)
+            grading = self._grade(excess)
+            # A firing alert is held against the month's budget with tolerance (or, without a
+            # budget, the limit frozen when it fired), never against a forecast band that has
+            # widened since: it resolves when the month's cost itself is back within limits.
+            firing = ctx.firing_state(self.alert_id(node))
+            frozen = limit.limit
+            if firing is not None:
+                frozen = firing.values.get("frozen_limit", limit.limit)
+                budget = self.budget_limit(node)
+                hold = budget.limit if budget is not None else frozen
+                grading = Grade(grading.entered, self._grade(excess_of(actual, hold)).held)
             money = Money.for_amounts(actual, limit.limit)
+            excess_money = Money.for_amounts(excess["sek"])
             yield Reading(
                 node,
-                self._grade(excess),
-                {"actual_month": actual, "limit": limit.limit, "excess": excess["sek"]}
+                grading,
+                _node_values(node)
+                | {
+                    "actual_month": actual,
+                    "limit": limit.limit,
+                    "excess": excess["sek"],
+                    "frozen_limit": frozen,
+                }
                 | limit.values,
-                f"{self.noun(ctx)} {month_sv(node.as_of_month)} {node.year} {money(actual)} "
+                f"{noun} {month_sv(node.as_of_month)} {node.year} {money(actual)} "
                 f"{limit.describe(money)}",
                 # The excess in its own unit: 40 tkr over a limit of 1,2 mnkr is not "0,0 mnkr".
-                f" Det är {Money.for_amounts(excess['sek'])(excess['sek'])} över gränsen "
-                f"{money(limit.limit)}.",
+                f" Det är {excess_money(excess['sek'])} över gränsen {money(limit.limit)}.",
+                measured=excess["sek"],
+                step_reference=node.budget_full_year or 0.0,
+                noun="överskridandet",
+                render=_money_pair,
+                title=(
+                    f"{noun} {month_sv(node.as_of_month)} {node.year} {money(actual)}, "
+                    f"{_over_under(excess['sek'], excess_money, 'förväntat')}"
+                ),
             )
 
 
@@ -525,8 +720,11 @@ class _MonthLimit:
     describe: Callable[[Money], str]
 
 
-def _forecast_limit(expected: tuple[float, float, float], made_at_month: int) -> _MonthLimit:
+def _forecast_limit(
+    expected: tuple[float, float, float], made_at_month: int, cap: float | None = None
+) -> _MonthLimit:
     mid, low, high = expected
+    limit = high if cap is None else min(high, cap)
 
     def describe(money: Money) -> str:
         return (
@@ -534,7 +732,8 @@ def _forecast_limit(expected: tuple[float, float, float], made_at_month: int) ->
             f"(intervall {money.span(low, high)})"
         )
 
-    return _MonthLimit(high, {"expected": mid, "low": low, "high": high}, describe)
+    values = {"expected": mid, "month_low": low, "month_high": high}
+    return _MonthLimit(limit, values, describe)
 
 
 def _budget_limit(budget: float, tolerance: float) -> _MonthLimit:
@@ -543,36 +742,6 @@ def _budget_limit(budget: float, tolerance: float) -> _MonthLimit:
         return f"mot budget för månaden {money(budget)} (+{pct} % tolerans)"
 
     return _MonthLimit(budget * (1 + tolerance), {"budget_month": budget}, describe)
-
-
-class AgencyStaffRule(_CostRule):
-    """Hyrpersonal against budget. Often unbudgeted: a unit without a budget line has budget 0."""
-
-    kind: Literal["agency_staff_over_budget"]
-    category: str = "agency_staff"
-    levels: tuple[Level, ...] = Field(default=("enhet", "avdelning"), min_length=1)
-    basis: Literal["full_year", "ytd"] = "full_year"
-
-    def readings(self, ctx: RuleContext) -> Iterator[Reading]:
-        for node in ctx.nodes("cost", self.category, self.levels):
-            if self.basis == "full_year":
-                amount, budget = node.full_year, node.budget_full_year or 0.0
-                what = f"prognos {self.noun(ctx)} {node.year}"
-                against = "budget"
-            else:
-                amount, budget = node.actual_ytd, node.budget_ytd or 0.0
-                what = f"{self.noun(ctx)} {ytd_sv(node.year, node.as_of_month)}"
-                against = "budget för perioden"
-            excess = excess_of(amount, budget)
-            money = Money.for_amounts(amount, budget)
-            versus, deviation = _versus(money, excess)
-            compared = f"mot {against} {money(budget)} {versus}" if budget else "utan budget"
-            yield Reading(
-                node,
-                self._grade(excess),
-                {"amount": amount, "budget": budget} | deviation,
-                f"{what} {money(amount)} {compared}",
-            )
 
 
 class MeasureOverPlanRule(_Rule):
@@ -587,6 +756,9 @@ class MeasureOverPlanRule(_Rule):
         for i, measure in enumerate(self.measures):
             yield f"measures[{i}]", "measure", measure
 
+    def default_step(self) -> Step:
+        return Step(pct=1.0, min=0.0)  # 1 % of the year's plan, in the measure's unit
+
     def readings(self, ctx: RuleContext) -> Iterator[Reading]:
         for measure in self.measures:
             unit = ctx.domain.measures[measure].unit if measure in ctx.domain.measures else ""
@@ -599,17 +771,38 @@ class MeasureOverPlanRule(_Rule):
                 versus = [format_units(excess["units"], unit, signed=True)]
                 if math.isfinite(excess["pct"]):
                     versus.append(format_pct(excess["pct"], signed=True))
+                subject = ctx.subject(measure)
                 figure = (
-                    f"{ctx.subject(measure)} {ytd_sv(node.year, node.as_of_month)} "
+                    f"{subject} {ytd_sv(node.year, node.as_of_month)} "
                     f"{format_units(actual, unit)} mot plan {format_units(plan, unit)} "
                     f"({', '.join(versus)})"
                 )
+                direction = "över" if excess["units"] > 0 else "under"
+                title = (
+                    f"{subject} {format_units(actual, unit)} t.o.m. "
+                    f"{month_sv(node.as_of_month)} {node.year}, "
+                    f"{format_units(abs(excess['units']), unit)} {direction} plan"
+                )
+                values = {
+                    "actual_ytd": actual,
+                    "plan_ytd": plan,
+                    "plan": node.budget_full_year or 0.0,
+                    "forecast": node.full_year,
+                    "low": node.low,
+                    "high": node.high,
+                    "excess": excess["units"],
+                }
                 yield Reading(
                     node,
                     grade(self.thresholds, excess, self.hysteresis, self.match),
-                    {"actual_ytd": actual, "plan_ytd": plan, "excess": excess["units"]}
+                    values
                     | ({"excess_pct": excess["pct"]} if math.isfinite(excess["pct"]) else {}),
                     figure,
+                    measured=excess["units"],
+                    step_reference=node.budget_full_year or 0.0,
+                    noun="överskridandet mot plan",
+                    render=_units_pair(unit),
+                    title=title,
                 )
 
 
@@ -626,6 +819,9 @@ class SickLeaveShareRule(_Rule):
     def references(self) -> Iterator[tuple[str, str, str]]:
         yield "sick_measure", "measure", self.sick_measure
         yield "scheduled_measure", "measure", self.scheduled_measure
+
+    def default_step(self) -> Step:
+        return Step(pct=0.0, min=1.0)  # one percentage point
 
     def _hours(self, node: NodeForecast) -> float:
         return node.actual_monthly[-1] if self.basis == "month" else node.actual_ytd
@@ -646,12 +842,17 @@ class SickLeaveShareRule(_Rule):
                 f"sjukfrånvaro {when} {format_pct(share)} av schemalagd tid "
                 f"({format_number_sv(sick, 0)} av {format_number_sv(scheduled, 0)} timmar)"
             )
+            limit = format_pct(self.thresholds[0].pct)
             yield Reading(
                 node,
                 grade(self.thresholds, {"pct": share}, self.hysteresis, self.match),
                 {"share_pct": share, "sick_hours": sick, "scheduled_hours": scheduled},
                 figure,
-                f" Larmgräns {format_pct(self.thresholds[0].pct)}.",
+                f" Larmgräns {limit}.",
+                measured=share,
+                noun="sjukfrånvaron",
+                render=_points_pair,
+                title=f"sjukfrånvaro {format_pct(share)} {when}, larmgräns {limit}",
             )
 
 
@@ -670,21 +871,36 @@ class ForecastDeteriorationRule(_CostRule):
             excess = excess_of(node.full_year, before.full_year)
             money = Money.for_amounts(node.full_year, before.full_year)
             versus, deviation = _versus(money, excess)
+            word = ctx.forecast_word
             figure = (
-                f"prognos {self.noun(ctx)} {node.year} {money(node.full_year)} "
+                f"{word} {self.noun(ctx)} {node.year} {money(node.full_year)} "
                 f"mot {money(before.full_year)} i prognosen per "
                 f"{month_sv(before.as_of_month)} {versus}"
             )
-            values = {"forecast": node.full_year, "previous_forecast": before.full_year}
-            yield Reading(node, self._grade(excess), values | deviation, figure)
+            values = _node_values(node) | {"previous_forecast": before.full_year}
+            sign = "sämre" if excess["sek"] > 0 else "bättre"
+            yield Reading(
+                node,
+                self._grade(excess),
+                values | deviation,
+                figure,
+                measured=excess["sek"],
+                step_reference=node.budget_full_year or before.full_year,
+                noun="försämringen",
+                render=_money_pair,
+                title=(
+                    f"{word} {self.noun(ctx)} {node.year} {money(node.full_year)}, "
+                    f"{money(abs(excess['sek']))} {sign} än prognosen per "
+                    f"{month_sv(before.as_of_month)}"
+                ),
+            )
 
 
 Rule = Annotated[
     BudgetDeviationRule
-    | OvertimeYtdRule
+    | StaffCostYtdRule
     | OvertimeAfterStopRule
     | SubstitutesMonthRule
-    | AgencyStaffRule
     | MeasureOverPlanRule
     | SickLeaveShareRule
     | ForecastDeteriorationRule,
@@ -705,8 +921,28 @@ class RuleDomainError(ValueError):
         self.key, self.problem = key, problem
 
 
+class Lifecycle(_Strict):
+    """rules.yaml ``lifecycle``: the step a firing alert's excess must move to be news again."""
+
+    step: Step = DEFAULT_STEP
+
+
 class RuleSet(_Strict):
+    lifecycle: Lifecycle = Lifecycle()
     rules: tuple[Rule, ...] = ()
+
+    def step_of(self, rule: _Rule) -> Step:
+        return rule.step or rule.default_step() or self.lifecycle.step
+
+    def absent_categories(self, domain: DomainConfig) -> list[tuple[str, str]]:
+        """(rule id, category) of staffing rules whose category this municipality does not
+        have: they read nothing and never fire (worth a warning at start, not an error)."""
+        return [
+            (rule.id, value)
+            for rule in self.rules
+            for _, what, value in rule.references()
+            if what == "optional_cost" and value not in domain.categories
+        ]
 
     @field_validator("rules")
     @classmethod
@@ -751,6 +987,7 @@ class AlertState(NamedTuple):
     severity: Severity
     sequence: int
     values: Mapping[str, float]
+    period: str = ""  # YYYY-MM of the event
 
 
 class AlertBook:
@@ -775,14 +1012,15 @@ class AlertBook:
         if known is not None and known.sequence >= event.sequence:
             return
         self._states[event.alert_id] = AlertState(
-            event.status, event.severity, event.sequence, dict(event.values)
+            event.status, event.severity, event.sequence, dict(event.values), event.period
         )
 
     def get(self, alert_id: str) -> AlertState | None:
         return self._states.get(alert_id)
 
     def firing(self) -> dict[str, AlertState]:
-        return {a: s for a, s in self._states.items() if s.status == "firing"}
+        """Alerts that fire now: status firing, worsened or improved."""
+        return {a: s for a, s in self._states.items() if s.status != "resolved"}
 
     def items(self) -> Iterator[tuple[str, AlertState]]:
         return iter(self._states.items())
@@ -809,40 +1047,84 @@ def evaluate(
 
     A series a rule cannot read this time (no budget, no previous forecast) keeps its state.
     """
-    ctx = RuleContext(current, previous, domain)
+    ctx = RuleContext(current, previous, domain, book)
     events: list[AlertEvent] = []
     for rule in rules.active():
+        step = rules.step_of(rule)
         for reading in rule.readings(ctx):
-            event = _transition(rule, reading, book, ctx, now)
+            event = _transition(rule, reading, book, ctx, now, step)
             if event is not None:
                 book.record(event)
                 events.append(event)
     return events
 
 
+def _change(reading: Reading, previous: float, since: str, now_period: str) -> str:
+    """``underskottet har ökat från 3,9 till 14,5 mnkr sedan februari``."""
+    render = reading.render or _money_pair
+    before, after = render(previous, reading.measured)
+    verb = "ökat" if reading.measured >= previous else "minskat"
+    when = f"sedan {month_sv(int(since[5:]))}" if since and since != now_period else ""
+    return f"{reading.noun} har {verb} från {before} till {after} {when}".rstrip()
+
+
 def _transition(
-    rule: _Rule, reading: Reading, book: AlertBook, ctx: RuleContext, now: datetime
+    rule: _Rule,
+    reading: Reading,
+    book: AlertBook,
+    ctx: RuleContext,
+    now: datetime,
+    step: Step,
 ) -> AlertEvent | None:
-    alert_id = rule.alert_id(reading.node)
+    node = reading.node
+    alert_id = rule.alert_id(node)
     state = book.get(alert_id)
-    current = state.severity if state is not None and state.status == "firing" else None
+    firing = state is not None and state.status != "resolved"
+    current = state.severity if firing and state is not None else None
     severity = next_severity(current, reading.grade)
-    if severity == current:
-        return None
-    name = ctx.name(reading.node.org_unit)
-    if severity is None:
-        assert current is not None
-        status: AlertStatus = "resolved"
-        severity = current
+    values = dict(reading.values)
+    values.setdefault("excess", reading.measured)
+    previous = state.values.get("excess") if firing and state is not None else None
+    status: AlertStatus
+    resolution: Literal["within_limits"] | None = None
+    if current is None:
+        if severity is None:
+            return None
+        status = "firing"
+    elif severity is None:
+        status, severity, resolution = "resolved", current, "within_limits"
+    elif severity_rank(severity) > severity_rank(current):
+        status = "firing"  # a higher tier: a firing event with the higher severity
+    elif severity_rank(severity) < severity_rank(current):
+        status = "improved"  # a step down, still firing
+    else:
+        size = step.size(reading.step_reference, node.level)
+        if previous is None or size <= 0:
+            return None
+        moved = reading.measured - previous
+        if moved >= size:
+            status = "worsened"
+        elif -moved >= size:
+            status = "improved"
+        else:
+            return None
+    name = ctx.name(node.org_unit)
+    change = None
+    if previous is not None and state is not None:
+        values["previous_value"] = previous
+        change = _change(reading, previous, state.period, _period(ctx))
+    if status == "resolved":
         message = (
             f"{name}: åter inom gränserna ({_lower_first(rule.title)}). "
             f"{_capitalise(reading.figure)}."
         )
+        title = f"{name}: åter inom gränserna, {reading.title}"
     else:
-        status = "firing"
         message = f"{name}: {reading.figure}.{reading.detail}"
+        if change is not None:
+            message += f" {_capitalise(change)}."
+        title = f"{name}: {reading.title}"
     sequence = (state.sequence if state is not None else 0) + 1
-    node = reading.node
     return AlertEvent(
         event_id=f"{alert_id}@{sequence}",
         alert_id=alert_id,
@@ -854,21 +1136,31 @@ def _transition(
         org_unit_name=name,
         level=node.level,
         category=node.category,
-        period=f"{ctx.current.year}-{ctx.current.as_of_month:02d}",
-        values=reading.values,
+        period=_period(ctx),
+        values=values,
         message=message,
         emitted_at=now,
+        title=title,
+        change=change,
+        year_closed=ctx.year_closed,
+        resolution=resolution,
+        method=node.model,
     )
+
+
+def _period(ctx: RuleContext) -> str:
+    return f"{ctx.current.year}-{ctx.current.as_of_month:02d}"
 
 
 def resolve_earlier_years(
     rules: RuleSet, year: int, book: AlertBook, domain: DomainConfig, now: datetime
 ) -> list[AlertEvent]:
-    """Resolve every alert still firing for a year before ``year``, recorded in ``book``.
+    """Close every alert still firing for a year before ``year``, recorded in ``book``.
 
     Once the rules look at a new year, last year's alerts can no longer change (their series are
-    not evaluated again): without this they would stay firing forever. The year is over; its
-    outcome is reported in the annual report, not by alerts.
+    not evaluated again): without this they would stay firing forever. The year is closed; its
+    outcome is reported in the annual report, not by alerts. Resolution ``year_closed``: nobody
+    claims the overrun was fixed.
     """
     titles = {rule.id: rule.title for rule in rules.rules}
     events: list[AlertEvent] = []
@@ -878,7 +1170,7 @@ def resolve_earlier_years(
             continue
         node = domain.org.nodes.get(org_unit)
         name = node.name if node is not None else org_unit
-        title = titles.get(rule_id, rule_id)
+        title = _lower_first(titles.get(rule_id, rule_id))
         sequence = state.sequence + 1
         event = AlertEvent(
             event_id=f"{alert_id}@{sequence}",
@@ -894,10 +1186,13 @@ def resolve_earlier_years(
             period=f"{alert_year}-12",
             values=dict(state.values),
             message=(
-                f"{name}: {_lower_first(title)} {alert_year} avslutas, året är slut "
-                f"(uppföljningen gäller nu {year})."
+                f"{name}: {title} {alert_year} avslutat: året är stängt "
+                f"(uppföljningen gäller nu {year}; utfallet redovisas i årsredovisningen)."
             ),
             emitted_at=now,
+            title=f"{name}: {title} {alert_year} avslutat: året är stängt",
+            year_closed=True,
+            resolution="year_closed",
         )
         book.record(event)
         events.append(event)
@@ -909,11 +1204,13 @@ __all__ = [
     "AlertBook",
     "AlertState",
     "Grade",
+    "Lifecycle",
     "Reading",
     "Rule",
     "RuleContext",
     "RuleDomainError",
     "RuleSet",
+    "Step",
     "evaluate",
     "format_number_sv",
     "grade",

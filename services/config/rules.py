@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
 import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -17,6 +18,8 @@ from core.domain import DomainConfig
 from core.errors import ConfigError
 from core.yamlfile import read_yaml
 from forecasts.deviations import RULE_KINDS, RuleDomainError, RuleSet
+
+log = structlog.get_logger(__name__)
 
 RULES_FILE = "rules.yaml"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
@@ -45,6 +48,9 @@ def load_rules(config_dir: Path, domain: DomainConfig) -> RuleSet:
         rules.check_against(domain)
     except RuleDomainError as err:
         raise ConfigError(str(path), err.key, err.problem) from None
+    for rule_id, category in rules.absent_categories(domain):
+        # A municipality without, say, hyrpersonal: the staffing rule reads nothing.
+        log.warning("rule_category_absent", rule=rule_id, category=category, file=str(path))
     return rules
 
 
