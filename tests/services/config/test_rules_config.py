@@ -22,12 +22,33 @@ from services.config.rules import load_rules
 def test_shipped_rules_load_with_every_kind(domain: DomainConfig) -> None:
     ruleset = load_rules(DEFAULT_CONFIG_DIR, domain)
     assert {rule.kind for rule in ruleset.rules} == set(RULE_KINDS)
-    assert [rule.id for rule in ruleset.rules] == list(RULE_KINDS)
+    staffing = [rule for rule in ruleset.rules if rule.kind == "staff_cost_ytd"]
+    assert {rule.category for rule in staffing} == {  # type: ignore[attr-defined]
+        "overtime",
+        "substitutes",
+        "sick_pay",
+        "agency_staff",
+    }
     assert all(rule.enabled and rule.title for rule in ruleset.rules)
     budget = ruleset.rules[0]
     assert budget.kind == "budget_deviation"
     assert set(budget.levels) == {"namnd", "avdelning", "enhet"}
     assert [t.severity for t in budget.thresholds] == ["info", "warning", "critical"]
+
+
+def test_a_staffing_category_the_municipality_lacks_is_a_warning_not_an_error(
+    tmp_path: Path, domain: DomainConfig
+) -> None:
+    from dataclasses import replace
+
+    (tmp_path / "rules.yaml").write_text(
+        (DEFAULT_CONFIG_DIR / "rules.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    without = replace(
+        domain, categories={k: v for k, v in domain.categories.items() if k != "agency_staff"}
+    )
+    ruleset = load_rules(tmp_path, without)
+    assert ruleset.absent_categories(without) == [("agency_staff_ytd", "agency_staff")]
 
 
 def test_rule_levels_are_the_org_levels() -> None:
