@@ -265,12 +265,19 @@ class AlertFeed:
         self.consumer.close()
 
 
+ALERT_STATUS_SV = {
+    "firing": "Larm",
+    "worsened": "Försämrat",
+    "improved": "Förbättrat",
+    "resolved": "Åter inom gränserna",
+}
+
+
 def alert_lines(alerts: Sequence[Any], limit: int = ALERT_LINES_PER_MONTH) -> list[str]:
     """The month's alert changes, most severe first, as a controller would skim them."""
     ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.status, a.alert_id))
     lines = [
-        f"  {'Larm' if a.status == 'firing' else 'Åtgärdat'} ({SEVERITY_SV[a.severity]}): "
-        f"{a.message}"
+        f"  {ALERT_STATUS_SV[a.status]} ({SEVERITY_SV[a.severity]}): {a.message}"
         for a in ordered[:limit]
     ]
     if len(ordered) > limit:
@@ -763,10 +770,11 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
         console.print(
             f"Prognossäkerhet: {', '.join(p.name for p in paths)} i {reports_dir}", highlight=False
         )
-        firing = sum(1 for a in feed.events if a.status == "firing")
+        by_status = {s: sum(1 for a in feed.events if a.status == s) for s in ALERT_STATUS_SV}
         console.print(
-            f"Larmhändelser: {len(feed.events)} ({firing} utlösta, "
-            f"{len(feed.events) - firing} åtgärdade).",
+            f"Larmhändelser: {len(feed.events)} ({by_status['firing']} utlösta, "
+            f"{by_status['worsened']} försämrade, {by_status['improved']} förbättrade, "
+            f"{by_status['resolved']} åter inom gränserna eller avslutade).",
             highlight=False,
         )
         _wait_for(

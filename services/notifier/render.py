@@ -21,7 +21,14 @@ from core.swedish import MONTH_NAMES_SV
 from services.notifier.routing import Recipient
 
 SEVERITY_SV = {"info": "Information", "warning": "Varning", "critical": "Kritisk"}
-STATUS_SV = {"firing": "Utlöst", "resolved": "Åtgärdad"}
+# worsened/improved: added by the alert-rules branch so that the new statuses render; the
+# notifier's own wording (alert-mails branch) replaces this.
+STATUS_SV = {
+    "firing": "Utlöst",
+    "worsened": "Försämrat",
+    "improved": "Förbättrat",
+    "resolved": "Åtgärdad",
+}
 EVENT_IDS_HEADER = "X-Budgetvakt-Event-Ids"
 # Adaptive Card colours per severity (Teams renders them as red / amber / default).
 _CARD_COLOUR = {"critical": "Attention", "warning": "Warning", "info": "Default"}
