@@ -213,6 +213,13 @@ class RuleContext:
         """``prognos``, or ``utfall`` once the year is closed."""
         return "utfall" if self.year_closed else "prognos"
 
+    def node_budget(self, node: NodeForecast) -> float:
+        """The node's full-year net budget (what "1 % of the node's budget" means), else the
+        series' own budget."""
+        total = self.current.get(node.org_unit, TOTAL)
+        budget = total.budget_full_year if total is not None else None
+        return budget if budget is not None else node.budget_full_year or 0.0
+
     def firing_state(self, alert_id: str) -> AlertState | None:
         """The alert's state if it fires now (firing, worsened or improved)."""
         state = self.book.get(alert_id) if self.book is not None else None
@@ -503,7 +510,7 @@ class StaffCostYtdRule(_CostRule):
                 values,
                 figure,
                 measured=excess["sek"],
-                step_reference=node.budget_full_year or 0.0,
+                step_reference=ctx.node_budget(node),
                 noun="överskridandet",
                 render=_money_pair,
                 title=title,
