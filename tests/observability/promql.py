@@ -11,6 +11,8 @@ promtool's job; this only has to be right for expressions promtool accepts.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 KEYWORDS = frozenset(
     {"and", "or", "unless", "atan2", "bool", "offset", "inf", "nan"}
@@ -184,3 +186,290 @@ def template_queries(template: str) -> list[str]:
             continue
         out.append(re.sub(r"%[qsdv]", '"x"', text))
     return out
+
+
+# --- A small PromQL parser: which comparisons an expression makes --------------------------------
+#
+# test_one_source_of_thresholds needs more than the metric names: it must see what is compared
+# with what (``a < -0.01 * b``, ``x > 0`` as the divisor of a ratio). This is a precedence-climbing
+# parser for the PromQL that promtool accepts in this repository's rules, dashboards and Grafana
+# alerts; label matchers, ranges and subqueries are kept as text, never interpreted.
+
+COMPARISON_OPERATORS = frozenset({"==", "!=", "<", ">", "<=", ">="})
+_BINARY_PRECEDENCE = {
+    "or": 1,
+    "and": 2,
+    "unless": 2,
+    **dict.fromkeys(COMPARISON_OPERATORS, 3),
+    "+": 4,
+    "-": 4,
+    "*": 5,
+    "/": 5,
+    "%": 5,
+    "atan2": 5,
+    "^": 6,
+}
+_AGGREGATIONS = frozenset(
+    {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk"}
+    | {"quantile", "count_values", "limitk", "limit_ratio"}
+)
+_TOKEN = re.compile(
+    r"""(?P<space>\s+|\#[^\n]*)
+    |(?P<duration>(?:\d+(?:ms|[smhdwy]))+(?![a-zA-Z0-9_:]))
+    |(?P<number>0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![a-zA-Z_])
+        |(?i:inf|nan)(?![a-zA-Z0-9_:]))
+    |(?P<ident>[a-zA-Z_:][a-zA-Z0-9_:]*)
+    |(?P<op>==|!=|<=|>=|[-+*/%^<>(),@])
+    """,
+    re.X,
+)
+
+
+@dataclass(frozen=True)
+class Number:
+    value: float
+
+
+@dataclass(frozen=True)
+class Text:
+    value: str
+
+
+@dataclass(frozen=True)
+class Selector:
+    name: str | None
+    matchers: str = ""
+
+
+@dataclass(frozen=True)
+class Call:
+    function: str
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str
+    operand: Node
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str
+    lhs: Node
+    rhs: Node
+
+
+Node = Number | Text | Selector | Call | Unary | Binary
+
+
+class PromQLParseError(ValueError):
+    """The expression is not PromQL this parser understands."""
+
+
+class _Parser:
+    def __init__(self, expr: str) -> None:
+        self.expr = expr
+        self.pos = 0
+
+    # Tokens. Brackets ([…], {…}) and strings are read whole where they occur.
+    def _skip_space(self) -> None:
+        while match := re.compile(r"\s+|\#[^\n]*").match(self.expr, self.pos):
+            if match.end() == self.pos:
+                break
+            self.pos = match.end()
+
+    def peek(self) -> tuple[str, str] | None:
+        self._skip_space()
+        if self.pos >= len(self.expr):
+            return None
+        char = self.expr[self.pos]
+        if char in "\"'`":
+            return ("string", char)
+        if char in "[{":
+            return ("bracket", char)
+        match = _TOKEN.match(self.expr, self.pos)
+        if match is None or match.lastgroup is None:
+            raise PromQLParseError(f"unexpected {char!r} at {self.pos}: {self.expr!r}")
+        return (match.lastgroup, match.group(0))
+
+    def take(self) -> tuple[str, str]:
+        token = self.peek()
+        if token is None:
+            raise PromQLParseError(f"unexpected end: {self.expr!r}")
+        kind, text = token
+        if kind == "string":
+            end = _skip_string(self.expr, self.pos)
+            text, self.pos = self.expr[self.pos + 1 : end - 1], end
+        elif kind == "bracket":
+            closing = "]" if text == "[" else "}"
+            kind = "range" if text == "[" else "matchers"
+            self.pos, text = _skip_bracket(self.expr, self.pos, closing)
+        else:
+            self.pos += len(text)
+        return kind, text
+
+    def expect(self, text: str) -> None:
+        kind, got = self.take()
+        if got.lower() != text:
+            raise PromQLParseError(f"expected {text!r}, got {got!r} in {self.expr!r}")
+
+    def at(self, *texts: str) -> bool:
+        token = self.peek()
+        return token is not None and token[0] in ("op", "ident") and token[1].lower() in texts
+
+    # Grammar.
+    def parse(self) -> Node:
+        node = self.binary(1)
+        if self.peek() is not None:
+            raise PromQLParseError(f"trailing {self.peek()!r} in {self.expr!r}")
+        return node
+
+    def binary(self, min_precedence: int) -> Node:
+        lhs = self.unary()
+        while (token := self.peek()) is not None and token[0] in ("op", "ident"):
+            op = token[1].lower()
+            precedence = _BINARY_PRECEDENCE.get(op)
+            if precedence is None or precedence < min_precedence:
+                break
+            self.take()
+            self.modifiers()
+            # ^ is right-associative, everything else left-associative.
+            rhs = self.binary(precedence if op == "^" else precedence + 1)
+            lhs = Binary(op, lhs, rhs)
+        return lhs
+
+    def modifiers(self) -> None:
+        """bool, on/ignoring (…), group_left/group_right (…): they change matching, not values."""
+        while self.at("bool", "on", "ignoring", "group_left", "group_right"):
+            keyword = self.take()[1].lower()
+            if keyword != "bool" and self.at("("):
+                self.label_list()
+
+    def label_list(self) -> None:
+        self.expect("(")
+        while not self.at(")"):
+            self.take()
+        self.expect(")")
+
+    def unary(self) -> Node:
+        if self.at("-", "+"):
+            op = self.take()[1]
+            return Unary(op, self.unary())
+        return self.postfix(self.primary())
+
+    def postfix(self, node: Node) -> Node:
+        while True:
+            token = self.peek()
+            if token == ("bracket", "["):
+                self.take()  # a range or subquery: the values stay those of ``node``'s series
+            elif self.at("offset"):
+                self.take()
+                if self.at("-"):
+                    self.take()
+                self.take()  # duration
+            elif self.at("@"):
+                self.take()
+                self.take()  # timestamp, start() or end()
+                if self.at("("):
+                    self.label_list()
+            else:
+                return node
+
+    def primary(self) -> Node:
+        kind, text = self.take()
+        if kind == "number":
+            return Number(float(text) if not text.lower().startswith("0x") else int(text, 16))
+        if kind == "string":
+            return Text(text)
+        if kind == "matchers":
+            return Selector(None, text)
+        if text == "(":
+            node = self.binary(1)
+            self.expect(")")
+            return node
+        if kind != "ident":
+            raise PromQLParseError(f"unexpected {text!r} in {self.expr!r}")
+        lowered = text.lower()
+        if lowered in _AGGREGATIONS and (self.at("(", "by", "without")):
+            return self.aggregation(lowered)
+        if self.at("("):
+            return Call(lowered, self.arguments())
+        matchers = ""
+        if self.peek() == ("bracket", "{"):
+            matchers = self.take()[1]
+        return Selector(text, matchers)
+
+    def arguments(self) -> tuple[Node, ...]:
+        self.expect("(")
+        args: list[Node] = []
+        while not self.at(")"):
+            args.append(self.binary(1))
+            if self.at(","):
+                self.take()
+        self.expect(")")
+        return tuple(args)
+
+    def aggregation(self, op: str) -> Node:
+        if self.at("by", "without"):
+            self.take()
+            self.label_list()
+        args = self.arguments()
+        if self.at("by", "without"):
+            self.take()
+            self.label_list()
+        return Call(op, args)
+
+
+def parse(expr: str) -> Node:
+    """The expression's tree: numbers, strings, selectors, calls, unary and binary operations."""
+    return _Parser(expr).parse()
+
+
+def walk(node: Node) -> Iterator[tuple[Node, Binary | None]]:
+    """Every node of the tree with its parent binary operation (None at the top or below a
+    call or unary operation)."""
+    stack: list[tuple[Node, Binary | None]] = [(node, None)]
+    while stack:
+        current, parent = stack.pop()
+        yield current, parent
+        if isinstance(current, Binary):
+            stack += [(current.rhs, current), (current.lhs, current)]
+        elif isinstance(current, Call):
+            stack += [(arg, None) for arg in reversed(current.args)]
+        elif isinstance(current, Unary):
+            stack.append((current.operand, None))
+
+
+def selected_names(node: Node) -> set[str]:
+    """The metric names the tree selects (``{__name__="x"}`` included)."""
+    names: set[str] = set()
+    for current, _ in walk(node):
+        if isinstance(current, Selector):
+            if current.name is not None:
+                names.add(current.name)
+            for match in _NAME_MATCHER.finditer(current.matchers):
+                names.add(match.group(1) if match.group(1) is not None else match.group(2))
+    return names
+
+
+def constant_value(node: Node) -> float | None:
+    """The value of a tree of numbers only (``-1e6``, ``(0.05)``, ``2 * 1e6``), else None."""
+    if isinstance(node, Number):
+        return node.value
+    if isinstance(node, Unary):
+        inner = constant_value(node.operand)
+        return None if inner is None else (-inner if node.op == "-" else inner)
+    if isinstance(node, Binary) and node.op in {"+", "-", "*", "/"}:
+        lhs, rhs = constant_value(node.lhs), constant_value(node.rhs)
+        if lhs is None or rhs is None or (node.op == "/" and rhs == 0):
+            return None
+        return {"+": lhs + rhs, "-": lhs - rhs, "*": lhs * rhs, "/": lhs / rhs}[node.op]
+    return None
+
+
+def comparisons(node: Node) -> Iterator[tuple[Binary, Binary | None]]:
+    """Every comparison (``== != < > <= >=``) in the tree, with its parent operation."""
+    for current, parent in walk(node):
+        if isinstance(current, Binary) and current.op in COMPARISON_OPERATORS:
+            yield current, parent
