@@ -227,8 +227,13 @@ def test_grafana_alert_rules_are_well_formed(
                 assert query["model"]["expression"] in ref_ids, where
         assert rule["noDataState"] in {"OK", "NoData", "Alerting", "KeepLast"}, where
         assert rule["execErrState"] in {"OK", "Error", "Alerting", "KeepLast"}, where
-        assert rule["labels"]["severity"] in {"warning", "critical"}, where
-        assert rule["labels"]["kategori"] in {"budget", "drift"}, where
+        if rule["labels"]["kategori"] == "budget":
+            # The worker's alerts: severity and larm come from the series' labels.
+            assert "severity" not in rule["labels"], where
+            assert rule["labels"]["larm"] == "{{ $labels.rule }}", where
+        else:
+            assert rule["labels"]["kategori"] == "drift", where
+            assert rule["labels"]["severity"] in {"warning", "critical"}, where
         assert {"summary", "description"} <= set(rule["annotations"]), where
         board = dashboards_by_uid[rule["dashboardUid"]]
         assert rule["panelId"] in {p["id"] for p in panels(board)}, where
@@ -245,11 +250,19 @@ def test_grafana_alert_rules_mirror_prometheus_rules_by_larm(
         if "alert" in rule
     }
     larm = {rule["labels"]["larm"] for rule in grafana_alert_rules}
-    assert larm >= {"minusprognos_namnd", "worker_nere"}
+    assert larm == {"{{ $labels.rule }}", "worker_nere"}
     for rule in grafana_alert_rules:
         twin = prometheus[rule["labels"]["larm"]]
-        assert rule["labels"]["severity"] == twin["labels"]["severity"], rule["title"]
+        assert rule["labels"].get("severity") == twin["labels"].get("severity"), rule["title"]
         assert rule["labels"]["kategori"] == twin["labels"]["kategori"], rule["title"]
+    # The budget copy reads the same series as Budgetlarm, grouped the same way.
+    (budget,) = [r for r in grafana_alert_rules if r["labels"]["kategori"] == "budget"]
+    (query,) = alert_rule_expressions(budget)
+    twin = prometheus["{{ $labels.rule }}"]
+    assert metric_names(query.promql) == metric_names(twin["expr"])
+    assert " ".join(query.promql.split()).startswith(
+        "max by (rule, severity, org_unit) (budgetvakt_alerts_firing)"
+    )
 
 
 def test_grafana_alerts_are_forwarded_to_alertmanager() -> None:

@@ -100,15 +100,17 @@ def test_promtool_unit_tests_fail_on_a_wrong_expectation(promtool: str, tmp_path
     shutil.copy(INFO_RULES_FILE, tmp_path / "info_rules.yml")
     (tmp_path / "tests").mkdir()
     doc = load_yaml(PROMTOOL_TESTS_DIR / "budget_alerts_test.yml")
-    doc["tests"] = [t for t in doc["tests"] if t["name"] == "risk of a minusprognos at nämnd level"]
+    name = "the worker's alerts with its severity and the unit's names"
+    doc["tests"] = [t for t in doc["tests"] if t["name"] == name]
     case = doc["tests"][0]["alert_rule_test"][0]
-    assert case["alertname"] == "RiskForMinusprognosNamnd"
-    case["exp_alerts"][0]["exp_labels"]["severity"] = "critical"
+    assert case["alertname"] == "Budgetlarm"
+    assert case["exp_alerts"][0]["exp_labels"]["severity"] == "critical"
+    case["exp_alerts"][0]["exp_labels"]["severity"] = "warning"
     broken = tmp_path / "tests" / "broken_test.yml"
     broken.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     result = run_tool([promtool, "test", "rules", broken])
     assert result.returncode != 0
-    assert 'severity="warning"' in result.stdout + result.stderr
+    assert 'severity="critical"' in result.stdout + result.stderr
 
 
 def test_every_alert_is_unit_tested_firing_and_silent() -> None:
@@ -144,24 +146,21 @@ def test_alerts_carry_routing_labels_and_swedish_texts(rules_doc: dict[str, Any]
     for rule in _alerts(rules_doc):
         name = rule["alert"]
         labels = rule.get("labels", {})
-        assert labels.get("severity") in {"warning", "critical"}, name
-        assert labels.get("kategori") in {"budget", "drift"}, name
-        assert re.fullmatch(r"[a-z_]+", labels.get("larm", "")), name
+        assert labels.get("kategori") in {"budget", "datakvalitet", "drift"}, name
+        if labels["kategori"] == "budget":
+            # The worker's alerts keep the worker's severity and are named by its rule id.
+            assert "severity" not in labels, name
+            assert re.search(r"by \(rule, severity, org_unit\)", rule["expr"]), name
+            assert labels.get("larm") == "{{ $labels.rule }}", name
+        else:
+            assert labels.get("severity") in {"warning", "critical"}, name
+            assert re.fullmatch(r"[a-z_]+", labels.get("larm", "")), name
         annotations = rule.get("annotations", {})
         assert set(annotations) >= {"summary", "description"}, name
         text = annotations["summary"] + annotations["description"]
         # Swedish: at least one of the words every text here uses; no English "forecast".
         assert re.search(r"\b(för|och|är|har|av|på|inte|finns)\b", text), name
         assert "forecast " not in text.lower(), name
-
-
-def test_business_alerts_wait_and_keep_firing(rules_doc: dict[str, Any]) -> None:
-    for rule in _alerts(rules_doc):
-        if "budgetvakt:forecast_year_open" not in rule["expr"]:
-            continue
-        assert rule["labels"]["kategori"] == "budget", rule["alert"]
-        assert _duration_s(rule.get("for", "0s")) >= 30 * 60, rule["alert"]
-        assert _duration_s(rule.get("keep_firing_for", "0s")) >= 60 * 60, rule["alert"]
 
 
 def test_worker_share_gauges_are_only_read_summed_over_workers(rules_doc: dict[str, Any]) -> None:
