@@ -310,7 +310,7 @@ class _Parser:
         return kind, text
 
     def expect(self, text: str) -> None:
-        kind, got = self.take()
+        _, got = self.take()
         if got.lower() != text:
             raise PromQLParseError(f"expected {text!r}, got {got!r} in {self.expr!r}")
 

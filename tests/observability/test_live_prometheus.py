@@ -1,7 +1,8 @@
 """The real chain: two workers' /metrics (WorkerMetrics over state built by the worker's own
-validation, aggregation and live-forecast code), scraped by a real Prometheus running
-config/prometheus/rules.yml. Checks that the rules' assumptions about metric names and labels
-hold for what the worker really exports, and that the per-worker shares add up."""
+validation, aggregation, live-forecast and deviation-rule code), scraped by a real Prometheus
+running config/prometheus/rules.yml. Checks that the rules' assumptions about metric names and
+labels hold for what the worker really exports, that the per-worker shares add up, and that
+Prometheus shows exactly the alerts the worker's rules (config/rules.yaml) fire."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
@@ -19,8 +21,10 @@ import pytest
 import yaml
 
 from contract.validation import parse_event
+from forecasts.deviations import AlertBook, evaluate
 from forecasts.live import OrganisationForecast, forecast_organisation
 from services.config.domain import load_domain_config
+from services.config.rules import load_rules
 from services.processes.supervised import Supervised, free_port, http_ok, wait_until
 from streams.aggregation import ActiveState, apply_events, leaf_series, state_key
 from streams.forecasting import ForecastStatus
@@ -124,6 +128,11 @@ class FakeWorker:
         )
         self.metrics = WorkerMetrics(state, domain.org)
         self.metrics.forecast_status = ForecastStatus(latest={YEAR: self.forecast})
+        # The shipped rules on this worker's forecast, as streams.forecasting runs them.
+        self.book = AlertBook()
+        rules = load_rules(CONFIG_DIR, domain)
+        evaluate(rules, self.forecast, None, self.book, domain, datetime(2025, 6, 3, tzinfo=UTC))
+        self.metrics.set_alerts_firing(self.book)
         metrics = self.metrics
 
         class Handler(BaseHTTPRequestHandler):
@@ -233,10 +242,25 @@ def test_rules_on_real_worker_metrics(live_prometheus: tuple[str, list[FakeWorke
         return len(result) == 1 and float(result[0]["value"][1]) == pytest.approx(expected)
 
     wait_until(summed, 60, "the nämnd deviation summed over both workers")
+    # The worker's firing alerts per (rule, severity, unit), both workers together.
+    expected_alerts = {
+        (alert_id.split("|")[0], state.severity, alert_id.split("|")[1])
+        for worker in (ao_worker, lss_worker)
+        for alert_id, state in worker.book.firing().items()
+    }
+    assert ("substitutes_ytd", "critical", "1110") in expected_alerts
+    assert ("budget_deviation", "warning", "2110") in expected_alerts
+
+    def budgetlarm() -> set[tuple[str, str, str]]:
+        return {
+            (r["metric"]["rule"], r["metric"]["severity"], r["metric"]["org_unit"])
+            for r in query(url, 'ALERTS{alertname="Budgetlarm", alertstate="firing"}')
+        }
+
     wait_until(
-        lambda: bool(query(url, 'ALERTS{alertname="VikarierOverBudget"}')),
+        lambda: budgetlarm() == expected_alerts,
         30,
-        "the alert rules evaluated on scraped worker metrics",
+        "Prometheus showing the worker's alerts",
     )
     up = {r["metric"]["instance"] for r in query(url, 'up{job="budgetvakt-worker"} == 1')}
     assert up == {ao_worker.target, lss_worker.target}
@@ -278,14 +302,30 @@ def test_rules_on_real_worker_metrics(live_prometheus: tuple[str, list[FakeWorke
     hours = ao_worker.node("1110", "home_care_hours").full_year
     assert over_plan == pytest.approx(100 * (hours / 180_000 - 1))
 
-    # The alerts that should start do (pending: their "for" is 30 min); none fire yet.
-    pending = {
-        (r["metric"]["alertname"], r["metric"].get("org_unit"), r["metric"]["severity"])
-        for r in query(url, 'ALERTS{kategori="budget"}')
+    # Shown as the worker fires them, at once, with the unit's names; nothing else is a budget
+    # alert. VON's alert, reported by both workers, is one alert.
+    (vikarier,) = query(
+        url, 'ALERTS{alertname="Budgetlarm", rule="substitutes_ytd", org_unit="1110"}'
+    )
+    assert vikarier["metric"] == {
+        "__name__": "ALERTS",
+        "alertname": "Budgetlarm",
+        "alertstate": "firing",
+        "kategori": "budget",
+        "larm": "substitutes_ytd",
+        "rule": "substitutes_ytd",
+        "severity": "critical",
+        "org_unit": "1110",
+        "org_unit_name": "Hemtjänst Norr",
+        "level": "enhet",
+        "namnd": "VON",
+        "forvaltning": "VOF",
+        "avdelning": "AO",
     }
-    assert ("VikarierOverBudget", "1110", "critical") in pending
-    assert ("VolymOverPlan", "1110", "warning") in pending
-    assert not query(url, 'ALERTS{alertstate="firing", kategori="budget"}')
+    assert len(query(url, 'ALERTS{alertname="Budgetlarm", org_unit="VON"}')) == 1
+    assert {r["metric"]["alertname"] for r in query(url, 'ALERTS{kategori="budget"}')} == {
+        "Budgetlarm"
+    }
     # The notifier's target (notifier:6067) does not resolve here: its scrapes fail.
     notifier_down = 'ALERTS{alertname="BudgetvaktNotifierNere"}'
     wait_until(lambda: bool(query(url, notifier_down)), 30, "the notifier-down alert")

@@ -6,18 +6,23 @@ import pytest
 
 from tests.observability.promql import (
     PLACEHOLDER,
+    Binary,
+    Number,
+    PromQLParseError,
     PromQLTokenError,
+    Selector,
+    comparisons,
+    constant_value,
     grafana_to_promql,
     grafana_variable_promql,
     grafana_variables,
     metric_names,
+    parse,
+    selected_names,
     template_queries,
 )
 
-
-@pytest.mark.parametrize(
-    ("expr", "expected"),
-    [
+METRIC_NAME_CASES = [
         ("up", {"up"}),
         ('up{job="budgetvakt-worker"} == 0', {"up"}),
         # Label names and values are not metrics, even when they look like one.
@@ -47,10 +52,48 @@ from tests.observability.promql import (
         ('{__name__="budgetvakt_events_total", topic="t"}', {"budgetvakt_events_total"}),
         ("vector(1)", set()),
         ("# just a comment\nscalar(a)", {"a"}),
-    ],
-)
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("expr", "expected"), METRIC_NAME_CASES)
 def test_metric_names_finds_exactly_the_selected_metrics(expr: str, expected: set[str]) -> None:
     assert metric_names(expr) == expected
+
+
+@pytest.mark.parametrize(("expr", "expected"), METRIC_NAME_CASES)
+def test_the_parser_selects_the_same_metrics(expr: str, expected: set[str]) -> None:
+    assert selected_names(parse(expr)) == expected
+
+
+def test_the_parser_follows_promql_precedence() -> None:
+    # and binds looser than comparisons, comparisons looser than arithmetic.
+    tree = parse("a < -0.01 * b and on (year) c > 5")
+    assert isinstance(tree, Binary) and tree.op == "and"
+    left, right = tree.lhs, tree.rhs
+    assert isinstance(left, Binary) and left.op == "<" and left.lhs == Selector("a")
+    assert isinstance(left.rhs, Binary) and left.rhs.op == "*"
+    assert constant_value(left.rhs.lhs) == -0.01
+    assert isinstance(right, Binary) and right.op == ">" and right.rhs == Number(5.0)
+    # ^ is right-associative; "bool" and group modifiers change nothing in the tree's shape.
+    power = parse("a ^ 2 ^ 3")
+    assert isinstance(power, Binary) and power.lhs == Selector("a")
+    assert parse("a > bool on (x) group_left (y) b") == Binary(">", Selector("a"), Selector("b"))
+
+
+def test_comparisons_come_with_their_parent_operation() -> None:
+    found = [
+        (c.op, parent.op if parent else None)
+        for c, parent in comparisons(parse("100 * x / (y != 0) or z >= 1e6"))
+    ]
+    assert sorted(found) == [("!=", "/"), (">=", "or")]
+    assert constant_value(parse("-(2 * 1e6) / 4")) == -500_000
+    assert constant_value(parse("2 * x")) is None
+
+
+@pytest.mark.parametrize("expr", ["a +", "sum(a", "a b", "(a))"])
+def test_the_parser_rejects_what_is_not_promql(expr: str) -> None:
+    with pytest.raises((PromQLParseError, PromQLTokenError)):
+        parse(expr)
 
 
 def test_metric_names_rejects_unterminated_strings_and_brackets() -> None:
