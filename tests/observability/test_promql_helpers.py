@@ -23,36 +23,36 @@ from tests.observability.promql import (
 )
 
 METRIC_NAME_CASES = [
-        ("up", {"up"}),
-        ('up{job="budgetvakt-worker"} == 0', {"up"}),
-        # Label names and values are not metrics, even when they look like one.
-        ('a{org_unit="budgetvakt_x", category=~"overtime|total"}', {"a"}),
-        ("budgetvakt:forecast_deviation_sek:sum < -1e6", {"budgetvakt:forecast_deviation_sek:sum"}),
-        # Functions and aggregations, grouping before or after the arguments.
-        ("sum by (topic, partition) (rate(x_total[5m]))", {"x_total"}),
-        ("SUM BY (topic) (x)", {"x"}),
-        ("sum without (instance) (x) / count(y) by (le)", {"x", "y"}),
-        ("histogram_quantile(0.95, sum by (le) (rate(h_bucket[$__rate_interval])))", {"h_bucket"}),
-        # Vector matching keywords and their label lists.
-        ("a * on (org_unit) group_left (org_unit_name, namnd) b", {"a", "b"}),
-        ("a / ignoring (measure) group_right () b", {"a", "b"}),
-        ("a and on () b or c unless d", {"a", "b", "c", "d"}),
-        ("a > bool 3", {"a"}),
-        ("a atan2 b", {"a", "b"}),
-        # Offsets, subqueries, @ modifiers, numbers of every kind.
-        ("a unless a offset 30m", {"a"}),
-        ("a offset -1h30m", {"a"}),
-        ("max_over_time(rate(a[5m])[1h:1m])", {"a"}),
-        ("a @ start() + b @ 1609746000", {"a", "b"}),
-        ("a + 0x1F + 1.5e-3 + .5 + Inf - NaN", {"a"}),
-        # Strings, including escaped quotes and backticks.
-        (r'label_replace(a, "dst", "$1 \" b", "src", `(.*)`)', {"a"}),
-        ('count_values("value", a)', {"a"}),
-        # A name given as a __name__ matcher.
-        ('{__name__="budgetvakt_events_total", topic="t"}', {"budgetvakt_events_total"}),
-        ("vector(1)", set()),
-        ("# just a comment\nscalar(a)", {"a"}),
-]  # fmt: skip
+    ("up", {"up"}),
+    ('up{job="budgetvakt-worker"} == 0', {"up"}),
+    # Label names and values are not metrics, even when they look like one.
+    ('a{org_unit="budgetvakt_x", category=~"overtime|total"}', {"a"}),
+    ("budgetvakt:forecast_deviation_sek:sum < -1e6", {"budgetvakt:forecast_deviation_sek:sum"}),
+    # Functions and aggregations, grouping before or after the arguments.
+    ("sum by (topic, partition) (rate(x_total[5m]))", {"x_total"}),
+    ("SUM BY (topic) (x)", {"x"}),
+    ("sum without (instance) (x) / count(y) by (le)", {"x", "y"}),
+    ("histogram_quantile(0.95, sum by (le) (rate(h_bucket[$__rate_interval])))", {"h_bucket"}),
+    # Vector matching keywords and their label lists.
+    ("a * on (org_unit) group_left (org_unit_name, namnd) b", {"a", "b"}),
+    ("a / ignoring (measure) group_right () b", {"a", "b"}),
+    ("a and on () b or c unless d", {"a", "b", "c", "d"}),
+    ("a > bool 3", {"a"}),
+    ("a atan2 b", {"a", "b"}),
+    # Offsets, subqueries, @ modifiers, numbers of every kind.
+    ("a unless a offset 30m", {"a"}),
+    ("a offset -1h30m", {"a"}),
+    ("max_over_time(rate(a[5m])[1h:1m])", {"a"}),
+    ("a @ start() + b @ 1609746000", {"a", "b"}),
+    ("a + 0x1F + 1.5e-3 + .5 + Inf - NaN", {"a"}),
+    # Strings, including escaped quotes and backticks.
+    (r'label_replace(a, "dst", "$1 \" b", "src", `(.*)`)', {"a"}),
+    ('count_values("value", a)', {"a"}),
+    # A name given as a __name__ matcher.
+    ('{__name__="budgetvakt_events_total", topic="t"}', {"budgetvakt_events_total"}),
+    ("vector(1)", set()),
+    ("# just a comment\nscalar(a)", {"a"}),
+]
 
 
 @pytest.mark.parametrize(("expr", "expected"), METRIC_NAME_CASES)
