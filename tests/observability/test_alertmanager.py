@@ -94,7 +94,7 @@ BUDGET = {"kategori": "budget", "namnd": "VON", "year": "2025"}
              "level": "enhet", "org_unit": "9999"},
             ["arendesystem", "ekonomi"],
         ),
-        ({"kategori": "budget", "alertname": "OmappatKostnadsstalle", "org_unit": "9999",
+        ({"kategori": "budget", "alertname": "OmappatKostnadsstalle", "org_unit": "omappad",
           "severity": "warning"}, ["arendesystem", "ekonomi"]),
         # Service alerts go to operations only, whatever their severity.
         ({"kategori": "drift", "alertname": "BudgetvaktWorkerNere", "severity": "critical",
