@@ -20,9 +20,7 @@ def _stderr_logger(*_args: object) -> structlog.PrintLogger:
     return structlog.PrintLogger(sys.stderr)
 
 
-def configure_logging(
-    fmt: str = "auto", level: str = "INFO", egress: PiiEgress = EGRESS
-) -> None:
+def configure_logging(fmt: str = "auto", level: str = "INFO", egress: PiiEgress = EGRESS) -> None:
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()

@@ -1,17 +1,17 @@
 """Prometheus metrics of the stream worker, on a registry of its own.
 
 Counters (events, dead letters, unmapped events) count what this process handled since it
-started.
-
-No label takes a value a producer chose freely: an ``org_unit`` label is always a node of
-``config/org.yaml`` or ``omappad`` (a cost centre that is not in the tree is rolled up there and
-never exported under its own id), categories and measures are those of the domain config, topics
-those of the settings. docs/metrics.md lists every metric's label set and its bound. The
-registry withholds any sample whose label value holds an identity number
-(``streams.pii_egress``). The money and volume gauges are NOT kept incrementally: a collector computes them at
+started. The money and volume gauges are NOT kept incrementally: a collector computes them at
 scrape time from the table state of the partitions this worker currently owns, so after a restart
 or rebalance they come from the recovered tables. With several workers each one exports its own
 partitions' share; the total is ``sum()`` over the workers in PromQL.
+
+No label takes a value a producer chose freely: an ``org_unit`` label is always a node of
+``config/org.yaml`` or ``omappad`` (a cost centre that is not in the tree is rolled up there and
+never exported under its own id); categories and measures are those of the domain config, topics
+those of the settings. docs/metrics.md lists every metric's label set and its bound. The
+registry withholds any sample whose label value holds an identity number
+(``streams.pii_egress``).
 """
 
 from __future__ import annotations

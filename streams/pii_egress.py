@@ -30,10 +30,9 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from email.message import EmailMessage
 from typing import Any, Final
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.metrics_core import Metric
-
-import structlog
 
 from contract.pii import contains_personal_id, redact
 
