@@ -15,6 +15,7 @@ forecast_event     a forecast.v1 event (key and value) before it is produced: no
 alert_event        an alert.v1 event (key and value) before it is produced: not produced
 email              the subject, headers and every text part of a mail: redacted, then sent
 webhook            the JSON payload of a webhook request: redacted, then sent
+web                an answer of a process's HTTP API that lists ids (the worker's /unmapped)
 =================  ==========================================================================
 
 A hit counts in ``budgetvakt_pii_blocked_total{where}``. The counter is process-wide (the log
@@ -37,7 +38,15 @@ from prometheus_client.metrics_core import Metric
 from contract.pii import contains_personal_id, redact
 
 #: The label values of ``budgetvakt_pii_blocked_total{where}``: a fixed set.
-WHERE: Final = ("log", "metric_label", "forecast_event", "alert_event", "email", "webhook")
+WHERE: Final = (
+    "log",
+    "metric_label",
+    "forecast_event",
+    "alert_event",
+    "email",
+    "webhook",
+    "web",
+)
 REDACTED: Final = "[personnummer]"
 # Distinct withheld series remembered so that a scrape-time hit counts once, not every scrape.
 _MAX_REMEMBERED_SERIES = 10_000
@@ -50,7 +59,7 @@ class PiiEgress:
         self.blocked = Counter(
             "budgetvakt_pii_blocked",
             "Outputs in which a personal identity number was found and redacted or withheld, "
-            "by where (log, metric_label, forecast_event, alert_event, email, webhook)",
+            "by where (log, metric_label, forecast_event, alert_event, email, webhook, web)",
             ["where"],
             registry=registry,
         )
