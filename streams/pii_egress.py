@@ -16,6 +16,7 @@ alert_event        an alert.v1 event (key and value) before it is produced: not 
 email              the subject, headers and every text part of a mail: redacted, then sent
 webhook            the JSON payload of a webhook request: redacted, then sent
 web                an answer of a process's HTTP API that lists ids (the worker's /unmapped)
+dead_letter        a notifier dead-letter record (JSON): redacted, then produced
 =================  ==========================================================================
 
 A hit counts in ``budgetvakt_pii_blocked_total{where}``. The counter is process-wide (the log
@@ -26,6 +27,7 @@ Nothing here ever logs or returns the number it found.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from email.message import EmailMessage
@@ -46,6 +48,7 @@ WHERE: Final = (
     "email",
     "webhook",
     "web",
+    "dead_letter",
 )
 REDACTED: Final = "[personnummer]"
 # Distinct withheld series remembered so that a scrape-time hit counts once, not every scrape.
@@ -59,7 +62,8 @@ class PiiEgress:
         self.blocked = Counter(
             "budgetvakt_pii_blocked",
             "Outputs in which a personal identity number was found and redacted or withheld, "
-            "by where (log, metric_label, forecast_event, alert_event, email, webhook, web)",
+            "by where (log, metric_label, forecast_event, alert_event, email, webhook, web, "
+            "dead_letter)",
             ["where"],
             registry=registry,
         )
@@ -95,6 +99,20 @@ class PiiEgress:
         if changed:
             self.count(where)
         return cleaned
+
+    def redact_json(self, where: str, value: bytes) -> bytes:
+        """A JSON document (bytes) with identity numbers redacted in its keys and strings;
+        bytes that are not JSON are redacted as text."""
+        text = value.decode("utf-8", "replace")
+        if not contains_personal_id(text):
+            return value
+        try:
+            document = json.loads(text)
+        except ValueError:
+            self.count(where)
+            return redact(text).encode("utf-8")
+        cleaned = self.redact_value(where, document)
+        return json.dumps(cleaned, ensure_ascii=False).encode("utf-8")
 
     def redact_email(self, message: EmailMessage) -> EmailMessage:
         """The message with identity numbers replaced in headers and text parts (in place)."""

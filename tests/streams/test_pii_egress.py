@@ -223,3 +223,17 @@ def test_a_webhook_payload_is_redacted(
     assert cleaned["org_unit"] == "1110" and cleaned["n"] == 3
     assert payload["message"] == f"se {number}"  # the caller's object is not changed
     assert blocked(registry, "webhook") == 1
+
+
+def test_a_dead_letter_record_is_redacted_as_json(
+    egress: PiiEgress, registry: CollectorRegistry
+) -> None:
+    record = json.dumps({"reason": "550 unknown 19121212-1212", "alerts": [{"m": "ok"}]}).encode()
+    cleaned = json.loads(egress.redact_json("dead_letter", record))
+    assert cleaned == {"reason": f"550 unknown {REDACTED}", "alerts": [{"m": "ok"}]}
+    assert egress.redact_json("dead_letter", b'{"reason": "fine"}') == b'{"reason": "fine"}'
+    assert (
+        egress.redact_json("dead_letter", b"not json 121212-1212")
+        == f"not json {REDACTED}".encode()
+    )
+    assert blocked(registry, "dead_letter") == 2
