@@ -248,7 +248,7 @@ def create_app(
     topics = WorkerTopics.declare(app, settings.topics(), settings.topic_partitions)
     table = app.Table(TABLE_NAME, default=None, key_type=str, partitions=settings.topic_partitions)
     state = ActiveState()
-    metrics = WorkerMetrics(state, domain.org)
+    metrics = WorkerMetrics(state, domain.org, measures=set(domain.measures))
     # The last check before a forecast or alert event leaves: none carries an identity number.
     guarded_publish = EGRESS.guard_publish(
         topics.publish, {settings.topics().forecast: "forecast_event", topics.alert: "alert_event"}

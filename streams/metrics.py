@@ -16,7 +16,7 @@ registry withholds any sample whose label value holds an identity number
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -44,9 +44,13 @@ CONTENT_TYPE = "text/plain; version=0.0.4"
 class StateCollector(Collector):
     """Gauges computed from :class:`ActiveState`; recomputed only when the state changed."""
 
-    def __init__(self, state: ActiveState, org: OrgTree) -> None:
+    def __init__(
+        self, state: ActiveState, org: OrgTree, measures: Collection[str] | None = None
+    ) -> None:
         self.state = state
         self.org = org
+        # The contract checks a measure's form, not that config knows it: only these are labels.
+        self.measures = measures
         self._cached: tuple[int, list[Metric]] | None = None
 
     def collect(self) -> Iterator[Metric]:
@@ -58,6 +62,9 @@ class StateCollector(Collector):
     def describe(self) -> Iterator[Metric]:
         # Without describe() the registry would call collect() at registration time.
         return iter(self._families(Snapshot()))
+
+    def _known_measure(self, measure: str) -> bool:
+        return self.measures is None or measure in self.measures
 
     def _families(self, snap: Snapshot) -> list[Metric]:
         level = self.org.level_of
@@ -88,7 +95,7 @@ class StateCollector(Collector):
             labels=["org_unit", "measure", "year", "level"],
         )
         for (node, measure, year), value in sorted(snap.volume_ytd.items()):
-            if node not in exported:
+            if node not in exported or not self._known_measure(measure):
                 continue
             volume.add_metric([node, measure, str(year), level(node)], value)
         volume_budget = GaugeMetricFamily(
@@ -97,7 +104,7 @@ class StateCollector(Collector):
             labels=["org_unit", "measure", "year", "level"],
         )
         for (node, measure, year), value in sorted(snap.volume_budget_full_year.items()):
-            if node not in exported:
+            if node not in exported or not self._known_measure(measure):
                 continue
             volume_budget.add_metric([node, measure, str(year), level(node)], value)
         last_month = GaugeMetricFamily(
@@ -150,10 +157,14 @@ class ForecastCollector(Collector):
     """
 
     def __init__(
-        self, status_source: Callable[[], ForecastStatus | None], org: OrgTree | None = None
+        self,
+        status_source: Callable[[], ForecastStatus | None],
+        org: OrgTree | None = None,
+        measures: Collection[str] | None = None,
     ) -> None:
         self.status_source = status_source
         self.org = org
+        self.measures = measures
 
     def describe(self) -> Iterator[Metric]:
         return iter(self._families(None))
@@ -186,7 +197,8 @@ class ForecastCollector(Collector):
                     continue  # an unknown cost centre: its forecast is in omappad's
                 values = [node.org_unit, node.category, str(year), node.level]
                 if node.kind == "measure":
-                    volume.add_metric(values, node.full_year)
+                    if self.measures is None or node.category in self.measures:
+                        volume.add_metric(values, node.full_year)
                     continue
                 for gauge, (_, _, attribute) in zip(gauges, _FORECAST_GAUGES, strict=True):
                     gauge.add_metric(values, getattr(node, attribute))
@@ -196,7 +208,15 @@ class ForecastCollector(Collector):
 
 
 class WorkerMetrics:
-    def __init__(self, state: ActiveState, org: OrgTree, egress: PiiEgress = EGRESS) -> None:
+    def __init__(
+        self,
+        state: ActiveState,
+        org: OrgTree,
+        egress: PiiEgress = EGRESS,
+        measures: Collection[str] | None = None,
+    ) -> None:
+        """``measures``: the measure names of the domain config, the only ``measure`` labels
+        (None: every measure in the state, for tests of other things)."""
         disable_created_metrics()  # the *_created series only add noise here
         self.org = org
         self.registry: CollectorRegistry = GuardedRegistry(egress, auto_describe=True)
@@ -281,8 +301,8 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self.forecast_status: ForecastStatus | None = None
-        self.registry.register(StateCollector(state, org))
-        self.registry.register(ForecastCollector(lambda: self.forecast_status, org))
+        self.registry.register(StateCollector(state, org, measures))
+        self.registry.register(ForecastCollector(lambda: self.forecast_status, org, measures))
 
     def observe_forecast(self, seconds: float) -> None:
         self.forecast_runs.inc()

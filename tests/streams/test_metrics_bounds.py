@@ -38,6 +38,12 @@ def cost(event_id: str, unit: str, period: str, category: str, amount: float) ->
     )
 
 
+def volume(event_id: str, unit: str, period: str, measure: str, value: float) -> Any:
+    return SimpleNamespace(
+        type="volume", event_id=event_id, org_unit=unit, period=period, measure=measure, value=value
+    )
+
+
 def close(event_id: str, unit: str, period: str) -> Any:
     return SimpleNamespace(type="period_close", event_id=event_id, org_unit=unit, period=period)
 
@@ -69,6 +75,11 @@ def test_500_unknown_cost_centres_add_no_label_values(domain: DomainConfig) -> N
     events = [cost(f"k{i}", unit, "2025-02", "salaries", 100.0) for i, unit in enumerate(known)]
     events += [cost(f"u{i}", unit, "2025-02", "overtime", 1.0) for i, unit in enumerate(unknown)]
     events += [close(f"c{i}", unit, "2025-01") for i, unit in enumerate(unknown)]
+    # The contract checks a measure's form only: 500 made-up measures on a known unit.
+    made_up = [f"matt_{i}" for i in range(UNKNOWN_IDS)]
+    events += [volume(f"m{i}", "1110", "2025-02", m, 1.0) for i, m in enumerate(made_up)]
+    measure = next(iter(domain.measures))
+    events.append(volume("m-known", "1110", "2025-02", measure, 5.0))
     state, values = ActiveState(), {}
     for event in events:
         key = state_key(home_partition(event.org_unit, PARTITIONS), event)
@@ -77,7 +88,7 @@ def test_500_unknown_cost_centres_add_no_label_values(domain: DomainConfig) -> N
         state.put(key, value)
 
     registry = CollectorRegistry()
-    metrics = WorkerMetrics(state, domain.org, PiiEgress(registry))
+    metrics = WorkerMetrics(state, domain.org, PiiEgress(registry), set(domain.measures))
     for _ in unknown:  # what the ingest agent counts per accepted event of an unknown unit
         metrics.unmapped_events.inc()
     forecast = forecast_organisation(
@@ -95,6 +106,8 @@ def test_500_unknown_cost_centres_add_no_label_values(domain: DomainConfig) -> N
     labels = label_values(exposition)
     allowed = known | {UNMAPPED_ID}
     assert labels["org_unit"] <= allowed
+    assert labels["measure"] == {measure}
+    assert labels["category"] <= set(domain.categories) | {"total"}
     assert not any(unit in exposition.decode() for unit in unknown if len(unit) > 4)
     series = sum(len(f.samples) for f in text_string_to_metric_families(exposition.decode("utf-8")))
     assert series < 2 * len(allowed) * 14 * 8  # bounded by the org tree, not by the input
