@@ -11,6 +11,7 @@ from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,10 +19,14 @@ from core.domain import DomainConfig
 from core.hierarchy import UNMAPPED_ID
 from forecasts.deviations import AlertBook, AlertState
 from forecasts.live import forecast_organisation
+from services.processes.scrape import fetch_metrics, sum_metric
+from services.processes.supervised import wait_until
 from streams.aggregation import ActiveState, apply_events, home_partition, leaf_series, state_key
 from streams.forecasting import ForecastStatus
 from streams.metrics import WorkerMetrics
 from streams.pii_egress import PiiEgress
+from testing.cli import run_cli
+from tests.streams.fixtures import StreamCase
 
 PARTITIONS = 4
 UNKNOWN_IDS = 500
@@ -149,3 +154,41 @@ def test_every_label_name_of_the_worker_has_a_documented_bound() -> None:
         family = name.removesuffix("_total").removesuffix("_bucket")
         family = family.removesuffix("_count").removesuffix("_sum")
         assert family in doc, f"{family} is not in docs/metrics.md"
+
+
+@pytest.mark.integration
+def test_a_real_worker_given_500_unknown_cost_centres(
+    stream_case: StreamCase, domain: DomainConfig
+) -> None:
+    """The same through a worker: Kafka in, /metrics and `budgetvakt unmapped` out."""
+    known = {node for node in domain.org.nodes if domain.org.is_known(node)}
+    unknown = random_ids(random.Random(500), UNKNOWN_IDS, known)
+    worker = stream_case.start_worker()
+    events = [
+        {
+            "event_id": f"u{i}",
+            "type": "cost",
+            "org_unit": unit,
+            "period": "2025-02",
+            "category": "salaries",
+            "amount_sek": 10.0,
+        }
+        for i, unit in enumerate([*unknown, "1110"])
+    ]
+    stream_case.publish("cost", events)
+
+    def accepted() -> float:
+        return sum_metric(worker.samples(), "budgetvakt_events_total", outcome="accepted")
+
+    wait_until(lambda: accepted() == len(events), 120, f"{len(events)} events accepted")
+    exposition = fetch_metrics(worker.port).encode()
+    labels = label_values(exposition)
+    assert labels["org_unit"] <= set(domain.org.nodes)
+    assert not [unit for unit in unknown if f'"{unit}"' in exposition.decode()]
+    samples = worker.samples()
+    assert sum_metric(samples, "budgetvakt_unmapped_org_units") == UNKNOWN_IDS
+    assert sum_metric(samples, "budgetvakt_unmapped_events_total") == UNKNOWN_IDS
+    listed = run_cli("unmapped", "--worker", worker.url(""), timeout_s=60)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == unknown
+    assert f"{UNKNOWN_IDS} cost centre(s) not in the org tree" in listed.stderr
