@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import UserError
@@ -77,8 +77,10 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=2000, ge=1)
     worker_batch_within_s: float = Field(default=0.2, gt=0)
     # Snapshots and reports: PostgreSQL in production (postgresql+psycopg2://…); empty means the
-    # embedded default, a SQLite file in the data dir (see database_url_or_default).
-    database_url: str = ""
+    # embedded default, a SQLite file in the data dir (see database_url_or_default). A secret:
+    # the URL may hold the password, so repr/str mask it; print it with
+    # services.snapshots.engine.describe_url (password hidden).
+    database_url: SecretStr = SecretStr("")
     # Live forecasts in the worker: at most one organisation forecast per interval (debounce).
     forecast_interval_s: float = Field(default=0.5, gt=0)
     forecast_model: str = "auto"  # one of MODELS, checked below
@@ -92,9 +94,15 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown model {value!r}; choose one of {', '.join(MODELS)}")
         return value
 
+    @property
+    def database_configured(self) -> bool:
+        """Whether BUDGETVAKT_DATABASE_URL is set (else the embedded SQLite file is used)."""
+        return bool(self.database_url.get_secret_value().strip())
+
     def database_url_or_default(self) -> str:
-        if self.database_url.strip():
-            return self.database_url.strip()
+        """The URL to connect with, password included: never print it (``describe_url``)."""
+        if self.database_configured:
+            return self.database_url.get_secret_value().strip()
         return f"sqlite:///{(self.data_dir / 'budgetvakt.sqlite').resolve()}"
 
     def topics(self) -> Topics:

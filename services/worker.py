@@ -23,7 +23,7 @@ class SnapshotStore:
 
         url = settings.database_url_or_default()
         self.checkpoints = load_checkpoints(settings.config_dir)
-        if not settings.database_url.strip():
+        if not settings.database_configured:
             upgrade(url)
         self.engine = make_engine(url)
         ensure_at_head(self.engine)

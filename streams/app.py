@@ -47,6 +47,7 @@ from streams.forwarding import HomeForwarder
 from streams.ingest import IngestBatch, consume
 from streams.late_events import LateEvents
 from streams.metrics import WorkerMetrics
+from streams.pii_egress import EGRESS
 from streams.snapshot_store import SnapshotStore
 from streams.web import register_views
 
@@ -247,12 +248,16 @@ def create_app(
     topics = WorkerTopics.declare(app, settings.topics(), settings.topic_partitions)
     table = app.Table(TABLE_NAME, default=None, key_type=str, partitions=settings.topic_partitions)
     state = ActiveState()
-    metrics = WorkerMetrics(state, domain.org)
+    metrics = WorkerMetrics(state, domain.org, measures=set(domain.measures))
+    # The last check before a forecast or alert event leaves: none carries an identity number.
+    guarded_publish = EGRESS.guard_publish(
+        topics.publish, {settings.topics().forecast: "forecast_event", topics.alert: "alert_event"}
+    )
     forecaster = LiveForecaster(
         domain,
         settings.forecast_model,
         rules,
-        topics.publish,
+        guarded_publish,
         settings.topics().forecast,
         topics.alert,
         metrics,

@@ -166,7 +166,7 @@ class IngestBatch:
                 if outcome != "accepted":
                     continue
                 if not org.is_known(parsed.org_unit):
-                    self.metrics.unmapped_events.labels(parsed.org_unit).inc()
+                    self.metrics.unmapped_events.inc()
                 if str(parsed.type) == "period_close":
                     closes_accepted += 1
                 if is_late(parsed, org, closed):

@@ -5,11 +5,18 @@ started. The money and volume gauges are NOT kept incrementally: a collector com
 scrape time from the table state of the partitions this worker currently owns, so after a restart
 or rebalance they come from the recovered tables. With several workers each one exports its own
 partitions' share; the total is ``sum()`` over the workers in PromQL.
+
+No label takes a value a producer chose freely: an ``org_unit`` label is always a node of
+``config/org.yaml`` or ``omappad`` (a cost centre that is not in the tree is rolled up there and
+never exported under its own id); categories and measures are those of the domain config, topics
+those of the settings. docs/metrics.md lists every metric's label set and its bound. The
+registry withholds any sample whose label value holds an identity number
+(``streams.pii_egress``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -23,8 +30,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from core.hierarchy import OrgTree
+from core.hierarchy import UNMAPPED_ID, OrgTree
 from streams.aggregation import ActiveState, Snapshot
+from streams.pii_egress import EGRESS, GuardedRegistry, PiiEgress
 
 if TYPE_CHECKING:
     from forecasts.deviations import AlertBook
@@ -36,9 +44,13 @@ CONTENT_TYPE = "text/plain; version=0.0.4"
 class StateCollector(Collector):
     """Gauges computed from :class:`ActiveState`; recomputed only when the state changed."""
 
-    def __init__(self, state: ActiveState, org: OrgTree) -> None:
+    def __init__(
+        self, state: ActiveState, org: OrgTree, measures: Collection[str] | None = None
+    ) -> None:
         self.state = state
         self.org = org
+        # The contract checks a measure's form, not that config knows it: only these are labels.
+        self.measures = measures
         self._cached: tuple[int, list[Metric]] | None = None
 
     def collect(self) -> Iterator[Metric]:
@@ -51,14 +63,22 @@ class StateCollector(Collector):
         # Without describe() the registry would call collect() at registration time.
         return iter(self._families(Snapshot()))
 
+    def _known_measure(self, measure: str) -> bool:
+        return self.measures is None or measure in self.measures
+
     def _families(self, snap: Snapshot) -> list[Metric]:
         level = self.org.level_of
+        # Known nodes and omappad only: an unknown cost centre's own row is not exported (its
+        # money is in omappad's and every ancestor's).
+        exported = self.org.nodes
         actual = GaugeMetricFamily(
             "budgetvakt_actual_ytd_sek",
             "Actual cost year to date (sum of the months of the year received so far), SEK",
             labels=["org_unit", "category", "year", "level"],
         )
         for (node, category, year), value in sorted(snap.actual_ytd.items()):
+            if node not in exported:
+                continue
             actual.add_metric([node, category, str(year), level(node)], value)
         budget = GaugeMetricFamily(
             "budgetvakt_budget_full_year_sek",
@@ -66,6 +86,8 @@ class StateCollector(Collector):
             labels=["org_unit", "category", "year", "level"],
         )
         for (node, category, year), value in sorted(snap.budget_full_year.items()):
+            if node not in exported:
+                continue
             budget.add_metric([node, category, str(year), level(node)], value)
         volume = GaugeMetricFamily(
             "budgetvakt_volume_ytd",
@@ -73,6 +95,8 @@ class StateCollector(Collector):
             labels=["org_unit", "measure", "year", "level"],
         )
         for (node, measure, year), value in sorted(snap.volume_ytd.items()):
+            if node not in exported or not self._known_measure(measure):
+                continue
             volume.add_metric([node, measure, str(year), level(node)], value)
         volume_budget = GaugeMetricFamily(
             "budgetvakt_volume_budget_full_year",
@@ -80,6 +104,8 @@ class StateCollector(Collector):
             labels=["org_unit", "measure", "year", "level"],
         )
         for (node, measure, year), value in sorted(snap.volume_budget_full_year.items()):
+            if node not in exported or not self._known_measure(measure):
+                continue
             volume_budget.add_metric([node, measure, str(year), level(node)], value)
         last_month = GaugeMetricFamily(
             "budgetvakt_actual_last_month",
@@ -87,22 +113,27 @@ class StateCollector(Collector):
             labels=["org_unit", "year", "level"],
         )
         for (node, year), month in sorted(snap.last_month.items()):
+            if node not in exported:
+                continue
             last_month.add_metric([node, str(year), level(node)], month)
         last_closed = GaugeMetricFamily(
             "budgetvakt_last_closed_period",
-            "Latest period closed in the ledger for the cost centre, as YYYYMM",
+            "Latest period closed in the ledger for the cost centre, as YYYYMM "
+            "(omappad: the latest of the cost centres not in the org hierarchy)",
             labels=["org_unit"],
         )
-        for unit, period in sorted(snap.last_closed.items()):
+        closed_by_label: dict[str, int] = {}
+        for unit, period in snap.last_closed.items():
+            label = unit if unit in exported else UNMAPPED_ID
+            closed_by_label[label] = max(closed_by_label.get(label, 0), period)
+        for unit, period in sorted(closed_by_label.items()):
             last_closed.add_metric([unit], period)
         unmapped = GaugeMetricFamily(
-            "budgetvakt_unmapped_org_unit",
-            "1 for each cost centre with events that is not in the org hierarchy "
-            "(rolled up under 'omappad')",
-            labels=["org_unit"],
+            "budgetvakt_unmapped_org_units",
+            "Distinct cost centres with events that are not in the org hierarchy (rolled up "
+            "under 'omappad'; the ids: `budgetvakt unmapped`)",
         )
-        for unit in sorted(snap.unmapped_units):
-            unmapped.add_metric([unit], 1)
+        unmapped.add_metric([], len(snap.unmapped_units))
         return [actual, budget, volume, volume_budget, last_month, last_closed, unmapped]
 
 
@@ -125,8 +156,15 @@ class ForecastCollector(Collector):
     ``total``) × the years with data.
     """
 
-    def __init__(self, status_source: Callable[[], ForecastStatus | None]) -> None:
+    def __init__(
+        self,
+        status_source: Callable[[], ForecastStatus | None],
+        org: OrgTree | None = None,
+        measures: Collection[str] | None = None,
+    ) -> None:
         self.status_source = status_source
+        self.org = org
+        self.measures = measures
 
     def describe(self) -> Iterator[Metric]:
         return iter(self._families(None))
@@ -155,9 +193,12 @@ class ForecastCollector(Collector):
         for year, forecast in sorted(status.latest.items()) if status is not None else ():
             as_of.add_metric([str(year)], forecast.as_of_month)
             for node in forecast.nodes:
+                if self.org is not None and node.org_unit not in self.org.nodes:
+                    continue  # an unknown cost centre: its forecast is in omappad's
                 values = [node.org_unit, node.category, str(year), node.level]
                 if node.kind == "measure":
-                    volume.add_metric(values, node.full_year)
+                    if self.measures is None or node.category in self.measures:
+                        volume.add_metric(values, node.full_year)
                     continue
                 for gauge, (_, _, attribute) in zip(gauges, _FORECAST_GAUGES, strict=True):
                     gauge.add_metric(values, getattr(node, attribute))
@@ -167,9 +208,19 @@ class ForecastCollector(Collector):
 
 
 class WorkerMetrics:
-    def __init__(self, state: ActiveState, org: OrgTree) -> None:
+    def __init__(
+        self,
+        state: ActiveState,
+        org: OrgTree,
+        egress: PiiEgress = EGRESS,
+        measures: Collection[str] | None = None,
+    ) -> None:
+        """``measures``: the measure names of the domain config, the only ``measure`` labels
+        (None: every measure in the state, for tests of other things)."""
         disable_created_metrics()  # the *_created series only add noise here
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.org = org
+        self.registry: CollectorRegistry = GuardedRegistry(egress, auto_describe=True)
+        egress.register(self.registry)
         self.events = Counter(
             "budgetvakt_events",
             "Events handled by this worker process",
@@ -182,10 +233,11 @@ class WorkerMetrics:
             ["reason_kind"],
             registry=self.registry,
         )
+        # No org_unit label: the ids are the producer's choice (unbounded, and a place a
+        # leaked identity number would be published); they are counted under omappad.
         self.unmapped_events = Counter(
             "budgetvakt_unmapped_events",
-            "Accepted events for cost centres that are not in the org hierarchy",
-            ["org_unit"],
+            "Accepted events for cost centres that are not in the org hierarchy (omappad)",
             registry=self.registry,
         )
         self.batches = Counter(
@@ -249,8 +301,8 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self.forecast_status: ForecastStatus | None = None
-        self.registry.register(StateCollector(state, org))
-        self.registry.register(ForecastCollector(lambda: self.forecast_status))
+        self.registry.register(StateCollector(state, org, measures))
+        self.registry.register(ForecastCollector(lambda: self.forecast_status, org, measures))
 
     def observe_forecast(self, seconds: float) -> None:
         self.forecast_runs.inc()
@@ -261,6 +313,8 @@ class WorkerMetrics:
         self.alerts_firing.clear()
         for alert_id, alert in book.firing().items():
             rule, org_unit = alert_id.split("|")[:2]  # alert ids are "rule|org_unit|category|year"
+            if org_unit not in self.org.nodes:
+                org_unit = UNMAPPED_ID
             self.alerts_firing.labels(rule, alert.severity, org_unit).inc()
 
     def exposition(self) -> bytes:

@@ -21,10 +21,21 @@ def domain() -> DomainConfig:
     return load_domain_config(DEFAULT_CONFIG_DIR)
 
 
+# The webhook URLs config/routing.yaml reads from the environment (fictional hosts).
+SHIPPED_WEBHOOK_ENV = {
+    "BUDGETVAKT_WEBHOOK_EKONOMI_ALDREOMSORG": "https://hooks.storvik.example/teams/ekonomi-aldreomsorg",
+    "BUDGETVAKT_WEBHOOK_ARENDESYSTEM": "https://arende.storvik.example/api/budgetvakt",
+}
+
+# For a notifier process on the shipped routing whose webhooks no test watches: a local port that
+# refuses (never a host outside this machine), so those deliveries fail fast and dead-letter.
+REFUSING_WEBHOOK_ENV = {name: f"http://127.0.0.1:1/{name.lower()}" for name in SHIPPED_WEBHOOK_ENV}
+
+
 @pytest.fixture(scope="session")
 def routing(domain: DomainConfig) -> Routing:
     """The shipped alert routing: config/routing.yaml on the shipped org tree."""
-    return load_routing(DEFAULT_CONFIG_DIR / "routing.yaml", domain.org)
+    return load_routing(DEFAULT_CONFIG_DIR / "routing.yaml", domain.org, SHIPPED_WEBHOOK_ENV)
 
 
 def records_on_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[Any]:

@@ -52,6 +52,7 @@ COMMAND_MODULES: list[str] = [
     "services.cli.scenario",
     "services.cli.demo",
     "services.cli.worker",
+    "services.cli.unmapped",
     "services.cli.schemas",
     "services.cli.notifier",
     "services.cli.snapshot",

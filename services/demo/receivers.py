@@ -249,14 +249,20 @@ class WebhookCatcher:
 
 
 def routing_with_local_webhooks(source: Path, target: Path, catcher: WebhookCatcher) -> Path:
-    """A copy of a routing file whose webhook URLs point at ``catcher`` (same paths)."""
+    """A copy of a routing file whose webhooks go to ``catcher`` at ``/<recipient id>``.
+
+    Each URL is written to a file beside ``target`` (``webhook-<recipient id>.url``) that the
+    copy names with ``url_file``, as a Docker or Kubernetes secret would be."""
     import yaml
 
     data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    for recipient in data.get("recipients", {}).values():
+    for recipient_id, recipient in data.get("recipients", {}).items():
         webhook = recipient.get("channels", {}).get("webhook")
         if webhook is not None:
-            path = "/" + webhook["url"].split("://", 1)[1].partition("/")[2]
-            webhook["url"] = catcher.url(path)
+            url_file = target.parent / f"webhook-{recipient_id}.url"
+            url_file.write_text(catcher.url(f"/{recipient_id}") + "\n", encoding="utf-8")
+            webhook.pop("url", None)
+            webhook.pop("url_env", None)
+            webhook["url_file"] = str(url_file)
     target.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return target

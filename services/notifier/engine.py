@@ -47,6 +47,7 @@ from services.notifier.routing import Channel, Recipient, Routing
 from services.notifier.send import MALFORMED, DeliveryError, EmailSender, WebhookSender
 from services.notifier.sent_store import SentStore
 from services.notifier.settings import NotifierSettings, SmtpSettings
+from streams.pii_egress import EGRESS
 
 log = structlog.get_logger("services.notifier.service")
 
@@ -480,6 +481,7 @@ async def run(
     )
 
     async def dead_letter(key: bytes | None, value: bytes) -> None:
+        value = EGRESS.redact_json("dead_letter", value)  # alert texts, a relay's answer
         await producer.send_and_wait(notifier.dead_letter_topic, value=value, key=key)
 
     webhooks = WebhookSender(notifier.webhook_timeout_s)

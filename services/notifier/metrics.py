@@ -14,6 +14,7 @@ from prometheus_client import (
 )
 
 from services.notifier.send import DEAD_LETTER_REASONS
+from streams.pii_egress import EGRESS, GuardedRegistry, PiiEgress
 
 CHANNELS = ("email", "webhook")
 # Alert emitted_at → notification delivered. The target is p99 ≤ 2 s.
@@ -21,9 +22,12 @@ DELIVERY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 6
 
 
 class NotifierMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, egress: PiiEgress = EGRESS
+    ) -> None:
         disable_created_metrics()  # process-wide, as the worker does: *_created is only noise
-        self.registry = registry if registry is not None else CollectorRegistry()
+        self.registry = registry if registry is not None else GuardedRegistry(egress)
+        egress.register(self.registry)  # budgetvakt_pii_blocked_total{where}
         self.alerts_consumed = Counter(
             "budgetvakt_notifier_alerts_consumed",
             "Alert events read from the alert topic and parsed (malformed records not included).",

@@ -10,11 +10,18 @@ and the controller of its avdelning, and a förvaltningschef attached to the fö
 
 The file is checked at start; a mistake is a ``ConfigError`` naming the file, the key and the
 problem, and an unknown org unit id is one.
+
+Webhook URLs are secrets (a Teams webhook carries its token in the path), so the file never holds
+one: a webhook names an environment variable (``url_env``) or a file (``url_file``, e.g. a Docker
+or Kubernetes secret under ``/run/secrets/``) that holds the URL, read at start. Errors name the
+variable or the file, never the URL.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +32,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -41,6 +50,8 @@ Channel = Literal["email", "webhook"]
 WebhookFormat = Literal["json", "teams"]
 OrgLevel = Literal["namnd", "forvaltning", "avdelning", "enhet"]
 RecipientId = Annotated[str, StringConstraints(pattern=RECIPIENT_ID_PATTERN)]
+EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+_HTTP_URL = TypeAdapter(AnyHttpUrl)
 
 
 class _Strict(BaseModel):
@@ -48,8 +59,28 @@ class _Strict(BaseModel):
 
 
 class WebhookSpec(_Strict):
-    url: AnyHttpUrl
+    """Where the webhook's URL is kept: an environment variable or a file, never this file."""
+
+    url_env: EnvVarName | None = None
+    url_file: Path | None = None
     format: WebhookFormat = "json"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_url_in_the_file(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "url" in data:
+            raise ValueError(
+                "a webhook URL is a secret (Teams keeps its token in the path) and is not written "
+                "here: give url_env (an environment variable holding the URL) or url_file "
+                "(a file holding it, e.g. /run/secrets/…)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebhookSpec:
+        if (self.url_env is None) == (self.url_file is None):
+            raise ValueError("give exactly one of url_env and url_file")
+        return self
 
 
 class ChannelsSpec(_Strict):
@@ -138,8 +169,39 @@ class Routing:
         return list(chosen.values())
 
 
-def load_routing(path: Path, org: OrgTree) -> Routing:
-    """Read and check the routing file against the org tree; ``ConfigError`` on any mistake."""
+def _webhook_url(spec: WebhookSpec, environ: Mapping[str, str], file: str, key: str) -> str:
+    """The URL from the variable or file ``spec`` names; errors never show the URL."""
+    if spec.url_env is not None:
+        raw = environ.get(spec.url_env, "")
+        if not raw.strip():
+            raise ConfigError(
+                file, f"{key}.url_env", f"the environment variable {spec.url_env} is not set"
+            )
+        source = f"the environment variable {spec.url_env}"
+    else:
+        assert spec.url_file is not None
+        try:
+            raw = spec.url_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            problem = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+            raise ConfigError(
+                file, f"{key}.url_file", f"cannot read {spec.url_file}: {problem}"
+            ) from None
+        source = f"the file {spec.url_file}"
+    url = raw.strip()
+    try:
+        _HTTP_URL.validate_python(url)
+    except ValidationError as err:
+        problem = err.errors()[0]["msg"]  # the message only: the input is the secret
+        raise ConfigError(file, key, f"{source} holds no http(s) URL: {problem}") from None
+    return url
+
+
+def load_routing(path: Path, org: OrgTree, environ: Mapping[str, str] | None = None) -> Routing:
+    """Read and check the routing file against the org tree; ``ConfigError`` on any mistake.
+
+    Webhook URLs are read from ``environ`` (default: the process environment) or files."""
+    environ = os.environ if environ is None else environ
     spec = _parse(RoutingFile, path)
     file = str(path)
     known_units = sorted(org.nodes)
@@ -176,6 +238,11 @@ def load_routing(path: Path, org: OrgTree) -> Routing:
                 "not attached to any org unit under units (would never be notified)",
             )
         webhook = r.channels.webhook
+        webhook_url = (
+            _webhook_url(webhook, environ, file, f"recipients.{recipient_id}.channels.webhook")
+            if webhook is not None
+            else None
+        )
         recipients[recipient_id] = Recipient(
             id=recipient_id,
             name=r.name,
@@ -183,7 +250,7 @@ def load_routing(path: Path, org: OrgTree) -> Routing:
             min_severity=r.min_severity,
             alert_levels=frozenset(r.alert_levels) if r.alert_levels is not None else None,
             email=r.channels.email,
-            webhook_url=str(webhook.url) if webhook is not None else None,
+            webhook_url=webhook_url,
             webhook_format=webhook.format if webhook is not None else "json",
             units=tuple(attached[recipient_id]),
         )

@@ -4,6 +4,10 @@
 A failure raises ``DeliveryError`` with a ``kind`` from a small fixed set (the dead-letter
 counter's label) and a reason for the log and the dead-letter record. Reasons never hold the SMTP
 password nor a webhook URL (Teams webhook URLs carry their token in the path): only the host.
+
+What leaves is checked last (``streams.pii_egress``): a personal identity number in a mail's
+headers or text, or in a webhook's payload, is replaced by ``[personnummer]`` and counted in
+``budgetvakt_pii_blocked_total{where="email"|"webhook"}`` before the message is sent.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from services.notifier.settings import SmtpSettings
+from streams.pii_egress import EGRESS, PiiEgress
 
 # Label values of budgetvakt_notifier_dead_letter_total{reason}.
 EMAIL_REJECTED = "email_rejected"  # the relay answered with an error (4xx/5xx, TLS refused)
@@ -51,14 +56,16 @@ def _smtp_text(raw: bytes | str) -> str:
 class EmailSender:
     """Opens one SMTP connection per message: simple, and a digest keeps the count low."""
 
-    def __init__(self, smtp: SmtpSettings) -> None:
+    def __init__(self, smtp: SmtpSettings, egress: PiiEgress = EGRESS) -> None:
         self.smtp = smtp
+        self.egress = egress
         self._tls_context: ssl.SSLContext | None = None
         if smtp.starttls:
             cafile = str(smtp.ca_file) if smtp.ca_file is not None else None
             self._tls_context = ssl.create_default_context(cafile=cafile)
 
     async def send(self, message: EmailMessage) -> None:
+        message = self.egress.redact_email(message)
         await asyncio.to_thread(self._send_blocking, message)
 
     def _send_blocking(self, message: EmailMessage) -> None:
@@ -121,8 +128,9 @@ def url_host(url: str) -> str:
 
 
 class WebhookSender:
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, egress: PiiEgress = EGRESS) -> None:
         self.timeout_s = timeout_s
+        self.egress = egress
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -136,6 +144,7 @@ class WebhookSender:
     async def post(self, url: str, payload: dict[str, Any], idempotency_key: str) -> None:
         assert self._session is not None, "WebhookSender.start() first"
         host = url_host(url)
+        payload = self.egress.redact_value("webhook", payload)
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         headers = {
             "Content-Type": "application/json; charset=utf-8",

@@ -2,14 +2,16 @@
 
 The defaults suit a local mail catcher (``127.0.0.1:1025``, no TLS, no login) and the embedded
 broker. The SMTP password is a ``SecretStr``: its ``repr`` and ``str`` are masked, so printing or
-logging the settings object never shows it.
+logging the settings object never shows it. It comes from the environment
+(``BUDGETVAKT_SMTP_PASSWORD``) or from a file named by ``BUDGETVAKT_SMTP_PASSWORD_FILE`` (a Docker
+or Kubernetes secret), never from a file of config/.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, FilePath, SecretStr, ValidationError
+from pydantic import Field, FilePath, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import UserError
@@ -66,12 +68,29 @@ class SmtpSettings(BaseSettings):
     ca_file: FilePath | None = None  # must exist: checked at start, not at the first mail
     username: str = ""
     password: SecretStr = SecretStr("")
+    # A file holding the password (e.g. /run/secrets/smtp_password); instead of password.
+    password_file: Path | None = None
     sender: str = Field(default="budgetvakt <budgetvakt@storvik.example>", min_length=3)
     timeout_s: float = Field(default=10.0, gt=0)
 
     @property
     def uses_login(self) -> bool:
         return bool(self.username)
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> SmtpSettings:
+        if self.password_file is None:
+            return self
+        if self.password.get_secret_value():
+            raise ValueError("set BUDGETVAKT_SMTP_PASSWORD or …_PASSWORD_FILE, not both")
+        try:
+            text = self.password_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            problem = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+            raise ValueError(f"cannot read {self.password_file}: {problem}") from None
+        # One trailing newline is how files end, not part of the password.
+        self.password = SecretStr(text.removesuffix("\n").removesuffix("\r"))
+        return self
 
 
 def load_env_settings() -> tuple[NotifierSettings, SmtpSettings]:
@@ -85,7 +104,7 @@ def load_env_settings() -> tuple[NotifierSettings, SmtpSettings]:
             loaded.append(cls())
         except ValidationError as err:
             first = err.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
+            field = ".".join(str(p) for p in first["loc"]) or "PASSWORD_FILE"
             # Only the variable's name and the problem: the value may be a password.
             raise UserError(f"{prefix}{field.upper()}: {first['msg']}") from None
     notifier, smtp = loaded

@@ -6,8 +6,13 @@ The text format is parsed by prometheus_client's own parser; a sample is
 
 from __future__ import annotations
 
+import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterable
+from typing import Any
+
+from core.errors import UserError
 
 Sample = tuple[str, dict[str, str], float]
 
@@ -16,6 +21,18 @@ def fetch_metrics(port: int, host: str = "127.0.0.1", timeout_s: float = 5.0) ->
     with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout_s) as resp:
         body: bytes = resp.read()
     return body.decode("utf-8")
+
+
+def fetch_unmapped(base_url: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The worker's ``/unmapped`` answer; a ``UserError`` naming the URL when it is not there."""
+    url = base_url.rstrip("/") + "/unmapped"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            answer: dict[str, Any] = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise UserError(f"cannot read {url} (is the worker running there?): {reason}") from None
+    return answer
 
 
 def parse_samples(text: str) -> list[Sample]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shlex
 import tomllib
 from pathlib import Path
@@ -201,7 +202,7 @@ def test_notifier_and_db_upgrade_use_real_settings_and_commands(
     known |= {f"BUDGETVAKT_NOTIFIER_{name.upper()}" for name in NotifierSettings.model_fields}
     known |= {f"BUDGETVAKT_SMTP_{name.upper()}" for name in SmtpSettings.model_fields}
     notifier_env = _env(services["notifier"])
-    assert sorted(set(notifier_env) - known) == []
+    assert sorted(set(notifier_env) - known - routing_url_variables()) == []
     assert notifier_env["BUDGETVAKT_SMTP_HOST"] in services  # the mail catcher service
     assert services["notifier"]["command"] == ["budgetvakt", "notifier"]
     groups = {g.name for g in app.registered_groups}
@@ -210,6 +211,46 @@ def test_notifier_and_db_upgrade_use_real_settings_and_commands(
     assert upgrade == "service_completed_successfully"
     url = _env(services["worker"])["BUDGETVAKT_DATABASE_URL"]
     assert url.startswith("postgresql+psycopg2://") and "@postgres:5432/" in url
+
+
+def routing_url_variables() -> set[str]:
+    """The environment variables config/routing.yaml reads webhook URLs from (url_env)."""
+    from core.settings import DEFAULT_CONFIG_DIR
+    from core.yamlfile import read_yaml
+
+    routing = read_yaml(DEFAULT_CONFIG_DIR / "routing.yaml")
+    return {
+        r["channels"]["webhook"]["url_env"]
+        for r in routing["recipients"].values()
+        if "url_env" in r["channels"].get("webhook", {})
+    }
+
+
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|WEBHOOK|CREDENTIAL|API_KEY", re.I)
+INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<rest>[^}]*)\}")
+
+
+def test_no_secret_has_a_default(compose_repo_root: Path, compose_doc: dict[str, Any]) -> None:
+    """Compose refuses to start without each secret (``${NAME:?…}``), as with Grafana's."""
+    text = (compose_repo_root / "docker-compose.yml").read_text(encoding="utf-8")
+    secrets = [m for m in INTERPOLATION.finditer(text) if SECRET_NAME.search(m["name"])]
+    assert {m["name"] for m in secrets} >= {
+        "POSTGRES_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+        *routing_url_variables(),
+    }
+    for match in secrets:
+        assert match["op"] == ":?", f"{match.group(0)} must be required, without a default"
+    # No literal secret either: every password-like variable's value is an interpolation.
+    for name, service in compose_doc["services"].items():
+        for key, value in _env(service).items():
+            if SECRET_NAME.search(key):
+                assert value.startswith("${") and ":?" in value, f"{name}: {key} has a default"
+    url = _env(compose_doc["services"]["worker"])["BUDGETVAKT_DATABASE_URL"]
+    assert ":${POSTGRES_PASSWORD:?" in url
+    notifier_env = _env(compose_doc["services"]["notifier"])
+    for variable in routing_url_variables():
+        assert notifier_env[variable].startswith(f"${{{variable}:?")
 
 
 def test_observability_services_mount_the_config_files_that_exist(

@@ -18,6 +18,7 @@ import pytest
 from core.swedish import format_mnkr
 from services.demo.receivers import MailCatcher
 from services.processes.supervised import free_port, wait_until
+from tests.fixtures import REFUSING_WEBHOOK_ENV
 from tests.services.notifier.fixtures import NotifierProcess
 from tests.streams.fixtures import StreamCase
 
@@ -106,6 +107,7 @@ def test_vikarie_overrun_reaches_the_enhetschef_once_and_its_correction_resolves
     notifier = NotifierProcess(
         {
             **stream_case.env,
+            **REFUSING_WEBHOOK_ENV,
             "BUDGETVAKT_DATA_DIR": str(tmp_path / "notifier"),
             "BUDGETVAKT_NOTIFIER_WEB_PORT": str(notifier_port),
             "BUDGETVAKT_NOTIFIER_GROUP_ID": f"notifier-{uuid.uuid4().hex[:8]}",

@@ -85,7 +85,7 @@ BUDGETLARM = {"alertname": "Budgetlarm", "kategori": "budget", "namnd": "VON"}
             ["visas-ej-skickas"],
         ),
         # Data quality: the finance office.
-        ({"kategori": "datakvalitet", "alertname": "OmappatKostnadsstalle", "org_unit": "9999",
+        ({"kategori": "datakvalitet", "alertname": "OmappatKostnadsstalle", "org_unit": "omappad",
           "severity": "warning"}, ["ekonomi"]),
         ({"kategori": "datakvalitet", "alertname": "SenaHandelser", "severity": "warning"},
          ["ekonomi"]),

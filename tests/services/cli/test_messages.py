@@ -87,6 +87,10 @@ CASES = {
         "{tmp}/A.csv: cannot create the directory",
     ),
     "notifier": (["notifier"], "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS is not set"),
+    "unmapped": (
+        ["unmapped", "--worker", "http://127.0.0.1:1"],
+        "cannot read http://127.0.0.1:1/unmapped (is the worker running there?)",
+    ),
     "snapshot": (
         ["snapshot", "--period", "aug"],
         "--period 'aug': expected YYYY-MM, e.g. 2024-08",

@@ -22,8 +22,9 @@ SOFIA = "sofia.berglund@storvik.example"  # enhetschef 3110
 ANNA = "anna.wikstrom@storvik.example"  # controller LSS + IFO, from warning
 HELENA = "helena.dahl@storvik.example"  # förvaltningschef: critical, avdelning level and up
 JONAS = "jonas.alm@storvik.example"  # nämndsekreterare: critical, förvaltning/nämnd level
-TEAMS_PATH = "/teams/ekonomi-aldreomsorg"
-CASE_SYSTEM_PATH = "/api/budgetvakt"
+# routing_with_local_webhooks sends each recipient's webhook to /<recipient id>.
+TEAMS_PATH = "/erik-sjoberg"
+CASE_SYSTEM_PATH = "/ekonomienheten"
 
 
 def test_routes_a_burst_as_one_digest_per_recipient(notifier_case: NotifierCase) -> None:
@@ -203,7 +204,7 @@ def test_unreachable_webhook_is_dead_lettered(notifier_case: NotifierCase) -> No
     [record] = notifier_case.dead_letters(1)
     assert record["kind"] == "webhook_rejected"
     assert "HTTP 503" in record["reason"]
-    assert "/api/budgetvakt" not in record["reason"]  # URLs may carry tokens: host only
+    assert CASE_SYSTEM_PATH not in record["reason"]  # URLs may carry tokens: host only
     samples = notifier.samples()
     assert sum_metric(samples, "budgetvakt_notifier_failures_total", channel="webhook") == 3
 

@@ -129,6 +129,7 @@ def test_metric_names_are_the_contract() -> None:
         "budgetvakt_notifier_dead_letter_total",
         "budgetvakt_notifier_duplicates_skipped_total",
         "budgetvakt_notifier_delivery_seconds",
+        "budgetvakt_pii_blocked_total",  # streams.pii_egress, shared with the worker
     }
 
 

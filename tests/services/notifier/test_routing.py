@@ -107,7 +107,7 @@ VALID: dict[str, Any] = {
         "kanal": {
             "name": "Ekonomi",
             "role": "Teams-kanal",
-            "channels": {"webhook": {"url": "https://hooks.storvik.example/x", "format": "teams"}},
+            "channels": {"webhook": {"url_env": "BUDGETVAKT_WEBHOOK_X", "format": "teams"}},
         },
     },
     "units": {"1110": ["chef"], "AO": ["kanal"]},
@@ -134,8 +134,15 @@ def changed(**edits: Any) -> dict[str, Any]:
     return data
 
 
+ENVIRON = {
+    "BUDGETVAKT_WEBHOOK_X": "https://hooks.storvik.example/x/secret-token",
+    "BUDGETVAKT_WEBHOOK_FTP": "ftp://hooks.storvik.example/secret-token",
+}
+
+
 def test_valid_minimal_file_loads(tmp_path: Path, domain: DomainConfig) -> None:
-    routing = load_routing(write(tmp_path, VALID), domain.org)
+    routing = load_routing(write(tmp_path, VALID), domain.org, ENVIRON)
+    assert routing.recipients["kanal"].webhook_url == ENVIRON["BUDGETVAKT_WEBHOOK_X"]
     assert routing.recipients["kanal"].webhook_format == "teams"
     assert routing.recipients["kanal"].min_severity == "warning"  # the default
     assert routing.recipients["chef"].units == ("1110",)
@@ -169,16 +176,47 @@ def test_valid_minimal_file_loads(tmp_path: Path, domain: DomainConfig) -> None:
             "at least one channel",
         ),
         (
-            changed(
-                recipients__kanal__channels__webhook={"url": "https://x.example", "format": "slack"}
-            ),
+            changed(recipients__kanal__channels__webhook={"url_env": "X", "format": "slack"}),
             "recipients.kanal.channels.webhook.format",
             "'json' or 'teams'",
         ),
         (
-            changed(recipients__kanal__channels__webhook={"url": "ftp://x.example/h"}),
-            "recipients.kanal.channels.webhook.url",
-            "URL scheme should be 'http' or 'https'",
+            changed(recipients__kanal__channels__webhook={"url": "https://x.example/token"}),
+            "recipients.kanal.channels.webhook",
+            "a webhook URL is a secret",
+        ),
+        (
+            changed(recipients__kanal__channels__webhook={"format": "teams"}),
+            "recipients.kanal.channels.webhook",
+            "exactly one of url_env and url_file",
+        ),
+        (
+            changed(
+                recipients__kanal__channels__webhook={"url_env": "A", "url_file": "/run/secrets/a"}
+            ),
+            "recipients.kanal.channels.webhook",
+            "exactly one of url_env and url_file",
+        ),
+        (
+            changed(recipients__kanal__channels__webhook={"url_env": "NOT A NAME"}),
+            "recipients.kanal.channels.webhook.url_env",
+            "should match pattern",
+        ),
+        (
+            changed(recipients__kanal__channels__webhook={"url_env": "BUDGETVAKT_WEBHOOK_UNSET"}),
+            "recipients.kanal.channels.webhook.url_env",
+            "the environment variable BUDGETVAKT_WEBHOOK_UNSET is not set",
+        ),
+        (
+            changed(recipients__kanal__channels__webhook={"url_env": "BUDGETVAKT_WEBHOOK_FTP"}),
+            "recipients.kanal.channels.webhook",
+            "the environment variable BUDGETVAKT_WEBHOOK_FTP holds no http(s) URL: URL scheme "
+            "should be 'http' or 'https'",
+        ),
+        (
+            changed(recipients__kanal__channels__webhook={"url_file": "/nonexistent/hook.url"}),
+            "recipients.kanal.channels.webhook.url_file",
+            "cannot read /nonexistent/hook.url: No such file or directory",
         ),
         (changed(recipients__chef__min_severity="high"), "recipients.chef.min_severity", "'info'"),
         (
@@ -205,7 +243,7 @@ def test_config_errors_name_file_key_and_problem(
 ) -> None:
     path = write(tmp_path, data)
     with pytest.raises(ConfigError) as caught:
-        load_routing(path, domain.org)
+        load_routing(path, domain.org, ENVIRON)
     err = caught.value
     assert err.file == str(path)
     assert err.key == key
@@ -264,3 +302,28 @@ def test_command_names_a_bad_environment_value(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "BUDGETVAKT_SMTP_PORT: Input should be a valid integer" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_webhook_url_from_a_secret_file(tmp_path: Path, domain: DomainConfig) -> None:
+    secret = tmp_path / "teams.url"
+    secret.write_text("https://hooks.storvik.example/x/secret-token\n", encoding="utf-8")
+    data = changed(recipients__kanal__channels__webhook={"url_file": str(secret)})
+    routing = load_routing(write(tmp_path, data), domain.org, {})
+    assert routing.recipients["kanal"].webhook_url == "https://hooks.storvik.example/x/secret-token"
+
+
+def test_the_shipped_file_needs_its_webhook_variables(domain: DomainConfig) -> None:
+    from core.settings import DEFAULT_CONFIG_DIR
+
+    with pytest.raises(ConfigError) as caught:
+        load_routing(DEFAULT_CONFIG_DIR / "routing.yaml", domain.org, {})
+    assert caught.value.key == "recipients.erik-sjoberg.channels.webhook.url_env"
+    assert "BUDGETVAKT_WEBHOOK_EKONOMI_ALDREOMSORG is not set" in caught.value.problem
+
+
+def test_a_config_error_never_shows_the_url(tmp_path: Path, domain: DomainConfig) -> None:
+    environ = {"BUDGETVAKT_WEBHOOK_X": "hooks.storvik.example/x/secret-token"}  # no scheme
+    with pytest.raises(ConfigError) as caught:
+        load_routing(write(tmp_path, VALID), domain.org, environ)
+    assert "secret-token" not in str(caught.value)
+    assert "BUDGETVAKT_WEBHOOK_X holds no http(s) URL" in str(caught.value)
