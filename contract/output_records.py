@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from contract.records import PERIOD_PATTERN
 
 Severity = Literal["info", "warning", "critical"]
-AlertStatus = Literal["firing", "resolved"]
+AlertStatus = Literal["firing", "worsened", "improved", "resolved"]
+Resolution = Literal["within_limits", "year_closed"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 
 
@@ -64,3 +65,8 @@ class AlertEvent(_Output):
     values: dict[str, float] = Field(default_factory=dict)  # the numbers the message quotes
     message: str  # Swedish, for the recipient
     emitted_at: datetime
+    title: str | None = None  # Swedish subject line: node, what, period, amount, direction
+    change: str | None = None  # Swedish: what changed since this alert's previous event
+    year_closed: bool = False  # the December close is in: figures are utfall, not prognos
+    resolution: Resolution | None = None  # why a resolved alert resolved
+    method: str | None = None  # the forecast model behind the figures
