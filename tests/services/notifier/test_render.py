@@ -10,15 +10,19 @@ from contract.output_records import AlertEvent
 from core.domain import DomainConfig
 from services.notifier.render import (
     EVENT_IDS_HEADER,
+    SIGN_LEGEND,
+    MailContext,
     build_email,
     email_body,
     json_payload,
+    method_sv,
     subject,
     teams_card,
 )
 from services.notifier.routing import Routing
 from services.notifier.sent_store import SentStore
 from services.notifier.service import metric_names
+from services.notifier.settings import NotifierSettings
 from tests.services.notifier.fixtures import make_alert
 
 
@@ -26,65 +30,250 @@ def alert(unit: str, **kwargs: object) -> AlertEvent:
     return AlertEvent.model_validate(make_alert(unit, **kwargs))  # type: ignore[arg-type]
 
 
-def test_subjects(domain: DomainConfig) -> None:
+SEPT_12 = datetime(2025, 9, 12, 8, 0, tzinfo=UTC).isoformat()  # a Friday
+CONTEXT_URL = "https://ekonomi.storvik.example/budgetvakt"
+
+
+def context(routing: Routing) -> MailContext:
+    settings = NotifierSettings(report_base_url=CONTEXT_URL + "/")
+    return MailContext(routing, settings.report_url)
+
+
+def full_alert(**fields: object) -> AlertEvent:
+    """A worsened critical vikarie alert with every lifecycle field the rules send."""
+    values = {
+        "low": 30_100_000.0,
+        "high": 32_900_000.0,
+        "volume_effect": -2_500_000.0,
+        "price_effect": -1_100_000.0,
+        "interval_coverage": 0.81,
+    }
+    return alert(
+        "1120",
+        severity="critical",
+        status="worsened",
+        sequence=2,
+        category="substitutes",
+        forecast_sek=31_400_000,
+        budget_sek=27_800_000,
+        values=values,
+        title="Hemtjänst Syd: vikarier 31,4 mnkr helårsprognos 2025, 3,6 mnkr över budget",
+        change="underskottet har ökat från 1,2 till 3,6 mnkr sedan juni",
+        method="auto",
+        emitted_at=SEPT_12,
+        **fields,
+    )
+
+
+def test_subject_is_the_title_or_says_unit_what_period_amount_and_direction(
+    domain: DomainConfig,
+) -> None:
+    assert subject([full_alert()], domain) == (
+        "Hemtjänst Syd: vikarier 31,4 mnkr helårsprognos 2025, 3,6 mnkr över budget"
+    )
+    # An event without a title (before the rules sent one) gets the same parts from its values.
     norr = alert("1110")
-    assert subject([norr], domain) == "budgetvakt: avvikelse, Hemtjänst Norr"
-    resolved = alert("1110", status="resolved", sequence=2)
-    assert subject([resolved], domain) == "budgetvakt: åtgärdad avvikelse, Hemtjänst Norr"
-    burst = [norr, alert("1120", severity="critical"), alert("1210", category="substitutes")]
-    assert subject(burst, domain) == "budgetvakt: 3 avvikelser (1 kritisk), Äldreomsorg"
-    across = [norr, alert("3110")]
-    assert subject(across, domain) == "budgetvakt: 2 avvikelser, Vård- och omsorgsförvaltningen"
+    assert subject([norr], domain) == (
+        "Hemtjänst Norr: övertid och fyllnadstid prognos 14,5 mnkr för 2025, 2,1 mnkr över budget"
+    )
+    ytd = alert(
+        "AO",
+        category="substitutes",
+        values={"actual_ytd": 69_200_000.0, "budget_ytd": 46_500_000.0},
+    )
+    ytd_values = dict(ytd.values)
+    del ytd_values["forecast"], ytd_values["budget"]
+    ytd = ytd.model_copy(update={"values": ytd_values})
+    assert subject([ytd], domain) == (
+        "Äldreomsorg: vikarier och timavlönade 69,2 mnkr t.o.m. augusti 2025, 22,7 mnkr över budget"
+    )
+    surplus = alert("1110", forecast_sek=11_000_000, budget_sek=12_400_000)
+    assert subject([surplus], domain).endswith("1,4 mnkr under budget")
+    hours = alert(
+        "1120",
+        category="home_care_hours",
+        values={"actual_ytd": 145_459.0, "plan_ytd": 138_334.0},
+    )
+    hours = hours.model_copy(
+        update={"values": {k: hours.values[k] for k in ("actual_ytd", "plan_ytd")}}
+    )
+    assert subject([hours], domain) == (
+        "Hemtjänst Syd: hemtjänsttimmar 145 459 timmar t.o.m. augusti 2025, 7 125 timmar över plan"
+    )
+    resolved = alert("1110", status="resolved", sequence=2, resolution="within_limits")
+    assert subject([resolved], domain) == (
+        "Hemtjänst Norr: övertid och fyllnadstid åter inom gränserna (augusti 2025)"
+    )
+    closed = alert("1110", status="resolved", sequence=3, resolution="year_closed")
+    assert subject([closed], domain) == (
+        "Hemtjänst Norr: övertid och fyllnadstid 2025, avslutat: året är stängt"
+    )
+    improved = alert("1210", status="improved", sequence=2, title="Ekbacken: övertid 1,0 mnkr")
+    assert subject([improved], domain) == "Förbättrat: Ekbacken: övertid 1,0 mnkr"
+    # A digest: the most urgent item's headline and how many more.
+    burst = [norr, full_alert(), alert("1210", category="sick_pay")]
+    assert subject(burst, domain) == (
+        "Hemtjänst Syd: vikarier 31,4 mnkr helårsprognos 2025, 3,6 mnkr över budget"
+        " – och 2 larm till"
+    )
+    for text in (subject([a], domain) for a in (norr, resolved, closed, ytd)):
+        assert "avvikelse" not in text.lower() and "åtgärdad" not in text.lower()
 
 
-def test_digest_body_lists_every_alert_in_swedish(domain: DomainConfig, routing: Routing) -> None:
+def test_body_says_what_to_do(domain: DomainConfig, routing: Routing) -> None:
+    johan = routing.recipients["johan-ek"]
+    body = email_body(johan, [full_alert()], domain, context(routing))
+    expected = [
+        "Hej Johan Ek,",
+        "budgetvakt har ett budgetlarm för Hemtjänst Syd efter stängningen av augusti 2025:",
+        "Hemtjänst Syd: vikarier 31,4 mnkr helårsprognos 2025, 3,6 mnkr över budget",
+        "Kritisk · Försämrat sedan förra meddelandet · Hemtjänst Syd (1120) · augusti 2025 · "
+        "Vikarier och timavlönade",
+        "Budget helår 2025: 27,8 mnkr",
+        "Prognos helår 2025: 31,4 mnkr (80 %-intervall 30,1–32,9 mnkr)",
+        "Avvikelse (budget − prognos): −3,6 mnkr (underskott)",
+        "Förklaring av avvikelsen: volym −2,5 mnkr, pris och produktivitet −1,1 mnkr",
+        "Prognosmetod: en kombination av prognosmodeller, vägd efter hur väl de har träffat "
+        "tidigare år. Intervallet har träffat i 81 % av fallen i efterhand.",
+        "Sedan förra meddelandet: underskottet har ökat från 1,2 till 3,6 mnkr sedan juni",
+        # 10 working days after Friday 12 September 2025.
+        "Begärd åtgärd: Lämna en åtgärdsplan för Hemtjänst Syd till controller Erik Sjöberg "
+        "senast 26 september 2025.",
+        "Ansvarig controller: Erik Sjöberg, erik.sjoberg@storvik.example",
+        f"Rapport: {CONTEXT_URL}/rapporter/delarsrapport-2025-08.html",
+        SIGN_LEGEND,
+        "Du får det här meddelandet som Enhetschef Hemtjänst Syd.",
+        "Det är skickat automatiskt av budgetvakt och innehåller inga uppgifter om enskilda.",
+    ]
+    lines = body.splitlines()
+    positions = [lines.index(line) for line in expected]
+    assert positions == sorted(positions), "parts out of order"
+    assert "personuppgifter" not in body
+
+
+def test_warning_asks_for_a_comment_and_the_nämnd_for_a_plan(
+    domain: DomainConfig, routing: Routing
+) -> None:
+    warning = alert("2110", severity="warning", emitted_at=SEPT_12)
+    body = email_body(routing.recipients["lena-strand"], [warning], domain, context(routing))
+    assert "Begärd åtgärd: Kommentera avvikelsen för LSS boende i månadsuppföljningen." in body
+    assert "Ansvarig controller: Anna Wikström, anna.wikstrom@storvik.example" in body
+    namnd = alert("VON", severity="critical", category="total", emitted_at=SEPT_12)
+    body = email_body(routing.recipients["helena-dahl"], [namnd], domain, context(routing))
+    assert (
+        "Begärd åtgärd: Förvaltningen tar fram en plan för ekonomi i balans till nämnden; "
+        "underlag till controller Sara Öberg senast 26 september 2025." in body
+    )
+    assert "Vård- och omsorgsnämnden: nettokostnad prognos" in body
+
+
+def test_after_the_december_close_it_is_utfall(domain: DomainConfig, routing: Routing) -> None:
+    closed = full_alert(year_closed=True, period="2025-12").model_copy(update={"title": None})
+    body = email_body(routing.recipients["johan-ek"], [closed], domain, context(routing))
+    assert "Utfall helår 2025: 31,4 mnkr" in body
+    assert "Avvikelse (budget − utfall): −3,6 mnkr (underskott)" in body
+    assert "Prognos" not in body and "prognos 31,4" not in body and "80 %-intervall" not in body
+    assert (
+        "Begärd åtgärd: Förklara avvikelsen för Hemtjänst Syd i verksamhetsberättelsen för 2025."
+        in body
+    )
+    assert subject([closed], domain).startswith(
+        "Hemtjänst Syd: vikarier och timavlönade utfall 31,4"
+    )
+
+
+def test_resolutions_are_never_called_fixed(domain: DomainConfig, routing: Routing) -> None:
+    back = alert("1110", status="resolved", sequence=2, resolution="within_limits")
+    ended = alert("1110", status="resolved", sequence=2, resolution="year_closed", period="2025-12")
+    karin = routing.recipients["karin-holm"]
+    back_body = email_body(karin, [back], domain, context(routing))
+    assert "Varning · Åter inom gränserna · Hemtjänst Norr (1110)" in back_body
+    assert "Begärd åtgärd" not in back_body  # nothing to do when it is back within limits
+    ended_body = email_body(karin, [ended], domain, context(routing))
+    assert "Avslutat: året är stängt" in ended_body
+    assert "verksamhetsberättelsen för 2025" in ended_body
+    for body in (back_body, ended_body):
+        assert "åtgärdad" not in body.lower()
+
+
+def test_old_events_render_without_the_new_fields(domain: DomainConfig, routing: Routing) -> None:
+    """An event from before the lifecycle fields, with no routing context at all."""
+    old = alert("1110")
+    body = email_body(routing.recipients["karin-holm"], [old], domain)
+    assert "Varning · Nytt larm · Hemtjänst Norr (1110) · augusti 2025" in body
+    assert "Prognos helår 2025: 14,5 mnkr" in body
+    for absent in (
+        "Sedan förra",
+        "Begärd åtgärd",
+        "Ansvarig controller",
+        "Rapport:",
+        "Prognosmetod",
+    ):
+        assert absent not in body
+
+
+def test_digest_orders_groups_and_lists_each_alert_once(
+    domain: DomainConfig, routing: Routing
+) -> None:
     erik = routing.recipients["erik-sjoberg"]
     alerts = [
-        alert("1110", forecast_sek=14_500_000, budget_sek=12_400_000),
-        alert(
-            "1120",
-            severity="critical",
-            category="substitutes",
-            forecast_sek=31_400_000,
-            budget_sek=27_800_000,
-        ),
-        alert("1210", status="resolved", sequence=2, period="2025-09"),
+        alert("1210", status="improved", sequence=3, severity="info"),
+        alert("1110", status="resolved", sequence=2),
+        full_alert(),
     ]
-    body = email_body(erik, alerts, domain)
-    assert body.startswith("Hej Erik Sjöberg,\n\nbudgetvakt har 3 avvikelser för Äldreomsorg:")
-    # Most severe first, then arrival order.
-    assert (
-        body.index("Kritisk · Utlöst · Hemtjänst Syd (1120)")
-        < body.index("Varning · Utlöst · Hemtjänst Norr (1110)")
-        < body.index("Varning · Åtgärdad · Särskilt boende Ekbacken (1210)")
+    body = email_body(erik, alerts, domain, context(routing))
+    assert body.index("Nya och försämrade larm") < body.index("1. Hemtjänst Syd")
+    assert body.index("Avslutade larm") < body.index("2. Hemtjänst Norr")
+    assert body.index("Förbättrade larm, fortfarande aktiva") < body.index("3. Särskilt boende")
+    assert "budgetvakt har 3 budgetlarm för Äldreomsorg" in body
+    assert "Ansvarig controller: Erik Sjöberg, erik.sjoberg@storvik.example (du)" in body
+
+
+def test_method_in_words() -> None:
+    assert method_sv("auto:fallback") is not None and "utan egen historisk" in str(
+        method_sv("auto:fallback")
     )
-    assert "Period: augusti 2025 (2025-08)" in body
-    assert "Period: september 2025 (2025-09)" in body
-    assert "Kategori: Övertid och fyllnadstid" in body
-    assert "Kategori: Vikarier och timavlönade" in body
-    assert "14,5 mnkr, −2,1 mnkr mot budget 12,4 mnkr" in body
-    assert "31,4 mnkr, −3,6 mnkr mot budget 27,8 mnkr" in body
-    assert "Du får det här meddelandet som Controller Äldreomsorg." in body
+    assert str(method_sv("auto+prelim")).endswith("(preliminär: månaden är inte stängd)")
+    assert method_sv("newmodel") == "modellen newmodel"
+    assert method_sv(None) is None
 
 
 def test_email_headers(domain: DomainConfig, routing: Routing) -> None:
     karin = routing.recipients["karin-holm"]
     alerts = [alert("1110"), alert("1110", category="sick_pay")]
-    message = build_email(karin, alerts, domain, "budgetvakt <budgetvakt@storvik.example>")
+    superseded = alert("1110", sequence=0 + 1, category="sick_pay").model_copy(
+        update={"event_id": "earlier@1"}
+    )
+    message = build_email(
+        karin,
+        alerts,
+        domain,
+        "budgetvakt <budgetvakt@storvik.example>",
+        carried=[superseded, *alerts],
+    )
     assert message["To"] == "Karin Holm <karin.holm@storvik.example>"
     assert message["From"] == "budgetvakt <budgetvakt@storvik.example>"
-    assert message[EVENT_IDS_HEADER].split() == [a.event_id for a in alerts]
+    assert message[EVENT_IDS_HEADER].split() == ["earlier@1", *(a.event_id for a in alerts)]
     assert message["Message-ID"].endswith("@storvik.example>")
     assert message.get_content_charset() == "utf-8"
 
 
 def test_webhook_bodies(domain: DomainConfig, routing: Routing) -> None:
     office = routing.recipients["ekonomienheten"]
-    one = alert("1120", severity="critical")
-    payload = json_payload(office, one, domain)
+    one = full_alert()
+    payload = json_payload(office, one, domain, context(routing))
     assert payload["event_id"] == one.event_id
     assert payload["values"] == one.values
-    assert payload["severity_sv"] == "Kritisk" and payload["status_sv"] == "Utlöst"
+    assert payload["severity_sv"] == "Kritisk"
+    assert payload["status_sv"] == "Försämrat sedan förra meddelandet"
+    assert payload["title_sv"] == one.title
+    assert payload["action_sv"].startswith("Lämna en åtgärdsplan för Hemtjänst Syd")
+    assert payload["controller"] == {
+        "id": "erik-sjoberg",
+        "name": "Erik Sjöberg",
+        "email": "erik.sjoberg@storvik.example",
+    }
+    assert payload["report_url"] == f"{CONTEXT_URL}/rapporter/delarsrapport-2025-08.html"
     assert payload["recipient"] == {
         "id": "ekonomienheten",
         "name": "Ekonomienheten",
@@ -97,9 +286,13 @@ def test_webhook_bodies(domain: DomainConfig, routing: Routing) -> None:
     assert content["type"] == "AdaptiveCard"
     containers = [b for b in content["body"] if b["type"] == "Container"]
     assert len(containers) == 2
-    assert containers[0]["items"][0]["text"] == "Kritisk · Utlöst"  # most severe first
+    assert containers[0]["items"][0]["text"] == "Kritisk · Försämrat sedan förra meddelandet"
     assert containers[0]["items"][0]["color"] == "Attention"
-    assert containers[0]["items"][1]["text"] == one.message
+    assert containers[0]["items"][1]["text"] == one.title
+    assert containers[0]["items"][2]["text"] == one.message
+    facts = {f["title"]: f["value"] for f in containers[0]["items"][3]["facts"]}
+    assert facts["Prognos helår 2025"] == "31,4 mnkr (80 %-intervall 30,1–32,9 mnkr)"
+    assert "inga uppgifter om enskilda" in content["body"][-1]["text"]
 
 
 def test_store_remembers_across_reopen(tmp_path: Path) -> None:
