@@ -8,9 +8,12 @@ One loop, in rounds:
 2. parse each record (``AlertEvent.model_validate_json``); a malformed one goes to the notifier
    dead-letter topic with the reason and is counted — never an exception out of the loop;
 3. route each alert (``services.notifier.routing``) and group per recipient and channel;
-4. deliver each group: skip alerts already recorded as sent
-   (``services.notifier.sent_store``), send, retry with exponential backoff, record the send;
-   after the last attempt the notification goes to the dead-letter topic;
+4. deliver each group: skip alerts already recorded as sent or deferred
+   (``services.notifier.sent_store``); on a digest channel (e-mail, Teams) a group of only
+   "improved" alerts is deferred to the recipient's next digest instead of sent, and a digest
+   takes the deferred ones along and shows each alert once (its latest event); send, retry with
+   exponential backoff, record the send; after the last attempt the notification goes to the
+   dead-letter topic;
 5. commit the round's offsets — only now, when every notification of its records has been
    delivered, dead-lettered or found already sent.
 
