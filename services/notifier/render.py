@@ -144,7 +144,18 @@ class _Amounts:
             if alert.category is not None and alert.category in domain.measures
             else None
         )
-        keys = ("budget", "actual_ytd", "budget_ytd", "forecast", "low", "high", "deviation")
+        keys = (
+            "budget",
+            "actual_ytd",
+            "budget_ytd",
+            "forecast",
+            "low",
+            "high",
+            "deviation",
+            "amount",
+            "actual_month",
+            "limit",
+        )
         self.money = Money.for_amounts(*(alert.values[k] for k in keys if k in alert.values))
 
     def __call__(self, value: float, signed: bool = False) -> str:
@@ -196,6 +207,19 @@ def headline(alert: AlertEvent, domain: DomainConfig) -> str:
         noun = "utfall" if alert.year_closed else "prognos"
         figure = f"{noun} {amounts(values['forecast'])} för {year}"
         deviation = values["budget"] - values["forecast"]
+    elif "amount" in values and "budget" in values:
+        figure = f"{amounts(values['amount'])} för {year}"
+        deviation = values["budget"] - values["amount"]
+    elif "actual_month" in values and "limit" in values:
+        figure = f"{amounts(values['actual_month'])} i {_month_sv(alert)} {year}"
+        over = values["actual_month"] - values["limit"]
+        side = "över" if over > 0 else "under"
+        return f"{unit}: {what} {figure}, {amounts(abs(over))} {side} gränsen"
+    elif "share_pct" in values:
+        return (
+            f"{unit}: sjukfrånvaro {format_pct(values['share_pct'])} av schemalagd tid "
+            f"t.o.m. {_month_sv(alert)} {year}"
+        )
     else:
         return f"{unit}: {what}, {period_sv(alert.period)}"
     if round(deviation) == 0:

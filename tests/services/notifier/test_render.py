@@ -14,6 +14,7 @@ from services.notifier.render import (
     MailContext,
     build_email,
     email_body,
+    headline,
     json_payload,
     method_sv,
     subject,
@@ -332,3 +333,21 @@ def test_category_names_in_swedish(domain: DomainConfig) -> None:
     assert category_sv("home_care_hours", domain) == "Hemtjänsttimmar"
     assert category_sv("total", domain) == "Totalt, alla kategorier"
     assert category_sv(None, domain) is None
+
+
+def test_headline_of_other_rule_kinds_without_a_title(domain: DomainConfig) -> None:
+    def only(unit: str, category: str, **values: float) -> AlertEvent:
+        return alert(unit, category=category).model_copy(update={"values": values})
+
+    month = only("2110", "substitutes", actual_month=1_400_000.0, limit=909_000.0)
+    assert headline(month, domain) == (
+        "LSS boende: vikarier och timavlönade 1,4 mnkr i augusti 2025, 0,5 mnkr över gränsen"
+    )
+    agency = only("1210", "agency_staff", amount=600_000.0, budget=0.0)
+    assert headline(agency, domain) == (
+        "Särskilt boende Ekbacken: inhyrd personal 600 tkr för 2025, 600 tkr över budget"
+    )
+    sick = only("1220", "sick_leave_hours", share_pct=8.1)
+    assert headline(sick, domain) == (
+        "Särskilt boende Lindgården: sjukfrånvaro 8,1 % av schemalagd tid t.o.m. augusti 2025"
+    )
