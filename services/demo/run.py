@@ -266,12 +266,21 @@ class AlertFeed:
         self.consumer.close()
 
 
+#: Never "åtgärdat": a resolution says the figure is back within its limits, not that anyone
+#: fixed it (the notifier's wording, services.notifier.render).
+DEMO_STATUS_SV = {
+    "firing": "Larm",
+    "worsened": "Försämrat",
+    "improved": "Förbättrat",
+    "resolved": "Åter inom gränserna",
+}
+
+
 def alert_lines(alerts: Sequence[Any], limit: int = ALERT_LINES_PER_MONTH) -> list[str]:
     """The month's alert changes, most severe first, as a controller would skim them."""
     ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.status, a.alert_id))
     lines = [
-        f"  {'Larm' if a.status == 'firing' else 'Åtgärdat'} ({SEVERITY_SV[a.severity]}): "
-        f"{a.message}"
+        f"  {DEMO_STATUS_SV.get(a.status, a.status)} ({SEVERITY_SV[a.severity]}): {a.message}"
         for a in ordered[:limit]
     ]
     if len(ordered) > limit:
@@ -768,10 +777,10 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
         console.print(
             f"Prognossäkerhet: {', '.join(p.name for p in paths)} i {reports_dir}", highlight=False
         )
-        firing = sum(1 for a in feed.events if a.status == "firing")
+        resolved = sum(1 for a in feed.events if a.status == "resolved")
         console.print(
-            f"Larmhändelser: {len(feed.events)} ({firing} utlösta, "
-            f"{len(feed.events) - firing} åtgärdade).",
+            f"Larmhändelser: {len(feed.events)} ({len(feed.events) - resolved} utlösta eller "
+            f"ändrade, {resolved} avslutade).",
             highlight=False,
         )
         _wait_for(

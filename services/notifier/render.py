@@ -48,7 +48,8 @@ FOOTER_PRIVACY = (
     "Det är skickat automatiskt av budgetvakt och innehåller inga uppgifter om enskilda."
 )
 SIGN_LEGEND = (
-    "Avvikelse = budget − prognos (efter årets stängning: budget − utfall); minus = underskott."
+    "Avvikelse = budget − prognos (efter årets stängning: budget − utfall; volymer: plan − "
+    "utfall); minus = underskott."
 )
 # Adaptive Card colours per severity (Teams renders them as red / amber / default).
 _CARD_COLOUR = {"critical": "Attention", "warning": "Warning", "info": "Default"}
@@ -203,6 +204,13 @@ def headline(alert: AlertEvent, domain: DomainConfig) -> str:
         reference = values.get("budget_ytd", values.get("plan_ytd", 0.0))
         figure = f"{amounts(values['actual_ytd'])} t.o.m. {_month_sv(alert)} {year}"
         deviation = reference - values["actual_ytd"]
+    elif "forecast" in values and "previous_forecast" in values:
+        change = values["previous_forecast"] - values["forecast"]
+        side = "sämre" if change < 0 else "bättre"
+        return (
+            f"{unit}: {what} prognos {amounts(values['forecast'])} för {year}, "
+            f"{amounts(abs(change))} {side} än förra prognosen"
+        )
     elif "forecast" in values and "budget" in values:
         noun = "utfall" if alert.year_closed else "prognos"
         figure = f"{noun} {amounts(values['forecast'])} för {year}"
@@ -283,12 +291,23 @@ def figure_lines(alert: AlertEvent, domain: DomainConfig) -> list[str]:
             if "low" in values and "high" in values:
                 line += f" (80 %-intervall {amounts.span(values['low'], values['high'])})"
             lines.append(line)
-    if "deviation" in values:
+    if "previous_forecast" in values:
+        # forecast_deterioration: its deviation is the previous forecast − this one.
+        change = values["previous_forecast"] - values.get("forecast", values["previous_forecast"])
+        lines.append(f"Förra månadens prognos: {amounts(values['previous_forecast'])}")
+        verdict = " (sämre)" if change < 0 else " (bättre)" if change > 0 else ""
+        lines.append(f"Förändring (förra − nya prognosen): {amounts(change, signed=True)}{verdict}")
+    elif "deviation" in values or ("actual_ytd" in values and "plan_ytd" in values):
         against = "utfall" if closed else "prognos"
         if "forecast" not in values and "actual_ytd" in values:
             against = "utfall"
-        deviation = values["deviation"]
-        verdict = " (underskott)" if deviation < 0 else " (överskott)" if deviation > 0 else ""
+        deviation = values.get("deviation")
+        if deviation is None:  # volumes: plan − utfall, the same direction as money
+            deviation = values["plan_ytd"] - values["actual_ytd"]
+        if amounts.measure_unit is not None:
+            verdict = " (över plan)" if deviation < 0 else " (under plan)" if deviation > 0 else ""
+        else:
+            verdict = " (underskott)" if deviation < 0 else " (överskott)" if deviation > 0 else ""
         reference = amounts.reference
         lines.append(
             f"Avvikelse ({reference} − {against}): {amounts(deviation, signed=True)}{verdict}"
@@ -348,10 +367,18 @@ def action_lines(
     return lines
 
 
+_SHARED_PREFIXES = ("Ansvarig controller: ", "Rapport: ")
+
+
 def item_lines(
-    alert: AlertEvent, recipient: Recipient, domain: DomainConfig, context: MailContext
+    alert: AlertEvent,
+    recipient: Recipient,
+    domain: DomainConfig,
+    context: MailContext,
+    shared: frozenset[str] = frozenset(),
 ) -> list[str]:
-    """One alert as the body shows it: headline, status, sentence, figures, change, action."""
+    """One alert as the body shows it: headline, status, sentence, figures, change, action;
+    without the ``shared`` lines, which the digest says once for all its items."""
     where = f"{alert.org_unit_name} ({alert.org_unit})"
     category = category_sv(alert.category, domain)
     status = (
@@ -363,8 +390,34 @@ def item_lines(
     lines += figure_lines(alert, domain)
     if alert.change:
         lines.append(f"Sedan förra meddelandet: {alert.change}")
-    lines += action_lines(alert, recipient, domain, context)
+    lines += [
+        line for line in action_lines(alert, recipient, domain, context) if line not in shared
+    ]
     return lines
+
+
+def shared_lines(
+    alerts: Sequence[AlertEvent], recipient: Recipient, domain: DomainConfig, context: MailContext
+) -> list[str]:
+    """The controller and report lines that every item of a digest would repeat."""
+    if len(alerts) < 2:
+        return []
+    per_item = [
+        {
+            line
+            for line in action_lines(a, recipient, domain, context)
+            if line.startswith(_SHARED_PREFIXES)
+        }
+        for a in alerts
+    ]
+    common = set.intersection(*per_item)
+    return sorted(
+        common, key=lambda line: [line.startswith(p) for p in _SHARED_PREFIXES].index(True)
+    )
+
+
+#: Digests with at least this many items start with a list of their headlines.
+OVERVIEW_FROM = 4
 
 
 def _intro(alerts: Sequence[AlertEvent], domain: DomainConfig) -> str:
@@ -384,13 +437,17 @@ def email_body(
     context = context or MailContext()
     items = ordered(alerts)
     parts = [f"Hej {recipient.name},", "", _intro(items, domain), ""]
+    if len(items) >= OVERVIEW_FROM:
+        parts += [f"{n}. {headline(a, domain)}" for n, a in enumerate(items, start=1)]
+        parts += ["", "I detalj:", ""]
+    shared = shared_lines(items, recipient, domain, context)
     groups = {_GROUP_ORDER[a.status] for a in items}
     group: int | None = None
     for number, alert in enumerate(items, start=1):
         if len(groups) > 1 and _GROUP_ORDER[alert.status] != group:
             group = _GROUP_ORDER[alert.status]
             parts += [_GROUP_HEADING[group], ""]
-        first, *rest = item_lines(alert, recipient, domain, context)
+        first, *rest = item_lines(alert, recipient, domain, context, frozenset(shared))
         if len(items) == 1:
             parts.append(first)
             parts.extend(rest)
@@ -398,7 +455,15 @@ def email_body(
             parts.append(f"{number}. {first}")
             parts.extend(f"   {line}" for line in rest)
         parts.append("")
-    if any("deviation" in a.values for a in items):
+    if shared:
+        parts += [
+            *(
+                line.replace("Ansvarig controller: ", "Ansvarig controller för alla larm ovan: ")
+                for line in shared
+            ),
+            "",
+        ]
+    if any("deviation" in a.values or "plan_ytd" in a.values for a in items):
         parts.append(SIGN_LEGEND)
     parts += [f"Du får det här meddelandet som {recipient.role}.", FOOTER_PRIVACY]
     return "\n".join(parts) + "\n"

@@ -227,7 +227,10 @@ def test_digest_orders_groups_and_lists_each_alert_once(
     assert body.index("Avslutade larm") < body.index("2. Hemtjänst Norr")
     assert body.index("Förbättrade larm, fortfarande aktiva") < body.index("3. Särskilt boende")
     assert "budgetvakt har 3 budgetlarm för Äldreomsorg" in body
-    assert "Ansvarig controller: Erik Sjöberg, erik.sjoberg@storvik.example (du)" in body
+    assert (
+        "Ansvarig controller för alla larm ovan: Erik Sjöberg, erik.sjoberg@storvik.example (du)"
+        in (body)
+    )
 
 
 def test_method_in_words() -> None:
@@ -351,3 +354,50 @@ def test_headline_of_other_rule_kinds_without_a_title(domain: DomainConfig) -> N
     assert headline(sick, domain) == (
         "Särskilt boende Lindgården: sjukfrånvaro 8,1 % av schemalagd tid t.o.m. augusti 2025"
     )
+
+
+def test_forecast_change_and_volumes_keep_the_sign_convention(
+    domain: DomainConfig, routing: Routing
+) -> None:
+    worse = alert("AO", category="total", forecast_sek=605_700_000).model_copy(
+        update={
+            "values": {
+                "forecast": 605_700_000.0,
+                "previous_forecast": 593_900_000.0,
+                "deviation": -11_800_000.0,
+            }
+        }
+    )
+    assert headline(worse, domain) == (
+        "Äldreomsorg: nettokostnad prognos 605,7 mnkr för 2025, 11,8 mnkr sämre än förra prognosen"
+    )
+    body = email_body(routing.recipients["eva-sandberg"], [worse], domain)
+    assert "Förra månadens prognos: 593,9 mnkr" in body
+    assert "Förändring (förra − nya prognosen): −11,8 mnkr (sämre)" in body
+    assert "Avvikelse (budget" not in body  # it is not a deviation from the budget
+    hours = alert("1120", category="home_care_hours").model_copy(
+        update={"values": {"actual_ytd": 145_459.0, "plan_ytd": 138_334.0, "excess": 7_125.0}}
+    )
+    body = email_body(routing.recipients["johan-ek"], [hours], domain)
+    assert "Avvikelse (plan − utfall): −7 125 timmar (över plan)" in body
+
+
+def test_a_long_digest_starts_with_its_headlines_and_names_the_controller_once(
+    domain: DomainConfig, routing: Routing
+) -> None:
+    alerts = [
+        alert(unit, category=c) for unit in ("1110", "1120") for c in ("overtime", "sick_pay")
+    ]
+    body = email_body(routing.recipients["eva-sandberg"], alerts, domain, context(routing))
+    overview, details = body.split("I detalj:")
+    assert overview.count("Hemtjänst Norr: övertid och fyllnadstid prognos") == 1
+    assert overview.count("Hemtjänst Syd: sjuklön prognos") == 1
+    assert "Ansvarig controller: " not in details  # said once, for all
+    assert (
+        details.count(
+            "Ansvarig controller för alla larm ovan: Erik Sjöberg, erik.sjoberg@storvik.example"
+        )
+        == 1
+    )
+    assert details.count(f"Rapport: {CONTEXT_URL}/rapporter/delarsrapport-2025-08.html") == 1
+    assert details.count("Begärd åtgärd: ") == 4  # the action is per unit: never merged
