@@ -376,9 +376,12 @@ def item_lines(
     domain: DomainConfig,
     context: MailContext,
     shared: frozenset[str] = frozenset(),
+    shown: set[tuple[str, str | None, str]] | None = None,
 ) -> list[str]:
     """One alert as the body shows it: headline, status, sentence, figures, change, action;
-    without the ``shared`` lines, which the digest says once for all its items."""
+    without the ``shared`` lines, which the digest says once for all its items, and without
+    figures ``shown`` for the same unit and category by an earlier item of the digest (two
+    rules on one total must not list the total twice); ``shown`` is updated."""
     where = f"{alert.org_unit_name} ({alert.org_unit})"
     category = category_sv(alert.category, domain)
     status = (
@@ -387,7 +390,13 @@ def item_lines(
     if category is not None:
         status += f" · {category}"
     lines = [headline(alert, domain), status, alert.message]
-    lines += figure_lines(alert, domain)
+    for line in figure_lines(alert, domain):
+        key = (alert.org_unit, alert.category, line)
+        if shown is not None and key in shown:
+            continue
+        if shown is not None:
+            shown.add(key)
+        lines.append(line)
     if alert.change:
         lines.append(f"Sedan förra meddelandet: {alert.change}")
     lines += [
@@ -441,13 +450,14 @@ def email_body(
         parts += [f"{n}. {headline(a, domain)}" for n, a in enumerate(items, start=1)]
         parts += ["", "I detalj:", ""]
     shared = shared_lines(items, recipient, domain, context)
+    shown: set[tuple[str, str | None, str]] = set()
     groups = {_GROUP_ORDER[a.status] for a in items}
     group: int | None = None
     for number, alert in enumerate(items, start=1):
         if len(groups) > 1 and _GROUP_ORDER[alert.status] != group:
             group = _GROUP_ORDER[alert.status]
             parts += [_GROUP_HEADING[group], ""]
-        first, *rest = item_lines(alert, recipient, domain, context, frozenset(shared))
+        first, *rest = item_lines(alert, recipient, domain, context, frozenset(shared), shown)
         if len(items) == 1:
             parts.append(first)
             parts.extend(rest)

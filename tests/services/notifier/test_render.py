@@ -401,3 +401,15 @@ def test_a_long_digest_starts_with_its_headlines_and_names_the_controller_once(
     )
     assert details.count(f"Rapport: {CONTEXT_URL}/rapporter/delarsrapport-2025-08.html") == 1
     assert details.count("Begärd åtgärd: ") == 4  # the action is per unit: never merged
+
+
+def test_a_digest_does_not_repeat_a_total_two_rules_quote(
+    domain: DomainConfig, routing: Routing
+) -> None:
+    deficit = alert("AO", category="total", forecast_sek=605_700_000, budget_sek=590_500_000)
+    worse = alert("AO", category="total", rule="forecast_deterioration").model_copy(
+        update={"values": {"forecast": 605_700_000.0, "previous_forecast": 593_900_000.0}}
+    )
+    body = email_body(routing.recipients["eva-sandberg"], [deficit, worse], domain)
+    assert body.count("Prognos helår 2025: 605,7 mnkr") == 1
+    assert "Förra månadens prognos: 593,9 mnkr" in body
