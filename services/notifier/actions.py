@@ -1,6 +1,7 @@
 """The requested action of an alert mail: which one (``config/routing.yaml``, ``actions``), for
 whom (the unit's controller) and by when (a deadline in Swedish working days or a day of the
-next month, counted from the day the alert was raised, so a replayed alert keeps its date).
+next month, counted from the day the alert was raised, at the latest from the end of the month
+after its period; both are in the event, so a re-sent alert keeps its date).
 
 Swedish public holidays that fall on a weekday are not working days; midsommarafton, julafton
 and nyårsafton are not public holidays by law but are days off under the municipal agreements
@@ -9,6 +10,7 @@ and nyårsafton are not public holidays by law but are days off under the munici
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -72,9 +74,22 @@ def add_working_days(start: date, days: int) -> date:
     return day
 
 
-def deadline(spec: DeadlineSpec, raised_at: datetime) -> date:
+def close_month_end(period: str) -> date:
+    """The last day of the month after ``period`` (``2024-03`` → 30 April 2024): the month in
+    which a period's close normally falls."""
+    year, month = int(period[:4]), int(period[5:7])
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def deadline(spec: DeadlineSpec, raised_at: datetime, period: str | None = None) -> date:
+    """Counted from the day the alert was raised (Swedish time) or, when that is later than the
+    end of the month after ``period`` (a replayed history, a late first load), from that day:
+    a replay of March 2024 asks for a plan in May 2024, not two years after."""
     stamp = raised_at if raised_at.tzinfo is not None else raised_at.replace(tzinfo=UTC)
     start = stamp.astimezone(SWEDISH_TIME).date()
+    if period is not None:
+        start = min(start, close_month_end(period))
     if spec.working_days is not None:
         return add_working_days(start, spec.working_days)
     assert spec.day_of_next_month is not None
@@ -86,10 +101,11 @@ def action_text(
     spec: ActionSpec,
     unit_name: str,
     controller: Recipient | None,
-    year: int,
+    period: str,
     raised_at: datetime,
 ) -> str:
-    """The action's text with its placeholders filled in."""
-    due = date_sv(deadline(spec.deadline, raised_at)) if spec.deadline is not None else ""
+    """The action's text with its placeholders filled in (``{year}``: the period's year)."""
+    due = date_sv(deadline(spec.deadline, raised_at, period)) if spec.deadline is not None else ""
+    year = int(period[:4])
     who = f"controller {controller.name}" if controller is not None else "er controller"
     return spec.text.format(unit=unit_name, controller=who, deadline=due, year=year)

@@ -351,7 +351,7 @@ def action_lines(
         )
         if spec is not None:
             text = action_text(
-                spec, alert.org_unit_name, controller, int(_year(alert)), alert.emitted_at
+                spec, alert.org_unit_name, controller, alert.period, alert.emitted_at
             )
             lines.append(f"Begärd åtgärd: {text}")
     if controller is not None:

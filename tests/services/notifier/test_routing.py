@@ -352,6 +352,12 @@ def test_deadlines_count_swedish_working_days() -> None:
     late = datetime(2025, 9, 12, 23, 30, tzinfo=UTC)
     assert deadline(DeadlineSpec(working_days=1), late) == date(2025, 9, 15)
     assert deadline(DeadlineSpec(day_of_next_month=15), late) == date(2025, 10, 15)
+    # A replayed history: March 2024 raised in December 2026 counts from the end of April 2024
+    # (1 May and Kristi himmelsfärd, 9 May, are holidays).
+    replayed = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    assert deadline(DeadlineSpec(working_days=10), replayed, "2024-03") == date(2024, 5, 16)
+    # Raised in time (before the end of September): counted from the day it was raised.
+    assert deadline(DeadlineSpec(working_days=10), late, "2025-08") == date(2025, 9, 26)
     assert deadline(DeadlineSpec(day_of_next_month=15), datetime(2025, 12, 3, tzinfo=UTC)) == date(
         2026, 1, 15
     )
