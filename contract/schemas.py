@@ -134,6 +134,11 @@ OUTPUT_FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "deviation_pct); which names depends on the rule.",
         "message": "The message for the recipient, in Swedish, numbers in Swedish format.",
         "emitted_at": "When the worker decided the change (ISO 8601, UTC).",
+        "title": "Swedish subject line: node, what, period, amount and direction (optional).",
+        "change": "Swedish: what changed since this alert's previous event (optional).",
+        "year_closed": "The year's December close is in: the figures are utfall, not prognos.",
+        "resolution": "On 'resolved': 'within_limits' or 'year_closed' (optional).",
+        "method": "The forecast model behind the figures (optional).",
     },
 }
 
