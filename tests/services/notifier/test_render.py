@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
 
 from contract.output_records import AlertEvent
@@ -260,6 +261,13 @@ def test_email_headers(domain: DomainConfig, routing: Routing) -> None:
     assert message[EVENT_IDS_HEADER].split() == ["earlier@1", *(a.event_id for a in alerts)]
     assert message["Message-ID"].endswith("@storvik.example>")
     assert message.get_content_charset() == "utf-8"
+    # A long subject with å, ä, ö survives the wire without a doubled space.
+    long = [full_alert(), alert("1110"), alert("1210")]
+    sent = build_email(karin, long, domain, "budgetvakt <budgetvakt@storvik.example>")
+    received = message_from_bytes(sent.as_bytes(), policy=policy.default)
+    assert received["Subject"] == subject(long, domain)
+    assert "  " not in received["Subject"]
+    assert received.get_content() == sent.get_content()
 
 
 def test_webhook_bodies(domain: DomainConfig, routing: Routing) -> None:
