@@ -262,7 +262,11 @@ def test_email_headers(domain: DomainConfig, routing: Routing) -> None:
     assert message["Message-ID"].endswith("@storvik.example>")
     assert message.get_content_charset() == "utf-8"
     # A long subject with å, ä, ö survives the wire without a doubled space.
-    long = [full_alert(), alert("1110"), alert("1210")]
+    ifo = (
+        "Individ- och familjeomsorg: nettokostnad prognos 210,3 mnkr för 2023, "
+        "28,9 mnkr över budget"
+    )
+    long = [alert("IFO", severity="critical", title=ifo), alert("3110"), alert("3120")]
     sent = build_email(karin, long, domain, "budgetvakt <budgetvakt@storvik.example>")
     received = message_from_bytes(sent.as_bytes(), policy=policy.default)
     assert received["Subject"] == subject(long, domain)
