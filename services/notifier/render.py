@@ -198,6 +198,8 @@ def headline(alert: AlertEvent, domain: DomainConfig) -> str:
     if alert.status == "resolved":
         if alert.resolution == "year_closed":
             return f"{unit}: {what} {year}, avslutat: året är stängt"
+        if "previous_forecast" in alert.values:  # the deficit may stand: only the change ended
+            what = f"försämrad helårsprognos för {what}"
         return f"{unit}: {what} åter inom gränserna ({period_sv(alert.period)})"
     values, amounts = alert.values, _Amounts(alert, domain)
     if "actual_ytd" in values and ("budget_ytd" in values or "plan_ytd" in values):

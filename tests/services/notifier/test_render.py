@@ -387,6 +387,10 @@ def test_forecast_change_and_volumes_keep_the_sign_convention(
     assert "Förra månadens prognos: 593,9 mnkr" in body
     assert "Förändring (förra − nya prognosen): −11,8 mnkr (sämre)" in body
     assert "Avvikelse (budget" not in body  # it is not a deviation from the budget
+    calmer = worse.model_copy(update={"status": "resolved", "sequence": 2})
+    assert headline(calmer, domain) == (
+        "Äldreomsorg: försämrad helårsprognos för nettokostnad åter inom gränserna (augusti 2025)"
+    )
     hours = alert("1120", category="home_care_hours").model_copy(
         update={"values": {"actual_ytd": 145_459.0, "plan_ytd": 138_334.0, "excess": 7_125.0}}
     )
