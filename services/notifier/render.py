@@ -315,7 +315,7 @@ def figure_lines(alert: AlertEvent, domain: DomainConfig) -> list[str]:
             f"Avvikelse ({reference} − {against}): {amounts(deviation, signed=True)}{verdict}"
         )
     if "share_pct" in values:
-        lines.append(f"Andel: {format_pct(values['share_pct'])}")
+        lines.append(f"Sjukfrånvaro: {format_pct(values['share_pct'])} av schemalagd tid")
     effects = [
         f"{label} {amounts(values[key], signed=True)}"
         for key, label in (("volume_effect", "volym"), ("price_effect", "pris och produktivitet"))
@@ -369,7 +369,7 @@ def action_lines(
     return lines
 
 
-_SHARED_PREFIXES = ("Ansvarig controller: ", "Rapport: ")
+_SHARED_PREFIXES = ("Begärd åtgärd: ", "Ansvarig controller: ", "Rapport: ")
 
 
 def item_lines(
@@ -470,7 +470,9 @@ def email_body(
     if shared:
         parts += [
             *(
-                line.replace("Ansvarig controller: ", "Ansvarig controller för alla larm ovan: ")
+                line.replace(
+                    "Ansvarig controller: ", "Ansvarig controller för alla larm ovan: "
+                ).replace("Begärd åtgärd: ", "Begärd åtgärd för alla larm ovan: ")
                 for line in shared
             ),
             "",

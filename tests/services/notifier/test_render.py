@@ -416,7 +416,14 @@ def test_a_long_digest_starts_with_its_headlines_and_names_the_controller_once(
         == 1
     )
     assert details.count(f"Rapport: {CONTEXT_URL}/rapporter/delarsrapport-2025-08.html") == 1
-    assert details.count("Begärd åtgärd: ") == 4  # the action is per unit: never merged
+    assert details.count("Begärd åtgärd: ") == 4  # one action per unit: not shared
+    one_unit = [alert("1110", category=c) for c in ("overtime", "sick_pay")]
+    body = email_body(routing.recipients["karin-holm"], one_unit, domain, context(routing))
+    assert body.count("Begärd åtgärd") == 1
+    assert (
+        "Begärd åtgärd för alla larm ovan: Kommentera avvikelsen för Hemtjänst Norr i "
+        "månadsuppföljningen." in body
+    )
 
 
 def test_a_digest_does_not_repeat_a_total_two_rules_quote(
