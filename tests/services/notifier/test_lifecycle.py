@@ -174,3 +174,20 @@ def test_a_failed_digest_keeps_its_improvements_for_the_next(
     again = event("1110", "firing", 1, category="agency_staff")
     h.mail("karin-holm", again)
     assert h.email.sent[0][EVENT_IDS_HEADER].split() == [improved.event_id, again.event_id]
+
+
+def test_a_teams_channel_is_a_digest_and_waits_for_it_too(
+    tmp_path: Path, domain: DomainConfig, routing: Routing
+) -> None:
+    h = Harness(tmp_path / "notifier.sqlite", domain, routing)
+    erik = routing.recipients["erik-sjoberg"]
+    improved = event("1110", "improved", 2)
+    asyncio.run(h.deliverer.deliver(Notification(erik, "webhook", [improved])))
+    assert h.webhooks.posts == []
+    fired = event("1120", "firing", 1)
+    asyncio.run(h.deliverer.deliver(Notification(erik, "webhook", [fired])))
+    (post,) = h.webhooks.posts
+    containers = [
+        b for b in post[1]["attachments"][0]["content"]["body"] if b["type"] == "Container"
+    ]
+    assert len(containers) == 2  # the improvement rode along
