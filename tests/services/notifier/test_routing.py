@@ -361,3 +361,23 @@ def test_deadlines_count_swedish_working_days() -> None:
     assert deadline(DeadlineSpec(day_of_next_month=15), datetime(2025, 12, 3, tzinfo=UTC)) == date(
         2026, 1, 15
     )
+
+
+def test_report_link_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.errors import UserError
+    from services.notifier.settings import NotifierSettings, load_env_settings
+
+    assert NotifierSettings().report_url("2024-08", "AO") is None  # no base: no link
+    monkeypatch.setenv("BUDGETVAKT_REPORT_BASE_URL", "https://intranat.storvik.example/bv/")
+    assert NotifierSettings().report_url("2024-08", "AO") == (
+        "https://intranat.storvik.example/bv/rapporter/delarsrapport-2024-08.html"
+    )
+    monkeypatch.setenv("BUDGETVAKT_REPORT_LINK", "{base}/perioder/{period}/noder/{org_unit}")
+    assert NotifierSettings().report_url("2024-08", "AO") == (
+        "https://intranat.storvik.example/bv/perioder/2024-08/noder/AO"
+    )
+    monkeypatch.setenv("BUDGETVAKT_REPORT_LINK", "{base}/{enhet}")
+    with pytest.raises(UserError) as caught:
+        load_env_settings()
+    assert str(caught.value).startswith("BUDGETVAKT_REPORT_LINK: ")
+    assert "{base}, {period}, {org_unit}" in str(caught.value)
