@@ -367,6 +367,8 @@ def test_report_link_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from core.errors import UserError
     from services.notifier.settings import NotifierSettings, load_env_settings
 
+    for name in ("BUDGETVAKT_REPORT_BASE_URL", "BUDGETVAKT_REPORT_LINK"):
+        monkeypatch.delenv(name, raising=False)
     assert NotifierSettings().report_url("2024-08", "AO") is None  # no base: no link
     monkeypatch.setenv("BUDGETVAKT_REPORT_BASE_URL", "https://intranat.storvik.example/bv/")
     assert NotifierSettings().report_url("2024-08", "AO") == (
