@@ -29,6 +29,7 @@ the start of each run.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import time
@@ -653,6 +654,10 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
             "BUDGETVAKT_SMTP_PORT": str(mail.port),
             "BUDGETVAKT_NOTIFIER_GROUP_ID": NOTIFIER_GROUP,
             "BUDGETVAKT_NOTIFIER_ROUTING_FILE": str(demo_dir / "routing.yaml"),
+            # Mails link to the reports the demo writes (rapporter/, the delårsrapport for
+            # August); a real installation points this at its web server or the web UI.
+            "BUDGETVAKT_REPORT_BASE_URL": os.environ.get("BUDGETVAKT_REPORT_BASE_URL")
+            or demo_dir.resolve().as_uri(),
         },
     )
     feed: AlertFeed | None = None

@@ -8,9 +8,12 @@ One loop, in rounds:
 2. parse each record (``AlertEvent.model_validate_json``); a malformed one goes to the notifier
    dead-letter topic with the reason and is counted — never an exception out of the loop;
 3. route each alert (``services.notifier.routing``) and group per recipient and channel;
-4. deliver each group: skip alerts already recorded as sent
-   (``services.notifier.sent_store``), send, retry with exponential backoff, record the send;
-   after the last attempt the notification goes to the dead-letter topic;
+4. deliver each group: skip alerts already recorded as sent or deferred
+   (``services.notifier.sent_store``); on a digest channel (e-mail, Teams) a group of only
+   "improved" alerts is deferred to the recipient's next digest instead of sent, and a digest
+   takes the deferred ones along and shows each alert once (its latest event); send, retry with
+   exponential backoff, record the send; after the last attempt the notification goes to the
+   dead-letter topic;
 5. commit the round's offsets — only now, when every notification of its records has been
    delivered, dead-lettered or found already sent.
 
@@ -42,7 +45,7 @@ from core.domain import DomainConfig
 from core.errors import UserError
 from core.settings import Settings
 from services.notifier.metrics import NotifierMetrics
-from services.notifier.render import build_email, json_payload, teams_card
+from services.notifier.render import MailContext, build_email, json_payload, teams_card
 from services.notifier.routing import Channel, Recipient, Routing
 from services.notifier.send import MALFORMED, DeliveryError, EmailSender, WebhookSender
 from services.notifier.sent_store import SentStore
@@ -96,6 +99,26 @@ def plan_notifications(
         else:
             notifications.append(group)
     return notifications, repeats
+
+
+#: Statuses that never make a message of their own: they wait for the recipient's next digest.
+DIGEST_ONLY = frozenset({"improved"})
+
+
+def is_digest(notification: Notification) -> bool:
+    """E-mail and Teams cards are digests a person reads; a JSON webhook is a program that
+    wants every state change at once (improvements included)."""
+    return notification.channel == "email" or notification.recipient.webhook_format == "teams"
+
+
+def latest_per_alert(alerts: Sequence[AlertEvent]) -> list[AlertEvent]:
+    """One item per alert: its latest event (highest sequence), at the place of its first."""
+    latest: dict[str, AlertEvent] = {}
+    for alert in alerts:
+        known = latest.get(alert.alert_id)
+        if known is None or alert.sequence > known.sequence:
+            latest[alert.alert_id] = alert
+    return list(latest.values())
 
 
 def malformed_reason(err: ValidationError) -> str:
@@ -166,8 +189,10 @@ class Deliverer:
         email: EmailSender,
         webhooks: WebhookSender,
         dead_letter: DeadLetterSink,
+        context: MailContext | None = None,
     ) -> None:
         self.notifier = notifier
+        self.context = context or MailContext()
         self.smtp = smtp
         self.domain = domain
         self.store = store
@@ -183,12 +208,14 @@ class Deliverer:
 
     async def deliver(self, notification: Notification) -> None:
         recipient, channel = notification.recipient, notification.channel
-        pending = [
+        store = self.store
+        fresh = [
             a
             for a in notification.alerts
-            if not self.store.was_sent(a.event_id, recipient.id, channel)
+            if not store.was_sent(a.event_id, recipient.id, channel)
+            and not store.is_deferred(a.event_id, recipient.id, channel)
         ]
-        skipped = len(notification.alerts) - len(pending)
+        skipped = len(notification.alerts) - len(fresh)
         if skipped:
             self.metrics.duplicates_skipped.inc(skipped)
             log.info(
@@ -197,9 +224,26 @@ class Deliverer:
                 channel=channel,
                 alerts=skipped,
             )
-        if not pending:
+        if not fresh:
             return
-        send = self._sender(notification, pending)
+        carried = fresh
+        if is_digest(notification):
+            if all(a.status in DIGEST_ONLY for a in fresh):
+                # Improvements wait for the recipient's next digest (stored, so the offsets can
+                # be committed and a restart neither loses nor repeats them).
+                store.defer(
+                    ((a.event_id, a.model_dump_json()) for a in fresh), recipient.id, channel
+                )
+                log.info(
+                    "notification_deferred",
+                    recipient=recipient.id,
+                    channel=channel,
+                    event_ids=[a.event_id for a in fresh],
+                )
+                return
+            carried = self._held(recipient.id, channel, {a.event_id for a in fresh}) + fresh
+        shown = latest_per_alert(carried)
+        send = self._sender(notification, shown, carried)
         attempts = self.notifier.retries + 1
         error: DeliveryError | None = None
         for attempt in range(1, attempts + 1):
@@ -220,23 +264,32 @@ class Deliverer:
                     )
                 else:
                     # Recorded before the slot is freed: see services/notifier/sent_store.py.
-                    self.store.record_sent((a.event_id for a in pending), recipient.id, channel)
-                    self._count_delivered(channel, pending)
+                    store.record_sent((a.event_id for a in carried), recipient.id, channel)
+                    # Deferred improvements waited on purpose: not part of the latency.
+                    self._count_delivered(
+                        channel, [a for a in fresh if a.status not in DIGEST_ONLY]
+                    )
                     log.info(
                         "notification_sent",
                         recipient=recipient.id,
                         channel=channel,
-                        alerts=len(pending),
-                        event_ids=[a.event_id for a in pending],
+                        alerts=len(shown),
+                        event_ids=[a.event_id for a in carried],
                         attempt=attempt,
                     )
                     return
             if attempt < attempts:
                 await asyncio.sleep(self.backoff_s(attempt))
         assert error is not None
+        if is_digest(notification):
+            # The round's improvements stay due for the next digest; the rest is dead-lettered.
+            improved = [a for a in fresh if a.status in DIGEST_ONLY]
+            store.defer(
+                ((a.event_id, a.model_dump_json()) for a in improved), recipient.id, channel
+            )
         await self.dead_letter(
             recipient.id.encode("utf-8"),
-            failed_notification_record(notification, pending, error, attempts),
+            failed_notification_record(notification, shown, error, attempts),
         )
         self.metrics.dead_letters.labels(error.kind).inc()
         log.error(
@@ -246,8 +299,26 @@ class Deliverer:
             attempts=attempts,
             kind=error.kind,
             reason=error.reason,
-            event_ids=[a.event_id for a in pending],
+            event_ids=[a.event_id for a in shown],
         )
+
+    def _held(self, recipient_id: str, channel: Channel, fresh: set[str]) -> list[AlertEvent]:
+        """The alerts deferred for this recipient and channel (an unreadable one is logged and
+        left out: it must not stop the digest it would have joined)."""
+        held: list[AlertEvent] = []
+        for raw in self.store.deferred(recipient_id, channel):
+            try:
+                event = AlertEvent.model_validate_json(raw)
+            except ValidationError as err:
+                log.warning(
+                    "deferred_alert_unreadable",
+                    recipient=recipient_id,
+                    reason=malformed_reason(err),
+                )
+                continue
+            if event.event_id not in fresh:
+                held.append(event)
+        return held
 
     def _count_delivered(self, channel: Channel, alerts: Sequence[AlertEvent]) -> None:
         self.metrics.sent.labels(channel).inc()
@@ -256,21 +327,28 @@ class Deliverer:
             self.metrics.delivery_seconds.observe(seconds_since(alert.emitted_at, now))
 
     def _sender(
-        self, notification: Notification, alerts: Sequence[AlertEvent]
+        self,
+        notification: Notification,
+        alerts: Sequence[AlertEvent],
+        carried: Sequence[AlertEvent],
     ) -> Callable[[], Awaitable[None]]:
+        """``alerts``: what the message shows; ``carried``: every event it accounts for (the
+        shown ones and those they supersede), named in its trace header and idempotency key."""
         recipient = notification.recipient
         if notification.channel == "email":
             # Built once: retries carry the same Message-ID, so a relay can spot a repeat.
-            message = build_email(recipient, alerts, self.domain, self.smtp.sender)
+            message = build_email(
+                recipient, alerts, self.domain, self.smtp.sender, self.context, carried=carried
+            )
             return lambda: self.email.send(message)
         assert recipient.webhook_url is not None
         url = recipient.webhook_url
         if recipient.webhook_format == "json":
-            payload = json_payload(recipient, alerts[0], self.domain)
+            payload = json_payload(recipient, alerts[0], self.domain, self.context)
             key = f"{alerts[0].event_id}:{recipient.id}"
         else:
-            payload = teams_card(recipient, alerts, self.domain)
-            digest = hashlib.sha256(" ".join(a.event_id for a in alerts).encode()).hexdigest()
+            payload = teams_card(recipient, alerts, self.domain, self.context)
+            digest = hashlib.sha256(" ".join(a.event_id for a in carried).encode()).hexdigest()
             key = f"{digest[:32]}:{recipient.id}"
         return lambda: self.webhooks.post(url, payload, key)
 
@@ -485,8 +563,9 @@ async def run(
         await producer.send_and_wait(notifier.dead_letter_topic, value=value, key=key)
 
     webhooks = WebhookSender(notifier.webhook_timeout_s)
+    context = MailContext(routing=routing, report_url=notifier.report_url)
     deliverer = Deliverer(
-        notifier, smtp, domain, store, metrics, EmailSender(smtp), webhooks, dead_letter
+        notifier, smtp, domain, store, metrics, EmailSender(smtp), webhooks, dead_letter, context
     )
     loop_ = AlertConsumer(consumer, deliverer, routing, domain, metrics, notifier, dead_letter)
     web_host = notifier.resolved_web_host(settings)

@@ -8,6 +8,11 @@ and attached to org units (ids of ``config/org.yaml``) under ``units``. An alert
 and the controller of its avdelning, and a förvaltningschef attached to the förvaltning with
 ``min_severity: critical`` hears only of critical ones.
 
+Two optional sections say what a mail asks for: ``controllers`` (org unit id → the recipient
+id of the unit's controller, inherited by every unit below that has none of its own) and
+``actions`` (the requested action per severity, per org level if wanted, and after the year's
+close; :class:`ActionsSpec` holds the defaults).
+
 The file is checked at start; a mistake is a ``ConfigError`` naming the file, the key and the
 problem, and an unknown org unit id is one.
 
@@ -21,8 +26,9 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -110,11 +116,94 @@ class RecipientSpec(_Strict):
     channels: ChannelsSpec
 
 
+#: Placeholders an action text may use (``services.notifier.actions`` fills them in).
+ACTION_PLACEHOLDERS = frozenset({"unit", "controller", "deadline", "year"})
+
+
+class DeadlineSpec(_Strict):
+    """When a requested action is due, counted from the day the alert was raised: a number of
+    Swedish working days (weekends and public holidays skipped), or a day of the next month."""
+
+    working_days: int | None = Field(default=None, ge=1, le=60)
+    day_of_next_month: int | None = Field(default=None, ge=1, le=28)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> DeadlineSpec:
+        if (self.working_days is None) == (self.day_of_next_month is None):
+            raise ValueError("give exactly one of working_days and day_of_next_month")
+        return self
+
+
+class ActionSpec(_Strict):
+    """A requested action: Swedish text with optional ``{unit}``, ``{controller}``, ``{year}``
+    and ``{deadline}`` (the last one only together with ``deadline``)."""
+
+    text: str = Field(min_length=1)
+    deadline: DeadlineSpec | None = None
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> ActionSpec:
+        try:
+            used = {name for _, name, _, _ in string.Formatter().parse(self.text) if name}
+        except ValueError as err:
+            raise ValueError(f"text: {err} (write {{{{ and }}}} for a literal brace)") from None
+        unknown = used - ACTION_PLACEHOLDERS
+        if unknown:
+            raise ValueError(
+                f"text: unknown placeholder {{{sorted(unknown)[0]}}}; known: "
+                + ", ".join(f"{{{name}}}" for name in sorted(ACTION_PLACEHOLDERS))
+            )
+        if "deadline" in used and self.deadline is None:
+            raise ValueError(
+                "text uses {deadline}: give deadline (working_days or day_of_next_month)"
+            )
+        if self.deadline is not None and "deadline" not in used:
+            raise ValueError("deadline given but the text does not say it: add {deadline}")
+        return self
+
+
+DEFAULT_ACTIONS: dict[Severity, ActionSpec | None] = {
+    "critical": ActionSpec(
+        text="Lämna en åtgärdsplan för {unit} till {controller} senast {deadline}.",
+        deadline=DeadlineSpec(working_days=10),
+    ),
+    "warning": ActionSpec(text="Kommentera avvikelsen för {unit} i månadsuppföljningen."),
+    "info": ActionSpec(text="Till kännedom: ingen åtgärd begärs."),
+}
+DEFAULT_YEAR_CLOSED_ACTION = ActionSpec(
+    text="Förklara avvikelsen för {unit} i verksamhetsberättelsen för {year}."
+)
+
+
+class ActionsSpec(_Strict):
+    """The requested action per severity; ``by_level`` overrides it for alerts about units of
+    one org level (a nämnd's deficit asks for more than an enhet's); ``year_closed`` replaces
+    them once the year's December close is in. ``null`` asks for nothing."""
+
+    critical: ActionSpec | None = DEFAULT_ACTIONS["critical"]
+    warning: ActionSpec | None = DEFAULT_ACTIONS["warning"]
+    info: ActionSpec | None = DEFAULT_ACTIONS["info"]
+    year_closed: ActionSpec | None = DEFAULT_YEAR_CLOSED_ACTION
+    by_level: dict[OrgLevel, dict[Severity, ActionSpec | None]] = Field(default_factory=dict)
+
+    def for_alert(self, severity: Severity, level: str, year_closed: bool) -> ActionSpec | None:
+        if year_closed:
+            return self.year_closed
+        own = self.by_level.get(level)  # type: ignore[call-overload]
+        if own is not None and severity in own:
+            return own[severity]
+        spec: ActionSpec | None = getattr(self, severity)
+        return spec
+
+
 class RoutingFile(_Strict):
     recipients: dict[RecipientId, RecipientSpec]
     units: dict[str, list[str]]
+    # Org unit id → the recipient id of its controller (inherited by the units below).
+    controllers: dict[str, str] = Field(default_factory=dict)
+    actions: ActionsSpec = Field(default_factory=ActionsSpec)
 
-    @field_validator("units", mode="before")
+    @field_validator("units", "controllers", mode="before")
     @classmethod
     def _quoted_unit_ids(cls, value: Any) -> Any:
         # YAML reads 1110 as a number (and 0110 as octal 72): insist on quotes.
@@ -157,6 +246,15 @@ class Routing:
     source: Path
     recipients: dict[str, Recipient]
     by_unit: dict[str, tuple[str, ...]]  # org unit id → recipient ids attached to it
+    controllers: dict[str, str] = field(default_factory=dict)  # org unit id → recipient id
+    actions: ActionsSpec = field(default_factory=ActionsSpec)
+
+    def controller_for(self, org_unit: str, org: OrgTree) -> Recipient | None:
+        """The controller named for ``org_unit`` or, failing that, for the nearest unit above it."""
+        for unit_id in org.path(org_unit):
+            if unit_id in self.controllers:
+                return self.recipients[self.controllers[unit_id]]
+        return None
 
     def recipients_for(self, alert: AlertEvent, org: OrgTree) -> list[Recipient]:
         """The recipients of ``alert``: along the unit's path to the root, each at most once."""
@@ -229,6 +327,20 @@ def load_routing(path: Path, org: OrgTree, environ: Mapping[str, str] | None = N
             seen.add(recipient_id)
             attached.setdefault(recipient_id, []).append(unit_id)
         by_unit[unit_id] = tuple(recipient_ids)
+    for unit_id, recipient_id in spec.controllers.items():
+        if unit_id not in org.nodes:
+            raise ConfigError(
+                file,
+                f"controllers.{unit_id}",
+                f"unknown org unit {unit_id!r} (not in org.yaml); known: {known_units}",
+            )
+        if recipient_id not in spec.recipients:
+            raise ConfigError(
+                file,
+                f"controllers.{unit_id}",
+                f"unknown recipient {recipient_id!r}; defined under recipients: "
+                f"{sorted(spec.recipients)}",
+            )
     recipients: dict[str, Recipient] = {}
     for recipient_id, r in spec.recipients.items():
         if recipient_id not in attached:
@@ -254,4 +366,4 @@ def load_routing(path: Path, org: OrgTree, environ: Mapping[str, str] | None = N
             webhook_format=webhook.format if webhook is not None else "json",
             units=tuple(attached[recipient_id]),
         )
-    return Routing(path, recipients, by_unit)
+    return Routing(path, recipients, by_unit, dict(spec.controllers), spec.actions)

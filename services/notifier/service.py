@@ -9,8 +9,9 @@ store of sent notifications, ``services/notifier/sent_store.py``, explains the o
 window).
 
 Modules of ``services.notifier``: ``settings`` (env settings), ``routing`` (routing file),
-``render`` (Swedish texts, webhook bodies), ``send`` (SMTP, HTTP), ``sent_store`` (sent store),
-``metrics`` (Prometheus), ``engine`` (the consume → deliver → commit loop).
+``render`` (Swedish texts, webhook bodies), ``actions`` (requested actions and deadlines),
+``send`` (SMTP, HTTP), ``sent_store`` (sent and deferred alerts), ``metrics`` (Prometheus),
+``engine`` (the consume → deliver → commit loop).
 Heavy imports stay inside functions so that ``budgetvakt --help`` stays fast.
 """
 

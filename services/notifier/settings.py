@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, FilePath, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import UserError
@@ -20,6 +28,7 @@ from core.settings import Settings
 DEFAULT_DEAD_LETTER_TOPIC = "budgetvakt.notify-dead-letter.v1"
 STORE_FILE_NAME = "notifier.sqlite"
 ROUTING_FILE_NAME = "routing.yaml"
+DEFAULT_REPORT_LINK = "{base}/rapporter/delarsrapport-{period}.html"
 
 
 class NotifierSettings(BaseSettings):
@@ -45,6 +54,35 @@ class NotifierSettings(BaseSettings):
     max_records_per_round: int = Field(default=500, ge=1)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     poll_timeout_s: float = Field(default=0.5, gt=0)  # how soon a stop request is noticed
+    # Where the reports are published (a web server's folder with rapporter/, or the follow-up
+    # web UI); empty: mails carry no link. Not BUDGETVAKT_NOTIFIER_*: it names the reports.
+    report_base_url: str = Field(
+        default="", validation_alias=AliasChoices("BUDGETVAKT_REPORT_BASE_URL", "report_base_url")
+    )
+    # The link of an alert about {org_unit} as of {period}, below {base}.
+    report_link: str = Field(
+        default=DEFAULT_REPORT_LINK,
+        validation_alias=AliasChoices("BUDGETVAKT_REPORT_LINK", "report_link"),
+    )
+
+    @field_validator("report_link")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            value.format(base="", period="2024-08", org_unit="AO")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(
+                f"unknown placeholder or stray brace ({err}); use {{base}}, {{period}}, "
+                "{org_unit}"
+            ) from None
+        return value
+
+    def report_url(self, period: str, org_unit: str) -> str | None:
+        """The report link of an alert, or None when no base URL is configured."""
+        base = self.report_base_url.strip().rstrip("/")
+        if not base:
+            return None
+        return self.report_link.format(base=base, period=period, org_unit=org_unit)
 
     def resolved_routing_file(self, settings: Settings) -> Path:
         return self.routing_file or settings.config_dir / ROUTING_FILE_NAME
@@ -105,8 +143,9 @@ def load_env_settings() -> tuple[NotifierSettings, SmtpSettings]:
         except ValidationError as err:
             first = err.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "PASSWORD_FILE"
+            name = field.upper() if field.startswith("BUDGETVAKT_") else f"{prefix}{field.upper()}"
             # Only the variable's name and the problem: the value may be a password.
-            raise UserError(f"{prefix}{field.upper()}: {first['msg']}") from None
+            raise UserError(f"{name}: {first['msg']}") from None
     notifier, smtp = loaded
     assert isinstance(notifier, NotifierSettings) and isinstance(smtp, SmtpSettings)
     return notifier, smtp

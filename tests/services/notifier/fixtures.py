@@ -58,12 +58,16 @@ def make_alert(
     budget_sek: float = 12_400_000.0,
     forecast_sek: float = 14_500_000.0,
     rule: str = "budget_overrun",
+    values: dict[str, float] | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    """An alert.v1 event as the worker would publish it; the message quotes Swedish numbers."""
+    """An alert.v1 event as the worker would publish it; the message quotes Swedish numbers.
+    ``values`` adds to the figures; ``fields`` sets the optional lifecycle fields (``title``,
+    ``change``, ``year_closed``, ``resolution``, ``method``, ``emitted_at``)."""
     name, level = ORG_NAMES[org_unit]
     alert_id = f"{rule}:{org_unit}:{category}:{period[:4]}"
     deviation = budget_sek - forecast_sek
-    if status == "firing":
+    if status != "resolved":
         message = (
             f"Helårsprognosen för {category} i {name} är {format_mnkr(forecast_sek)} mnkr, "
             f"{format_mnkr(deviation)} mnkr mot budget {format_mnkr(budget_sek)} mnkr."
@@ -83,10 +87,11 @@ def make_alert(
         "level": level,
         "category": category,
         "period": period,
-        "values": {"forecast": forecast_sek, "budget": budget_sek, "deviation": deviation},
+        "values": {"forecast": forecast_sek, "budget": budget_sek, "deviation": deviation}
+        | (values or {}),
         "message": message,
         "emitted_at": datetime.now(UTC).isoformat(),
-    }
+    } | fields
 
 
 # --- The notifier --------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ JONAS = "jonas.alm@storvik.example"  # nämndsekreterare: critical, förvaltning
 # routing_with_local_webhooks sends each recipient's webhook to /<recipient id>.
 TEAMS_PATH = "/erik-sjoberg"
 CASE_SYSTEM_PATH = "/ekonomienheten"
+SARA = "sara.oberg@storvik.example"  # förvaltningscontroller: warning, förvaltning/nämnd level
 
 
 def test_routes_a_burst_as_one_digest_per_recipient(notifier_case: NotifierCase) -> None:
@@ -61,33 +62,42 @@ def test_routes_a_burst_as_one_digest_per_recipient(notifier_case: NotifierCase)
         ),
     ]
     notifier_case.publish(burst)
-    mails = notifier_case.smtp.wait_for_mails(8)
+    mails = notifier_case.smtp.wait_for_mails(9)
     wait_until(lambda: len(notifier_case.hooks.snapshot()) >= 5, 30, "5 webhook calls")
 
     by_recipient = {}
     for mail in mails:
         assert mail.to not in by_recipient, f"two mails to {mail.to}"
         by_recipient[mail.to] = mail
-    assert set(by_recipient) == {KARIN, JOHAN, MARIA, EVA, ERIK, SOFIA, HELENA, JONAS}
+    assert set(by_recipient) == {KARIN, JOHAN, MARIA, EVA, ERIK, SOFIA, HELENA, JONAS, SARA}
     assert ANNA not in by_recipient  # 3110's info alert is below her warning threshold
 
     karin = by_recipient[KARIN]
-    assert karin.subject == "budgetvakt: avvikelse, Hemtjänst Norr"
+    assert karin.subject == (
+        "Hemtjänst Norr: övertid och fyllnadstid prognos 14,5 mnkr för 2025, 2,1 mnkr över budget"
+    )
     assert karin.event_ids == [burst[0]["event_id"]]
     assert "Hej Karin Holm," in karin.body
-    assert "Varning · Utlöst · Hemtjänst Norr (1110)" in karin.body
+    assert "Varning · Nytt larm · Hemtjänst Norr (1110) · augusti 2025" in karin.body
     assert "14,5 mnkr, −2,1 mnkr mot budget 12,4 mnkr" in karin.body
-    assert "Period: augusti 2025 (2025-08)" in karin.body
+    assert "Begärd åtgärd: Kommentera avvikelsen för Hemtjänst Norr i månadsuppföljningen." in (
+        karin.body
+    )
+    assert "Ansvarig controller: Erik Sjöberg, erik.sjoberg@storvik.example" in karin.body
+    assert "innehåller inga uppgifter om enskilda" in karin.body
 
     for address in (EVA, ERIK):  # the avdelning's digest: three alerts, one mail
         digest = by_recipient[address]
-        assert digest.subject == "budgetvakt: 3 avvikelser (1 kritisk), Äldreomsorg"
+        assert digest.subject == (
+            "Hemtjänst Syd: vikarier och timavlönade prognos 31,4 mnkr för 2025, 3,6 mnkr över "
+            "budget – och 2 larm till"
+        )
         assert sorted(digest.event_ids) == sorted(a["event_id"] for a in burst[:3])
         assert "31,4 mnkr, −3,6 mnkr mot budget 27,8 mnkr" in digest.body
         assert "5,3 mnkr, −1,3 mnkr mot budget 4,0 mnkr" in digest.body
-        assert "Kritisk · Utlöst · Hemtjänst Syd (1120)" in digest.body
+        assert "Kritisk · Nytt larm · Hemtjänst Syd (1120)" in digest.body
 
-    for address in (HELENA, JONAS):  # the förvaltning-level critical
+    for address in (HELENA, JONAS, SARA):  # the förvaltning-level critical
         top = by_recipient[address]
         assert top.event_ids == [burst[4]["event_id"]]
         assert "690,0 mnkr, −21,8 mnkr mot budget 668,2 mnkr" in top.body
@@ -112,34 +122,53 @@ def test_routes_a_burst_as_one_digest_per_recipient(notifier_case: NotifierCase)
     wait_until(counted, 10, "metrics updated")
     samples = notifier.samples()
     assert sum_metric(samples, "budgetvakt_notifier_alerts_consumed_total") == 5
-    assert sum_metric(samples, "budgetvakt_notifier_sent_total", channel="email") == 8
+    assert sum_metric(samples, "budgetvakt_notifier_sent_total", channel="email") == 9
     assert sum_metric(samples, "budgetvakt_notifier_failures_total") == 0
     assert sum_metric(samples, "budgetvakt_notifier_dead_letter_total") == 0
-    # One observation per alert and notification: the 8 mails carry 1+1+1+3+3+1+1+1 alerts,
+    # One observation per alert and notification: the 9 mails carry 1+1+1+3+3+1+1+1+1 alerts,
     # the Teams card 3 and the JSON requests 1 each.
-    assert sum_metric(samples, "budgetvakt_notifier_delivery_seconds_count") == 12 + 3 + 4
-    assert len(notifier_case.smtp.handler.snapshot()) == 8
+    assert sum_metric(samples, "budgetvakt_notifier_delivery_seconds_count") == 13 + 3 + 4
+    assert len(notifier_case.smtp.handler.snapshot()) == 9
 
 
-def test_firing_then_resolved_gives_two_notifications(notifier_case: NotifierCase) -> None:
-    notifier_case.start_in_process()
+def test_firing_improved_resolved_gives_two_mails_the_improvement_in_the_second(
+    notifier_case: NotifierCase,
+) -> None:
+    notifier = notifier_case.start_in_process()
+    # Info alerts of an enhet reach its enhetschef only.
     firing = make_alert("1110", severity="info", status="firing", sequence=1)
     notifier_case.publish([firing])
     first = notifier_case.smtp.wait_for_mails(1)[0]
-    assert first.subject == "budgetvakt: avvikelse, Hemtjänst Norr"
-    assert "Information · Utlöst · Hemtjänst Norr (1110)" in first.body
+    assert first.subject.startswith("Hemtjänst Norr: övertid och fyllnadstid prognos 14,5 mnkr")
+    assert "Information · Nytt larm · Hemtjänst Norr (1110)" in first.body
 
-    resolved = make_alert("1110", severity="info", status="resolved", sequence=2)
+    improved = make_alert(
+        "1110", severity="info", status="improved", sequence=2, forecast_sek=13_000_000
+    )
+    notifier_case.publish([improved])
+    # Consumed and committed, but no mail of its own: it waits for Karin's next digest.
+    wait_until(
+        lambda: sum_metric(notifier.samples(), "budgetvakt_notifier_alerts_consumed_total") == 2,
+        30,
+        "the improvement consumed",
+    )
+    resolved = make_alert(
+        "1110", severity="info", status="resolved", sequence=3, resolution="within_limits"
+    )
     assert resolved["alert_id"] == firing["alert_id"]
     notifier_case.publish([resolved])
     mails = notifier_case.smtp.wait_for_mails(2)
-    assert len(mails) == 2
+    assert [m.to for m in mails] == [KARIN, KARIN]
     second = mails[1]
-    assert second.to == KARIN
-    assert second.subject == "budgetvakt: åtgärdad avvikelse, Hemtjänst Norr"
-    assert "Information · Åtgärdad · Hemtjänst Norr (1110)" in second.body
-    assert "åter inom budget" in second.body
-    assert second.event_ids == [resolved["event_id"]]
+    assert (
+        second.subject
+        == "Hemtjänst Norr: övertid och fyllnadstid åter inom gränserna (augusti 2025)"
+    )
+    assert "Information · Åter inom gränserna · Hemtjänst Norr (1110)" in second.body
+    assert "Förbättrat" not in second.body  # one item per alert: the latest event
+    assert second.event_ids == [improved["event_id"], resolved["event_id"]]
+    assert "åtgärdad" not in second.body.lower()
+    assert len(notifier_case.smtp.handler.snapshot()) == 2
 
 
 def test_a_repeated_alert_event_is_not_sent_again(notifier_case: NotifierCase) -> None:

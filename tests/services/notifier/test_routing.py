@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,14 @@ def test_upper_levels_reach_management_only_when_critical(
     assert recipients_of(routing, domain, org_unit="VON", severity="critical") == {
         "jonas-alm",
         "helena-dahl",
+        "sara-oberg",
         "ekonomienheten",
     }
-    assert recipients_of(routing, domain, org_unit="VOF", severity="warning") == {"ekonomienheten"}
+    # The förvaltning's controller hears of warnings about the whole; management does not.
+    assert recipients_of(routing, domain, org_unit="VOF", severity="warning") == {
+        "sara-oberg",
+        "ekonomienheten",
+    }
 
 
 def test_plan_groups_per_recipient_and_channel(routing: Routing, domain: DomainConfig) -> None:
@@ -236,6 +242,35 @@ def test_valid_minimal_file_loads(tmp_path: Path, domain: DomainConfig) -> None:
             "should match pattern",
         ),
         ("units: [\n", "line 2", "not valid YAML"),
+        (changed(controllers={"9999": "chef"}), "controllers.9999", "unknown org unit '9999'"),
+        (changed(controllers={"AO": "nobody"}), "controllers.AO", "unknown recipient 'nobody'"),
+        (
+            changed(actions={"critical": {"text": "Plan senast {deadline}."}}),
+            "actions.critical",
+            "give deadline",
+        ),
+        (
+            changed(actions={"warning": {"text": "Svara {chef}."}}),
+            "actions.warning",
+            "unknown placeholder {chef}",
+        ),
+        (
+            changed(
+                actions={
+                    "critical": {
+                        "text": "Plan senast {deadline}.",
+                        "deadline": {"working_days": 10, "day_of_next_month": 15},
+                    }
+                }
+            ),
+            "actions.critical.deadline",
+            "exactly one of working_days and day_of_next_month",
+        ),
+        (
+            changed(actions={"by_level": {"kommun": {"critical": None}}}),
+            "actions.by_level.kommun.[key]",
+            "'namnd'",
+        ),
     ],
 )
 def test_config_errors_name_file_key_and_problem(
@@ -327,3 +362,87 @@ def test_a_config_error_never_shows_the_url(tmp_path: Path, domain: DomainConfig
         load_routing(write(tmp_path, VALID), domain.org, environ)
     assert "secret-token" not in str(caught.value)
     assert "BUDGETVAKT_WEBHOOK_X holds no http(s) URL" in str(caught.value)
+
+
+# --- Controllers and requested actions -----------------------------------------------------------
+
+
+def test_controller_is_inherited_from_the_nearest_unit_above(
+    routing: Routing, domain: DomainConfig
+) -> None:
+    assert routing.controller_for("1110", domain.org).id == "erik-sjoberg"  # from AO
+    assert routing.controller_for("3130", domain.org).id == "anna-wikstrom"  # from IFO
+    assert routing.controller_for("VOF", domain.org).id == "sara-oberg"  # from VON
+
+
+def test_actions_per_severity_level_and_closed_year(tmp_path: Path, domain: DomainConfig) -> None:
+    data = changed(
+        controllers={"AO": "chef"},
+        actions={
+            "warning": None,
+            "by_level": {"avdelning": {"critical": {"text": "Ring {controller}."}}},
+        },
+    )
+    routing = load_routing(write(tmp_path, data), domain.org)
+    assert routing.controller_for("1120", domain.org).id == "chef"
+    assert routing.controller_for("2110", domain.org) is None  # nobody named above LSS boende
+    actions = routing.actions
+    assert actions.for_alert("warning", "enhet", False) is None  # null asks for nothing
+    assert actions.for_alert("critical", "avdelning", False).text == "Ring {controller}."
+    default_critical = actions.for_alert("critical", "enhet", False)
+    assert default_critical is not None and default_critical.deadline is not None
+    assert default_critical.deadline.working_days == 10
+    closed = actions.for_alert("critical", "avdelning", True)
+    assert closed is not None and "verksamhetsberättelsen" in closed.text
+
+
+def test_deadlines_count_swedish_working_days() -> None:
+    from services.notifier.actions import add_working_days, deadline, easter_sunday
+    from services.notifier.routing import DeadlineSpec
+
+    assert easter_sunday(2025) == date(2025, 4, 20)
+    assert easter_sunday(2024) == date(2024, 3, 31)
+    # Friday 12 September 2025 + 10 working days: two weekends skipped.
+    assert add_working_days(date(2025, 9, 12), 10) == date(2025, 9, 26)
+    # Around Christmas 2025: 24, 25, 26 and 31 December and 1, 6 January are days off.
+    assert add_working_days(date(2025, 12, 19), 5) == date(2026, 1, 2)
+    assert add_working_days(date(2025, 12, 22), 3) == date(2025, 12, 30)
+    # Easter 2025: långfredagen 18 April and annandag påsk 21 April.
+    assert add_working_days(date(2025, 4, 17), 1) == date(2025, 4, 22)
+    # Midsommarafton 2025 is Friday 20 June.
+    assert add_working_days(date(2025, 6, 19), 1) == date(2025, 6, 23)
+    # Counted in Swedish time: 23:30 UTC on 12 September is already the 13th in Stockholm.
+    late = datetime(2025, 9, 12, 23, 30, tzinfo=UTC)
+    assert deadline(DeadlineSpec(working_days=1), late) == date(2025, 9, 15)
+    assert deadline(DeadlineSpec(day_of_next_month=15), late) == date(2025, 10, 15)
+    # A replayed history: March 2024 raised in December 2026 counts from the end of April 2024
+    # (1 May and Kristi himmelsfärd, 9 May, are holidays).
+    replayed = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    assert deadline(DeadlineSpec(working_days=10), replayed, "2024-03") == date(2024, 5, 16)
+    # Raised in time (before the end of September): counted from the day it was raised.
+    assert deadline(DeadlineSpec(working_days=10), late, "2025-08") == date(2025, 9, 26)
+    assert deadline(DeadlineSpec(day_of_next_month=15), datetime(2025, 12, 3, tzinfo=UTC)) == date(
+        2026, 1, 15
+    )
+
+
+def test_report_link_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.errors import UserError
+    from services.notifier.settings import NotifierSettings, load_env_settings
+
+    for name in ("BUDGETVAKT_REPORT_BASE_URL", "BUDGETVAKT_REPORT_LINK"):
+        monkeypatch.delenv(name, raising=False)
+    assert NotifierSettings().report_url("2024-08", "AO") is None  # no base: no link
+    monkeypatch.setenv("BUDGETVAKT_REPORT_BASE_URL", "https://intranat.storvik.example/bv/")
+    assert NotifierSettings().report_url("2024-08", "AO") == (
+        "https://intranat.storvik.example/bv/rapporter/delarsrapport-2024-08.html"
+    )
+    monkeypatch.setenv("BUDGETVAKT_REPORT_LINK", "{base}/perioder/{period}/noder/{org_unit}")
+    assert NotifierSettings().report_url("2024-08", "AO") == (
+        "https://intranat.storvik.example/bv/perioder/2024-08/noder/AO"
+    )
+    monkeypatch.setenv("BUDGETVAKT_REPORT_LINK", "{base}/{enhet}")
+    with pytest.raises(UserError) as caught:
+        load_env_settings()
+    assert str(caught.value).startswith("BUDGETVAKT_REPORT_LINK: ")
+    assert "{base}, {period}, {org_unit}" in str(caught.value)
