@@ -312,6 +312,16 @@ def redact_value(value: Any) -> Any:
     return value
 
 
+def quote_safely(text: str, limit: int = 40) -> str:
+    """``text`` quoted for an error message a user reads: ``repr`` (control characters escaped),
+    cut to ``limit`` characters, or ``(redacted)`` when it holds an identity number."""
+    if contains_identity_number_in_raw(text):
+        return "(redacted)"
+    if len(text) > limit:
+        return repr(text[:limit]) + "…"
+    return repr(text)
+
+
 # --- Positions in decoded JSON ----------------------------------------------------------------
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")

@@ -1,49 +1,49 @@
 """Dead letters: the record an invalid input message becomes, and the label it is counted by.
 
-The dead-letter topic is readable by more people than the ERP, so by default a record keeps a
-SHA-256 hash and the length of the rejected bytes, never the bytes themselves
-(``BUDGETVAKT_DEAD_LETTER_PAYLOAD=hash``). An operator who wants the bytes (to fix a producer)
-chooses ``truncated`` (the first :data:`TRUNCATED_BYTES`) or ``full`` (up to
-:data:`FULL_PAYLOAD_CAP_BYTES`); either way a record stays under
-:data:`MAX_RECORD_BYTES`, far below the producer's ``max_request_size`` (1 MB), so that no
-message, however large, can make its own dead letter unsendable. Bytes that hold an identity
-number are never kept, whatever the setting: a message rejected for one, or whose kept bytes or
-key show one, gets the hash only (``payload: "withheld"``). Reasons come from
+What a record keeps of the rejected bytes is decided in ``contract.dead_letter``: by default
+their SHA-256 hash and length only (BUDGETVAKT_DEAD_LETTER_PAYLOAD=hash), bounded bytes when the
+operator chose so, never bytes or a key that hold an identity number. Reasons come from
 ``contract.validation`` or the worker; they are redacted once more here, and the logs get the
-coordinates and the reason only.
+coordinates and the reason only, never the payload.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Literal, get_args
 
 import structlog
 from faust.types import EventT
 
-from contract.pii import contains_identity_number_in_raw, redact
+from contract.dead_letter import (
+    FULL_PAYLOAD_CAP_BYTES,
+    MAX_RECORD_BYTES,
+    PAYLOAD_SETTINGS,
+    TRUNCATED_BYTES,
+    PayloadSetting,
+    key_fields,
+    key_to_keep,
+    payload_fields,
+    safe_reason,
+)
 from streams.metrics import WorkerMetrics
 
 log = structlog.get_logger(__name__)
 
 SendRecord = Callable[[bytes | None, bytes], Awaitable[object]]  # (key, value) → sent
 
-#: What an operator lets a dead letter keep of the rejected value (BUDGETVAKT_DEAD_LETTER_PAYLOAD).
-PayloadSetting = Literal["hash", "truncated", "full"]
-PAYLOAD_SETTINGS: tuple[str, ...] = get_args(PayloadSetting)
-#: What one record holds: no bytes (the setting), no bytes (an identity number), some, all.
-PayloadKept = Literal["hash", "withheld", "truncated", "full"]
-TRUNCATED_BYTES = 1_024
-FULL_PAYLOAD_CAP_BYTES = 256 * 1024
-#: Key bytes longer than this are not kept (a key is an org_unit, a few characters).
-MAX_KEY_BYTES = 256
-MAX_REASON_CHARS = 1_000
-#: base64(256 KiB) ≈ 350 kB + reason, key and coordinates: the largest record, by construction.
-MAX_RECORD_BYTES = 360_000
+__all__ = [
+    "FULL_PAYLOAD_CAP_BYTES",
+    "MAX_RECORD_BYTES",
+    "PAYLOAD_SETTINGS",
+    "TRUNCATED_BYTES",
+    "DeadLetters",
+    "PayloadSetting",
+    "dead_letter_record",
+    "key_to_keep",
+    "reason_kind",
+]
 
 
 def reason_kind(reason: str, err: Exception | None = None) -> str:
@@ -63,39 +63,6 @@ def reason_kind(reason: str, err: Exception | None = None) -> str:
     return "schema"
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-def key_to_keep(raw_key: bytes | None) -> bytes | None:
-    """The original key when it may be shown: short and free of identity numbers."""
-    if raw_key is None or len(raw_key) > MAX_KEY_BYTES or contains_identity_number_in_raw(raw_key):
-        return None
-    return raw_key
-
-
-def payload_fields(
-    raw_value: bytes, setting: PayloadSetting = "hash", personal_id: bool = False
-) -> dict[str, object]:
-    """The record's fields about the rejected value: hash and length always, bytes as chosen."""
-    fields: dict[str, object] = {
-        "original_sha256": hashlib.sha256(raw_value).hexdigest(),
-        "original_length": len(raw_value),
-    }
-    kept_bytes = {"hash": 0, "truncated": TRUNCATED_BYTES, "full": FULL_PAYLOAD_CAP_BYTES}[setting]
-    kept = raw_value[:kept_bytes]
-    payload: PayloadKept
-    if setting == "hash":
-        payload = "hash"
-    elif personal_id or contains_identity_number_in_raw(kept):
-        payload = "withheld"
-    else:
-        payload = "full" if len(kept) == len(raw_value) else "truncated"
-    fields["payload"] = payload
-    fields["original"] = _b64(kept) if payload in ("full", "truncated") else None
-    return fields
-
-
 def dead_letter_record(
     event: EventT,
     reason: str,
@@ -109,18 +76,13 @@ def dead_letter_record(
     raw_value = bytes(msg.value) if isinstance(msg.value, bytes | bytearray) else b""
     raw_key = bytes(msg.key) if isinstance(msg.key, bytes | bytearray) else None
     personal_id = reason_kind(reason, err) == "personal_id"
-    shown_key = key_to_keep(raw_key)
-    safe_reason = redact(reason)
-    if len(safe_reason) > MAX_REASON_CHARS:
-        safe_reason = safe_reason[: MAX_REASON_CHARS - 1] + "…"
     record = {
-        "reason": safe_reason,
+        "reason": safe_reason(reason),
         "topic": msg.topic,
         "partition": msg.partition,
         "offset": msg.offset,
-        # Keys and values are arbitrary bytes: base64.
-        "key": _b64(shown_key) if shown_key is not None else None,
-        "key_sha256": hashlib.sha256(raw_key).hexdigest() if raw_key is not None else None,
+        # Keys and values are arbitrary bytes: base64 (contract.dead_letter).
+        **key_fields(raw_key),
         **payload_fields(raw_value, payload, personal_id),
         "rejected_at": (now or datetime.now(UTC)).isoformat(),
     }
@@ -153,5 +115,5 @@ class DeadLetters:
             topic=msg.topic,
             partition=msg.partition,
             offset=msg.offset,
-            reason=redact(reason)[:MAX_REASON_CHARS],
+            reason=safe_reason(reason),
         )
