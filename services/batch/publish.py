@@ -179,18 +179,31 @@ def _read_csv_rows(path: Path, loaded: LoadedFile) -> Iterator[tuple[int, dict[s
 
 
 def _read_json_lines(path: Path, loaded: LoadedFile) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8-sig") as handle:
-        for line_no, line in enumerate(handle, start=1):
+    """One event per line; a line that is not UTF-8 is a rejected row like any other, so one
+    bad byte does not cost the whole file."""
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    for line_no, raw_line in enumerate(data.splitlines(), start=1):
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw_line.decode("utf-8", errors="replace")
             if not line.strip():
                 continue
             try:
-                # The worker's own rules: strict JSON, the identity-number guard on the
-                # decoded content, positions instead of text in every reason.
-                value = decode_strict_object(line)
+                decode_strict_object(raw_line)  # the reason: an identity number, or the byte
             except StrictJsonError as err:
                 loaded.rejections.append(Rejection(line_no, err.reason))
-                continue
-            yield line_no, value
+            continue
+        if not line.strip():
+            continue
+        try:
+            # The worker's own rules: strict JSON, the identity-number guard on the decoded
+            # content, positions instead of text in every reason.
+            value = decode_strict_object(line)
+        except StrictJsonError as err:
+            loaded.rejections.append(Rejection(line_no, err.reason))
+            continue
+        yield line_no, value
 
 
 def read_events(path: Path, domain: DomainConfig) -> LoadedFile:
