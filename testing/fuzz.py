@@ -296,7 +296,9 @@ def check_message(item: FuzzInput, domain: DomainConfig) -> Outcome:
     except InvalidEvent as err:
         check_reason(err.reason, item.identity)
         if item.kind == "valid" and err.kind == "personal_id":
-            raise FuzzFailure(f"an ordinary event was taken for personal data: {item.raw[:200]!r}")
+            raise FuzzFailure(
+                f"an ordinary event was taken for personal data: {item.raw[:200]!r}"
+            ) from None
         return "rejected"
     except Exception as err:
         raise FuzzFailure(
