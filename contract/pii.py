@@ -47,6 +47,10 @@ _CHAIN = re.compile(rf"\d++(?:(?=[{_SPACE}{_DASH}])[{_SPACE}]*+[{_DASH}]?+[{_SPA
 _GROUP = re.compile(r"\d+")
 _LONG_RUN = re.compile(rf"\d[\d{_SPACE}{_DASH}]{{8,}}\d")
 _HAS_DASH = re.compile(rf"[{_DASH}]")
+_MONTH_DAY = r"(?:0[1-9]|1[0-2])(?:[0-2][0-9]|3[01]|[6-8][0-9]|9[01])"
+# Overlapping candidates (a lookahead) in a string of ASCII digits.
+_DATE_AT_10 = re.compile(rf"(?=[0-9]{{2}}{_MONTH_DAY}[0-9]{{4}})")
+_DATE_AT_12 = re.compile(rf"(?=(?:18|19|20)[0-9]{{2}}{_MONTH_DAY}[0-9]{{4}})")
 _HEX_TOKEN_CHARS = frozenset("0123456789abcdefABCDEF-")
 _UUID_PARTS = (8, 4, 4, 4, 12)
 _JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
@@ -69,41 +73,43 @@ def luhn_check_digit(nine_digits: str) -> int:
     return (10 - total % 10) % 10
 
 
-_MONTHS = frozenset(f"{m:02d}" for m in range(1, 13))
 _CENTURY_PREFIXES = frozenset(str(c) for c in CENTURIES)
-_LUHN_DOUBLED = tuple((2 * d) - 9 if 2 * d > 9 else 2 * d for d in range(10))
+_MONTH_DAYS = {f"{m:02d}": calendar.monthrange(2000, m)[1] for m in range(1, 13)}  # Feb: 29
+_DAYS = {f"{d:02d}": d for d in range(1, 32)} | {
+    f"{d + SAMORDNING_DAY_OFFSET:02d}": d for d in range(1, 32)
+}
+_DOUBLED = {str(d): 2 * d - 9 if 2 * d > 9 else 2 * d for d in range(10)}
+# Luhn weights 2,1 over a pair of digits: one lookup per pair (the guard's hot path).
+_PAIRS = {f"{a}{b}": _DOUBLED[str(a)] + b for a in range(10) for b in range(10)}
 
 
 def _kind(digits: str) -> Literal["personnummer", "samordningsnummer"] | None:
     """The kind of identity number ``digits`` (10 or 12 ASCII digits) is, or None."""
-    century: int | None = None
+    century = None
     if len(digits) == 12:
         if digits[:2] not in _CENTURY_PREFIXES:
             return None
-        century = int(digits[:2])
+        century = digits[:2]
         digits = digits[2:]
-    if digits[2:4] not in _MONTHS:  # rejects most random digit runs at once
+    month_days = _MONTH_DAYS.get(digits[2:4])
+    day = _DAYS.get(digits[4:6])
+    if month_days is None or day is None or day > month_days:
         return None
-    yy, mm, dd = int(digits[0:2]), int(digits[2:4]), int(digits[4:6])
-    samordning = dd > SAMORDNING_DAY_OFFSET
-    if samordning:
-        dd -= SAMORDNING_DAY_OFFSET
-    if dd < 1:
+    total = (
+        _PAIRS[digits[0:2]]
+        + _PAIRS[digits[2:4]]
+        + _PAIRS[digits[4:6]]
+        + _PAIRS[digits[6:8]]
+        + _DOUBLED[digits[8]]
+    )
+    if (10 - total % 10) % 10 != int(digits[9]):
         return None
-    # Without a century the number may be from either; accept the date if either has it.
-    if century is not None:
-        if dd > calendar.monthrange(century * 100 + yy, mm)[1]:
+    if day == 29 and month_days == 29:  # 29 February: only in a leap year (either century)
+        yy = int(digits[0:2])
+        years = [int(century) * 100 + yy] if century else [1900 + yy, 2000 + yy]
+        if not any(calendar.isleap(year) for year in years):
             return None
-    elif dd > calendar.monthrange(1900 + yy, mm)[1] and dd > calendar.monthrange(2000 + yy, mm)[1]:
-        return None
-    total = 0
-    for i in range(0, 9, 2):
-        total += _LUHN_DOUBLED[ord(digits[i]) - 48]
-    for i in range(1, 9, 2):
-        total += ord(digits[i]) - 48
-    if (10 - total % 10) % 10 != ord(digits[9]) - 48:
-        return None
-    return "samordningsnummer" if samordning else "personnummer"
+    return "samordningsnummer" if digits[4] in "6789" else "personnummer"
 
 
 def _inside_hex_id(text: str, start: int, end: int) -> bool:
@@ -136,8 +142,7 @@ def _ascii_digits(text: str) -> str:
 
 
 def _windows(text: str, chain: re.Match[str]) -> Iterator[IdentityNumber]:
-    """Identity numbers made of whole digit groups of one chain (linear in the chain: a window
-    is found from its first group by the running digit count, not by trying every end)."""
+    """Identity numbers made of whole digit groups of one chain, in time linear in the chain."""
     groups = [(m.start(), m.end()) for m in _GROUP.finditer(text, chain.start(), chain.end())]
     if len(groups) == 1:  # no separators: the whole run is the only candidate
         start, end = groups[0]
@@ -147,31 +152,43 @@ def _windows(text: str, chain: re.Match[str]) -> Iterator[IdentityNumber]:
                 yield IdentityNumber(start, end, kind)
         return
     digits = _ascii_digits("".join(text[s:e] for s, e in groups))
-    # offsets[k]: digits before group k; group_at[offset]: the group that starts there.
-    offsets = [0]
-    for s, e in groups:
-        offsets.append(offsets[-1] + e - s)
-    group_at = {offset: k for k, offset in enumerate(offsets)}
+    # starts[i]: a group starts at digit offset i; ends[i]: a group ends there (i = offset of the
+    # digit after it); group_starting/group_ending: the group that starts/ends at an offset.
+    starts = bytearray(len(digits) + 1)
+    ends = bytearray(len(digits) + 1)
+    group_starting: dict[int, int] = {}
+    group_ending: dict[int, int] = {}
+    offset = 0
+    for k, (s, e) in enumerate(groups):
+        starts[offset] = 1
+        group_starting[offset] = k
+        offset += e - s
+        ends[offset] = 1
+        group_ending[offset] = k
     # Digit offsets of the group boundaries whose separator holds a dash or plus.
-    dashes = [
-        offsets[k]
-        for k in range(1, len(groups))
-        if _HAS_DASH.search(text, groups[k - 1][1], groups[k][0]) is not None
-    ]
-    for first in range(len(groups)):
-        begin = offsets[first]
-        for length in (10, 12):
-            after_last = group_at.get(begin + length)
-            if after_last is None:
+    dashes: list[int] = []
+    boundary = 0
+    for k in range(1, len(groups)):
+        boundary += groups[k - 1][1] - groups[k - 1][0]
+        if _HAS_DASH.search(text, groups[k - 1][1], groups[k][0]) is not None:
+            dashes.append(boundary)
+    # Candidate windows: a plausible month and day at the right place (a C-speed scan), then
+    # whole groups, the dash rule and the full check.
+    for pattern, length in ((_DATE_AT_10, 10), (_DATE_AT_12, 12)):
+        for candidate in pattern.finditer(digits):
+            begin = candidate.start()
+            end_offset = begin + length
+            if not starts[begin] or end_offset > len(digits) or not ends[end_offset]:
                 continue
-            # A dash inside the window is allowed only before its last four digits.
-            inside = dashes[bisect_right(dashes, begin) : bisect_left(dashes, begin + length)]
-            if inside and inside != [begin + length - 4]:
-                continue
-            kind = _kind(digits[begin : begin + length])
+            if dashes:
+                inside = dashes[bisect_right(dashes, begin) : bisect_left(dashes, end_offset)]
+                if inside and inside != [end_offset - 4]:
+                    continue
+            kind = _kind(digits[begin:end_offset])
             if kind is None:
                 continue
-            start, end = groups[first][0], groups[after_last - 1][1]
+            start = groups[group_starting[begin]][0]
+            end = groups[group_ending[end_offset]][1]
             if not _inside_hex_id(text, start, end):
                 yield IdentityNumber(start, end, kind)
 
