@@ -12,6 +12,7 @@ single digits separated by spaces (the guard's most expensive input).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -83,10 +84,8 @@ def main() -> int:
 
     worst = (b"1 " * (MAX_MESSAGE_BYTES // 2))[: MAX_MESSAGE_BYTES - 20]
     start = time.perf_counter()
-    try:
+    with contextlib.suppress(InvalidEvent):
         parse_event(b'{"source": "' + worst + b'"}', domain)
-    except InvalidEvent:
-        pass
     print(
         f"worst case: a {MAX_MESSAGE_BYTES // 1000} kB message of spaced digits: "
         f"{time.perf_counter() - start:.2f} s"
