@@ -53,6 +53,8 @@ _DATE_AT_10 = re.compile(rf"(?=[0-9]{{2}}{_MONTH_DAY}[0-9]{{4}})")
 _DATE_AT_12 = re.compile(rf"(?=(?:18|19|20)[0-9]{{2}}{_MONTH_DAY}[0-9]{{4}})")
 _HEX_TOKEN_CHARS = frozenset("0123456789abcdefABCDEF-")
 _UUID_PARTS = (8, 4, 4, 4, 12)
+# Hex ids by length: a UUID without dashes or MD5 (32), SHA-1 or a git commit (40), SHA-256 (64).
+_HEX_ID_LENGTHS = frozenset({32, 40, 64})
 _JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
 
@@ -114,7 +116,7 @@ def _kind(digits: str) -> Literal["personnummer", "samordningsnummer"] | None:
 
 def _inside_hex_id(text: str, start: int, end: int) -> bool:
     """Whether text[start:end] lies inside a UUID (8-4-4-4-12 hex digits) or a run of exactly
-    32 hex digits (a UUID without dashes, a truncated hash), also after a prefix like ``pub-``."""
+    32, 40 or 64 hex digits (a UUID without dashes, a hash), also after a prefix like ``pub-``."""
     left, right = start, end
     while left > 0 and text[left - 1] in _HEX_TOKEN_CHARS:
         left -= 1
@@ -128,7 +130,7 @@ def _inside_hex_id(text: str, start: int, end: int) -> bool:
         parts.append((position, position + len(part)))
         position += len(part) + 1
     for part_start, part_end in parts:
-        if part_end - part_start == 32 and part_start <= start and end <= part_end:
+        if part_end - part_start in _HEX_ID_LENGTHS and part_start <= start and end <= part_end:
             return True
     for i in range(len(parts) - 4):
         lengths = tuple(e - s for s, e in parts[i : i + 5])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
@@ -223,6 +224,9 @@ def test_ordinary_amounts_and_uuids_pass() -> None:
     amounts = [round(rng.uniform(-1e9, 1e9), 2) for _ in range(20_000)]
     assert not any(contains_identity_number(a) for a in amounts if abs(a) < 1e9)
     ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(5_000)]
+    hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(20_000)]
+    assert not any(contains_identity_number(h) for h in hashes)
+    assert not any(contains_identity_number(h[:40]) for h in hashes)
     assert not any(
         contains_identity_number({"event_id": i, "emitted_at": "2024-08-31"}) for i in ids
     )
