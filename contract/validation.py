@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from contract.output_records import AlertEvent
 from contract.pii import PathStep
 from contract.records import (
     EVENT_ADAPTER,
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "AnyEvent",
     "InvalidEvent",
+    "parse_alert_event",
     "parse_event",
     "pii_reason",
     "validation_error_reason",
@@ -132,3 +134,20 @@ def parse_event(raw: bytes, domain: DomainConfig) -> AnyEvent:
 
 def _unknown_category(category: str, domain: DomainConfig) -> str:
     return f"field 'category': unknown category '{category}'; known: {', '.join(domain.categories)}"
+
+
+def parse_alert_event(raw: bytes) -> AlertEvent:
+    """An ``alert.v1`` event under the same rules as an input event (strict JSON, the guard,
+    positions in reasons); :class:`InvalidEvent` with a reason that starts ``not an alert.v1
+    event:``."""
+    try:
+        document = decode_strict_bytes(raw)
+    except StrictJsonError as err:
+        raise InvalidEvent(f"not an alert.v1 event: {err.reason}", err.kind) from None
+    if not isinstance(document, dict):
+        raise InvalidEvent("not an alert.v1 event: not a JSON object", "bad_json")
+    try:
+        return AlertEvent.model_validate(document)
+    except ValidationError as err:
+        reason = validation_error_reason(err, document)
+        raise InvalidEvent(f"not an alert.v1 event: {reason}") from None

@@ -36,13 +36,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import ValidationError
 
 from contract.dead_letter import PayloadSetting, key_to_keep, payload_fields
 from contract.output_records import AlertEvent
 from contract.pii import redact
-from contract.strict_json import StrictJsonError, decode_strict_object
-from contract.validation import validation_error_reason
+from contract.validation import InvalidEvent, parse_alert_event
 from core.domain import DomainConfig
 from core.errors import UserError
 from core.settings import Settings
@@ -102,23 +100,14 @@ def plan_notifications(
     return notifications, repeats
 
 
-def malformed_reason(err: ValidationError, document: Any = None) -> str:
-    """The first problems by position and message only: pydantic's own text would quote the
-    input, and a location may hold a key that is personal data (``contract.validation``)."""
-    return "not an alert.v1 event: " + validation_error_reason(err, document)
-
-
 def parse_alert(raw: bytes) -> AlertEvent:
-    """An alert event from strict JSON (``contract.strict_json``: no repeated keys, no NaN, no
-    identity number anywhere); ValueError with a reason that names positions only."""
+    """An alert event from strict JSON with the identity-number guard
+    (``contract.validation.parse_alert_event``); ValueError with a reason that names positions
+    only, never input."""
     try:
-        document = decode_strict_object(raw)
-    except StrictJsonError as err:
-        raise ValueError(f"not an alert.v1 event: {err.reason}") from None
-    try:
-        return AlertEvent.model_validate(document)
-    except ValidationError as err:
-        raise ValueError(malformed_reason(err, document)) from None
+        return parse_alert_event(raw)
+    except InvalidEvent as err:
+        raise ValueError(err.reason) from None
 
 
 def malformed_record(
