@@ -30,6 +30,7 @@ import calendar
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping
+from itertools import accumulate
 from typing import Any, Literal, NamedTuple
 
 SAMORDNING_DAY_OFFSET = 60
@@ -44,7 +45,12 @@ _SPACE = "\\s\u00ad\u200b\u200c\u200d\u2060\ufeff"
 _DASH = "\\-+\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0b\uff0d"
 # A chain: digit groups joined by separators. Possessive quantifiers: linear time on any input.
 _CHAIN = re.compile(rf"\d++(?:(?=[{_SPACE}{_DASH}])[{_SPACE}]*+[{_DASH}]?+[{_SPACE}]*+\d++)*+")
-_GROUP = re.compile(r"\d+")
+_ONE_DIGIT = re.compile(r"\d")
+_SEPARATOR = re.compile(r"(\D+)")  # inside a chain: whitespace, at most one dash
+# Every character the chain's separators may hold except a dash: what is left is a dash.
+_DELETE_SPACES: dict[int, None] = {
+    c: None for c in range(0x3001) if re.fullmatch(rf"[{_SPACE}]", chr(c)) is not None
+} | {0xFEFF: None}
 _LONG_RUN = re.compile(rf"\d[\d{_SPACE}{_DASH}]{{8,}}\d")
 _HAS_DASH = re.compile(rf"[{_DASH}]")
 _MONTH_DAY = r"(?:0[1-9]|1[0-2])(?:[0-2][0-9]|3[01]|[6-8][0-9]|9[01])"
@@ -144,43 +150,34 @@ def _ascii_digits(text: str) -> str:
 
 
 def _windows(text: str, chain: re.Match[str]) -> Iterator[IdentityNumber]:
-    """Identity numbers made of whole digit groups of one chain, in time linear in the chain."""
-    groups = [(m.start(), m.end()) for m in _GROUP.finditer(text, chain.start(), chain.end())]
-    if len(groups) == 1:  # no separators: the whole run is the only candidate
-        start, end = groups[0]
+    """Identity numbers made of whole digit groups of one chain, in time linear in the chain
+    (the per-group work is done by C-level splits and scans; Python only sees candidates with
+    a plausible month and day at a group boundary)."""
+    chain_start = chain.start()
+    parts = _SEPARATOR.split(chain.group())  # digits, separator, digits, …
+    if len(parts) == 1:  # no separators: the whole run is the only candidate
+        start, end = chain.span()
         if end - start in (10, 12):
-            kind = _kind(_ascii_digits(text[start:end]))
+            kind = _kind(_ascii_digits(parts[0]))
             if kind is not None and not _inside_hex_id(text, start, end):
                 yield IdentityNumber(start, end, kind)
         return
-    digits = _ascii_digits("".join(text[s:e] for s, e in groups))
-    # starts[i]: a group starts at digit offset i; ends[i]: a group ends there (i = offset of the
-    # digit after it); group_starting/group_ending: the group that starts/ends at an offset.
-    starts = bytearray(len(digits) + 1)
-    ends = bytearray(len(digits) + 1)
-    group_starting: dict[int, int] = {}
-    group_ending: dict[int, int] = {}
-    offset = 0
-    for k, (s, e) in enumerate(groups):
-        starts[offset] = 1
-        group_starting[offset] = k
-        offset += e - s
-        ends[offset] = 1
-        group_ending[offset] = k
+    groups, separators = parts[0::2], parts[1::2]
+    digits = _ascii_digits("".join(groups))
+    # Digit offsets where a group starts (0, …) and ends (…, len(digits)).
+    boundaries = list(accumulate(map(len, groups), initial=0))
+    starts, ends = set(boundaries[:-1]), set(boundaries[1:])
     # Digit offsets of the group boundaries whose separator holds a dash or plus.
-    dashes: list[int] = []
-    boundary = 0
-    for k in range(1, len(groups)):
-        boundary += groups[k - 1][1] - groups[k - 1][0]
-        if _HAS_DASH.search(text, groups[k - 1][1], groups[k][0]) is not None:
-            dashes.append(boundary)
-    # Candidate windows: a plausible month and day at the right place (a C-speed scan), then
-    # whole groups, the dash rule and the full check.
+    dashes = [
+        boundaries[k + 1]
+        for k, separator in enumerate(separators)
+        if separator.translate(_DELETE_SPACES)
+    ]
     for pattern, length in ((_DATE_AT_10, 10), (_DATE_AT_12, 12)):
         for candidate in pattern.finditer(digits):
             begin = candidate.start()
             end_offset = begin + length
-            if not starts[begin] or end_offset > len(digits) or not ends[end_offset]:
+            if begin not in starts or end_offset not in ends:
                 continue
             if dashes:
                 inside = dashes[bisect_right(dashes, begin) : bisect_left(dashes, end_offset)]
@@ -189,10 +186,15 @@ def _windows(text: str, chain: re.Match[str]) -> Iterator[IdentityNumber]:
             kind = _kind(digits[begin:end_offset])
             if kind is None:
                 continue
-            start = groups[group_starting[begin]][0]
-            end = groups[group_ending[end_offset]][1]
+            start, end = _text_span(chain.group(), chain_start, begin, end_offset)
             if not _inside_hex_id(text, start, end):
                 yield IdentityNumber(start, end, kind)
+
+
+def _text_span(chain_text: str, chain_start: int, begin: int, end: int) -> tuple[int, int]:
+    """The text positions of the digits ``begin`` … ``end - 1`` of a chain (only for a hit)."""
+    positions = [m.start() for m in _ONE_DIGIT.finditer(chain_text)]
+    return chain_start + positions[begin], chain_start + positions[end - 1] + 1
 
 
 def _matches(text: str) -> Iterator[IdentityNumber]:
