@@ -49,6 +49,7 @@ BENCHES = (
         (
             r"(?m)^parse_event: 2,000 inputs in [\d.]+ s .*= 2,000; .* 0 failures$",
             r"(?m)^publish reader: [\d,]+ lines .*",
+            r"(?m)^forecast readers: 100 files .* = 100$",
         ),
     ),
     Bench(

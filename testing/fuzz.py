@@ -274,6 +274,66 @@ def messages(seed: int, count: int) -> Iterator[FuzzInput]:
             yield _with_identity_number(doc, rng, i)
 
 
+CSV_CELLS = (
+    "1110",
+    "VON",
+    "2024-03",
+    "2024-13",
+    "salaries",
+    "home_care_hours",
+    "2024",
+    "1 234,50",
+    "-98765,4",
+    "1e400",
+    "nan",
+    "5e13",
+    "",
+    " ",
+    '"',
+    ";",
+    ",",
+    "\x00",
+    "\x1b[31m",
+    "x" * 300,
+)
+
+
+def _csv_cell(column: str, row: int, rng: random.Random) -> str:
+    if column == "org_unit":
+        return f"{1000 + row}"
+    if column in ("category", "measure"):
+        return "salaries" if column == "category" else "home_care_hours"
+    if column == "period":
+        return f"2024-{1 + row % 12:02d}"
+    if column == "year":
+        return "2024"
+    return f"{rng.uniform(0, 1e6):.2f}"
+
+
+def csv_text(rng: random.Random, header: list[str], rows: int) -> tuple[str, IdentityNumber | None]:
+    """A CSV file: the header, then ``rows`` ordinary rows in which a cell is now and then
+    replaced by a hostile one or an identity number (which the result names)."""
+    carried: IdentityNumber | None = None
+    delimiter = rng.choice((",", ";"))
+    lines = [delimiter.join(header)]
+    for row in range(rows):
+        cells = [
+            _csv_cell(column, row, rng).replace(".", "," if delimiter == ";" else ".")
+            for column in header
+        ]
+        if rng.random() < 0.05:
+            cells.append("extra")
+        for i in range(len(cells)):
+            if rng.random() < 0.03:
+                cells[i] = rng.choice(CSV_CELLS)
+        if carried is None and rng.random() < 0.05:
+            twelve = identity_number(rng)
+            carried = IdentityNumber(twelve, spell(twelve, rng))
+            cells[rng.randrange(len(cells))] = carried.spelled
+        lines.append(delimiter.join(cells))
+    return "\n".join(lines) + "\n", carried
+
+
 class FuzzFailure(AssertionError):
     pass
 
