@@ -52,7 +52,6 @@ _DELETE_SPACES: dict[int, None] = {
     c: None for c in range(0x3001) if re.fullmatch(rf"[{_SPACE}]", chr(c)) is not None
 } | {0xFEFF: None}
 _LONG_RUN = re.compile(rf"\d[\d{_SPACE}{_DASH}]{{8,}}\d")
-_HAS_DASH = re.compile(rf"[{_DASH}]")
 _MONTH_DAY = r"(?:0[1-9]|1[0-2])(?:[0-2][0-9]|3[01]|[6-8][0-9]|9[01])"
 # Overlapping candidates (a lookahead) in a string of ASCII digits.
 _DATE_AT_10 = re.compile(rf"(?=[0-9]{{2}}{_MONTH_DAY}[0-9]{{4}})")
