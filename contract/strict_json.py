@@ -86,6 +86,8 @@ def _quick_scan(value: Any) -> tuple[bool, bool]:
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            problem = True
         kind = type(item)
         if kind is str:
             if contains_identity_number_in_text(item):
@@ -93,8 +95,6 @@ def _quick_scan(value: Any) -> tuple[bool, bool]:
             if not item.isascii() and _SURROGATE.search(item):
                 problem = True
         elif kind is dict or kind is ObjectWithRepeatedKeys:
-            if depth >= MAX_DEPTH:
-                problem = True
             pairs = item.items() if kind is dict else item.all_pairs
             if kind is not dict:
                 problem = True
@@ -105,8 +105,6 @@ def _quick_scan(value: Any) -> tuple[bool, bool]:
                     problem = True
                 stack.append((child, depth + 1))
         elif kind is list:
-            if depth >= MAX_DEPTH:
-                problem = True
             stack.extend((child, depth + 1) for child in item)
         elif kind is float or kind is int:
             text = number_text(item)
