@@ -7,11 +7,14 @@ contract they reject unknown fields, so a misspelt field fails loudly instead of
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from contract.records import PERIOD_PATTERN
+from contract.records import PERIOD_PATTERN, not_a_bool
+
+#: A number in an output event: ``true``/``false`` is not one.
+Number = Annotated[float, BeforeValidator(not_a_bool)]
 
 Severity = Literal["info", "warning", "critical"]
 # firing: the alert started or its severity changed; worsened: it still fires and its measured
@@ -58,7 +61,9 @@ class AlertEvent(_Output):
     type: Literal["alert"] = "alert"
     event_id: str = Field(min_length=1)  # unique per transition: f"{alert_id}@{sequence}"
     alert_id: str = Field(min_length=1)  # stable per rule and series
-    sequence: int = Field(ge=1)  # 1, 2, … per alert_id: firing, worsened, resolved, firing, …
+    sequence: Annotated[
+        int, Field(ge=1), BeforeValidator(not_a_bool)
+    ]  # 1, 2, … per alert_id: firing, worsened, resolved, firing, …
     rule: str
     severity: Severity
     status: AlertStatus
@@ -67,7 +72,7 @@ class AlertEvent(_Output):
     level: str
     category: str | None = None  # category or measure the rule looked at
     period: str = Field(pattern=PERIOD_PATTERN)  # the month the evaluation was as of
-    values: dict[str, float] = Field(default_factory=dict)  # the numbers the message quotes
+    values: dict[str, Number] = Field(default_factory=dict)  # the numbers the message quotes
     message: str  # Swedish, for the recipient
     emitted_at: datetime
     # Swedish subject-ready line: node, what, period, amount and direction.

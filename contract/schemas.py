@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +36,7 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID_BASE = "https://budgetvakt.example/schemas/"
 DEFAULT_SCHEMA_DIR = DEFAULT_CONFIG_DIR / "schemas"
 BASE64_PATTERN = r"^[A-Za-z0-9+/]*={0,2}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 EVENT_DESCRIPTIONS: dict[str, str] = {
     "cost": (
@@ -154,26 +155,46 @@ OUTPUT_FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
 class DeadLetterRecord(BaseModel):
     """What the worker writes to the dead-letter topic for every rejected message.
 
-    The Kafka key of the dead letter is the original message's key, unchanged.
+    By default the record keeps the rejected value's SHA-256 hash and length, not its bytes
+    (BUDGETVAKT_DEAD_LETTER_PAYLOAD=hash); with truncated or full it keeps the first 1 KiB or
+    up to 256 KiB, never bytes that hold a personal identity number. The Kafka key of the dead
+    letter is the original message's key when that is short and free of identity numbers.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reason: str = Field(
         min_length=1,
-        description="Why the message was rejected: the field and the problem. Never contains "
-        "a personal identity number.",
+        max_length=1_000,
+        description="Why the message was rejected: the field or position and the problem. "
+        "Never contains a personal identity number.",
     )
     topic: str = Field(min_length=1, description="Topic the rejected message was read from.")
     partition: int = Field(ge=0, description="Partition of the rejected message.")
     offset: int = Field(ge=0, description="Offset of the rejected message in its partition.")
     key: str | None = Field(
         pattern=BASE64_PATTERN,
-        description="The rejected message's key, base64; null when it had none.",
+        description="The rejected message's key, base64; null when it had none, or when it is "
+        "longer than 256 bytes or holds a personal identity number.",
     )
-    original: str = Field(
+    key_sha256: str | None = Field(
+        pattern=SHA256_PATTERN,
+        description="SHA-256 of the rejected message's key bytes (hex); null when it had none.",
+    )
+    original_sha256: str = Field(
+        pattern=SHA256_PATTERN,
+        description="SHA-256 of the rejected message's value bytes (hex): find the message "
+        "by its coordinates and compare.",
+    )
+    original_length: int = Field(ge=0, description="Length of the rejected value in bytes.")
+    payload: Literal["hash", "withheld", "truncated", "full"] = Field(
+        description="What 'original' holds: 'hash' no bytes (the operator's setting, the "
+        "default), 'withheld' no bytes (they hold a personal identity number), 'truncated' the "
+        "first bytes only, 'full' all of them."
+    )
+    original: str | None = Field(
         pattern=BASE64_PATTERN,
-        description="The rejected message's value (the original bytes), base64.",
+        description="The rejected value's bytes kept (see 'payload'), base64; null when none.",
     )
     rejected_at: datetime = Field(description="When the worker rejected it (ISO 8601, UTC).")
 
@@ -245,7 +266,8 @@ def build_schemas() -> dict[str, dict[str, Any]]:
         "dead_letter",
         "budgetvakt dead letter v1",
         str(DeadLetterRecord.__doc__).split("\n\n")[0].strip()
-        + " The Kafka key is the original message's key.",
+        + " The Kafka key is the original message's key when it is short and free of identity"
+        " numbers.",
         DeadLetterRecord.model_json_schema(mode="validation"),
     )
     for name in OUTPUT_EVENTS:

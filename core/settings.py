@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,6 +86,10 @@ class Settings(BaseSettings):
     forecast_interval_s: float = Field(default=0.5, gt=0)
     forecast_model: str = "auto"  # one of MODELS, checked below
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+    # What a dead-letter record keeps of a rejected message (streams/dead_letter.py): its hash
+    # and length only (default: the topic is readable by more people than the ERP), also its
+    # first 1 KiB, or all of it up to 256 KiB. Never bytes that hold an identity number.
+    dead_letter_payload: Literal["hash", "truncated", "full"] = "hash"
     log_level: str = "INFO"
 
     @field_validator("forecast_model")

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import structlog
 
 from contract.output_records import AlertEvent
+from contract.validation import InvalidEvent, parse_alert_event
 from streams.forecasting import LiveForecaster
 from streams.ingest import exit_for_restart, process_with_retries
 from streams.replay import RawMessage, read_topics_async
@@ -25,8 +26,8 @@ def alert_events(records: Iterable[RawMessage]) -> list[AlertEvent]:
     events = []
     for record in records:
         try:
-            events.append(AlertEvent.model_validate_json(record.value or b""))
-        except ValueError:
+            events.append(parse_alert_event(record.value or b""))
+        except InvalidEvent:
             log.warning("alert_record_unreadable", topic=record.topic)
     return events
 

@@ -226,7 +226,11 @@ def _ingest_batch(
         table=FaustStateTable(table),
         state=state,
         metrics=metrics,
-        dead_letters=DeadLetters(topics.send_dead_letter, metrics),
+        dead_letters=DeadLetters(
+            topics.send_dead_letter,
+            metrics,
+            payload=settings.dead_letter_payload,
+        ),
         forwarder=HomeForwarder(app.producer.send, partition_count, metrics),
         late_events=LateEvents(metrics, snapshot_store),
         flush=app.producer.flush,

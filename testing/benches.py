@@ -44,6 +44,15 @@ BENCHES = (
     ),
     Bench("bench.validation", ("--tiny",), (r"(?m)^parse_event budget\s+[\d.]+ µs/event",)),
     Bench(
+        "bench.fuzz",
+        ("--tiny",),
+        (
+            r"(?m)^parse_event: 2,000 inputs in [\d.]+ s .*= 2,000; .* 0 failures$",
+            r"(?m)^publish reader: [\d,]+ lines .*",
+            r"(?m)^forecast readers: 100 files .* = 100$",
+        ),
+    ),
+    Bench(
         "bench.ingest",
         ("--tiny",),
         (r"1 worker\(s\): 600 events, .* events/s end to end .*; 0 replayed as duplicates",),

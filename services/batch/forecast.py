@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
+from contract.pii import contains_identity_number, quote_safely
+from contract.records import MAX_AMOUNT_SEK, MAX_VOLUME
+from contract.strict_json import pii_reason
 from core.errors import UserError
 from core.period import Period, PeriodError, parse_period_option
 from core.swedish import parse_number_sv
@@ -110,7 +113,12 @@ def _rows(
         raise UserError(f"{path}:1: empty file, expected the header {','.join(required)}")
     delimiter = ";" if lines[0].count(";") > lines[0].count(",") else ","
     reader = csv.reader(lines, delimiter=delimiter)
-    header = [h.strip() for h in next(reader)]
+    try:
+        header = [h.strip() for h in next(reader)]
+    except csv.Error as err:
+        raise UserError(f"{path}:1: not valid CSV: {err}") from None
+    if contains_identity_number(header):
+        raise UserError(f"{path}:1: {pii_reason('a column name')}")
     missing = [c for c in required if c not in header]
     unknown = [c for c in header if c not in required and c not in optional]
     if missing or unknown:
@@ -118,19 +126,31 @@ def _rows(
         if missing:
             parts.append(f"missing column(s) {', '.join(missing)}")
         if unknown:
-            parts.append(f"unknown column(s) {', '.join(unknown)}")
+            shown = ", ".join(quote_safely(c).strip("'\"") for c in unknown[:20])
+            parts.append(f"unknown column(s) {shown}")
         raise UserError(
             f"{path}:1: {'; '.join(parts)}; expected {','.join([*required, *optional])}"
         )
     dupes = {h for h in header if header.count(h) > 1}
     if dupes:
         raise UserError(f"{path}:1: duplicate column(s) {', '.join(sorted(dupes))}")
-    for line_no, fields in enumerate(reader, start=2):
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        if len(fields) != len(header):
-            raise UserError(f"{path}:{line_no}: {len(fields)} fields, the header has {len(header)}")
-        yield line_no, {h: f.strip() for h, f in zip(header, fields, strict=True)}
+    line_no = 1
+    try:
+        for line_no, fields in enumerate(reader, start=2):
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            if len(fields) != len(header):
+                raise UserError(
+                    f"{path}:{line_no}: {len(fields)} fields, the header has {len(header)}"
+                )
+            row = {h: f.strip() for h, f in zip(header, fields, strict=True)}
+            # Nothing resembling a personnummer may reach a forecast file or a message.
+            carrier = next((h for h, f in row.items() if contains_identity_number(f)), None)
+            if carrier is not None:
+                raise UserError(f"{path}:{line_no}: {pii_reason(f'column {carrier!r}')}")
+            yield line_no, row
+    except csv.Error as err:
+        raise UserError(f"{path}:{line_no + 1}: not valid CSV: {err}") from None
 
 
 def _require(path: Path, line: int, row: dict[str, str], column: str) -> str:
@@ -179,15 +199,34 @@ def read_actuals(path: Path) -> Actuals:
 
 def _year(path: Path, line: int, text: str) -> int:
     if not re.fullmatch(r"\d{4}", text):
-        raise UserError(f"{path}:{line}: bad year {text!r}, expected YYYY")
+        raise UserError(f"{path}:{line}: bad year {quote_safely(text)}, expected YYYY")
     return int(text)
 
 
-def _number(path: Path, line: int, row: dict[str, str], column: str) -> float:
+#: Columns that hold volumes (0 ≤ x ≤ MAX_VOLUME); every other number is an amount in SEK
+#: (|x| ≤ MAX_AMOUNT_SEK), the bounds of the event contract.
+VOLUME_VALUE_COLUMNS = frozenset({"value", "annual"})
+
+
+def _number(
+    path: Path, line: int, row: dict[str, str], column: str, volume: bool | None = None
+) -> float:
     try:
-        return parse_number_sv(row[column])
+        value = parse_number_sv(row[column])
     except ValueError:
-        raise UserError(f"{path}:{line}: {column} {row[column]!r} is not a number") from None
+        raise UserError(
+            f"{path}:{line}: {column} {quote_safely(row[column])} is not a number"
+        ) from None
+    if volume is None:
+        volume = column in VOLUME_VALUE_COLUMNS
+    if volume and not 0 <= value <= MAX_VOLUME:
+        raise UserError(f"{path}:{line}: {column} must be between 0 and {MAX_VOLUME:.0f}")
+    if not volume and not -MAX_AMOUNT_SEK <= value <= MAX_AMOUNT_SEK:
+        raise UserError(
+            f"{path}:{line}: {column} must be between {-MAX_AMOUNT_SEK:.0f} and "
+            f"{MAX_AMOUNT_SEK:.0f} kr"
+        )
+    return value
 
 
 def _monthly(
@@ -207,7 +246,7 @@ def _monthly(
     if not given:
         total = sum(weights)
         return [annual * w / total for w in weights]
-    months = [_number(path, line, row, m) for m in BUDGET_MONTHS]
+    months = [_number(path, line, row, m, volume=what == "plan") for m in BUDGET_MONTHS]
     if abs(sum(months) - annual) > max(1.0, 1e-6 * abs(annual)):
         raise UserError(
             f"{path}:{line}: m01…m12 sum to {sum(months):.2f}, {annual_column} is {annual:.2f}"
@@ -257,7 +296,7 @@ def _known_measure(path: Path, line: int, row: dict[str, str], measures: Sequenc
     measure = _require(path, line, row, "measure")
     if measure not in measures:
         raise UserError(
-            f"{path}:{line}: unknown measure {measure!r}; config/categories.yaml has "
+            f"{path}:{line}: unknown measure {quote_safely(measure)}; config/categories.yaml has "
             f"{', '.join(sorted(measures))}"
         )
     return measure

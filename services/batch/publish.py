@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract.pii import contains_personal_id
+from contract.pii import contains_identity_number, quote_safely
+from contract.strict_json import StrictJsonError, decode_strict_object
 from contract.validation import InvalidEvent, parse_event, pii_reason
 from core.domain import DomainConfig
 from core.errors import UserError
@@ -66,14 +67,20 @@ def _number(text: str, column: str) -> float:
     try:
         return parse_number_sv(text)
     except ValueError:
-        raise ValueError(f"column '{column}': {text!r} is not a number") from None
+        raise ValueError(f"column '{column}': {quote_safely(text)} is not a number") from None
+
+
+def _column_names(names: Iterable[str]) -> str:
+    return ", ".join(quote_safely(name).strip("'\"") for name in names)
 
 
 def _csv_kind(header: Sequence[str], path: Path) -> str:
+    if contains_identity_number(list(header)):
+        raise UserError(f"{path}:1: {pii_reason('a column name')}")
     columns = set(header)
     duplicates = sorted(c for c, n in Counter(header).items() if n > 1)
     if duplicates:
-        raise UserError(f"{path}:1: duplicate column(s): {', '.join(duplicates)}")
+        raise UserError(f"{path}:1: duplicate column(s): {_column_names(duplicates)}")
     if "amount_sek" in columns:
         kind = "cost"
     elif "annual" in columns:
@@ -84,7 +91,8 @@ def _csv_kind(header: Sequence[str], path: Path) -> str:
         kind = "period_close"
     else:
         raise UserError(
-            f"{path}:1: cannot tell the kind of events from the header {','.join(header)}; "
+            f"{path}:1: cannot tell the kind of events from the header "
+            f"{_column_names(header[:20])}; "
             "expected the columns of costs (…,amount_sek), volumes (…,measure,value,unit), "
             "budgets (…,year,category,annual[,m01..m12]) or period closes (…,period)"
         )
@@ -94,7 +102,7 @@ def _csv_kind(header: Sequence[str], path: Path) -> str:
     if missing:
         raise UserError(f"{path}:1: {kind} file lacks column(s): {', '.join(missing)}")
     if unknown:
-        raise UserError(f"{path}:1: unknown column(s) for a {kind} file: {', '.join(unknown)}")
+        raise UserError(f"{path}:1: unknown column(s) for a {kind} file: {_column_names(unknown)}")
     return kind
 
 
@@ -113,7 +121,7 @@ def _csv_row_to_event(kind: str, row: dict[str, str]) -> dict[str, Any]:
                 event["account"] = int(values["account"])
             except ValueError:
                 raise ValueError(
-                    f"column 'account': {values['account']!r} is not a number"
+                    f"column 'account': {quote_safely(values['account'])} is not a number"
                 ) from None
     elif kind == "volume":
         event["value"] = _number(values["value"], "value")
@@ -121,7 +129,9 @@ def _csv_row_to_event(kind: str, row: dict[str, str]) -> dict[str, Any]:
         try:
             event["year"] = int(values["year"])
         except ValueError:
-            raise ValueError(f"column 'year': {values['year']!r} is not a year") from None
+            raise ValueError(
+                f"column 'year': {quote_safely(values['year'])} is not a year"
+            ) from None
         event["annual"] = _number(values["annual"], "annual")
         months = [values.get(c, "") for c in MONTH_COLUMNS]
         if any(months):
@@ -154,7 +164,9 @@ def _read_csv_rows(path: Path, loaded: LoadedFile) -> Iterator[tuple[int, dict[s
                     continue
                 if not any((v or "").strip() for v in row.values()):
                     continue
-                carrier = next((k for k, v in row.items() if contains_personal_id(v or "")), None)
+                carrier = next(
+                    (k for k, v in row.items() if contains_identity_number(v or "")), None
+                )
                 if carrier is not None:
                     loaded.rejections.append(Rejection(line, pii_reason(f"column '{carrier}'")))
                     continue
@@ -167,19 +179,31 @@ def _read_csv_rows(path: Path, loaded: LoadedFile) -> Iterator[tuple[int, dict[s
 
 
 def _read_json_lines(path: Path, loaded: LoadedFile) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8-sig") as handle:
-        for line_no, line in enumerate(handle, start=1):
+    """One event per line; a line that is not UTF-8 is a rejected row like any other, so one
+    bad byte does not cost the whole file."""
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    for line_no, raw_line in enumerate(data.splitlines(), start=1):
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw_line.decode("utf-8", errors="replace")
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
-            except json.JSONDecodeError as err:
-                loaded.rejections.append(Rejection(line_no, f"not valid JSON: {err.msg}"))
-                continue
-            if not isinstance(value, dict):
-                loaded.rejections.append(Rejection(line_no, "not a JSON object"))
-                continue
-            yield line_no, value
+                decode_strict_object(raw_line)  # the reason: an identity number, or the byte
+            except StrictJsonError as err:
+                loaded.rejections.append(Rejection(line_no, err.reason))
+            continue
+        if not line.strip():
+            continue
+        try:
+            # The worker's own rules: strict JSON, the identity-number guard on the decoded
+            # content, positions instead of text in every reason.
+            value = decode_strict_object(line)
+        except StrictJsonError as err:
+            loaded.rejections.append(Rejection(line_no, err.reason))
+            continue
+        yield line_no, value
 
 
 def read_events(path: Path, domain: DomainConfig) -> LoadedFile:

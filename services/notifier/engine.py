@@ -5,8 +5,9 @@ One loop, in rounds:
 1. fetch records from the alert topic (aiokafka, consumer group, no auto-commit); after the
    first record of a round keep fetching until the digest window has passed, so a burst for one
    recipient becomes one e-mail;
-2. parse each record (``AlertEvent.model_validate_json``); a malformed one goes to the notifier
-   dead-letter topic with the reason and is counted — never an exception out of the loop;
+2. parse each record (``parse_alert``: strict JSON, the identity-number guard); a malformed
+   one goes to the notifier dead-letter topic with the reason and is counted — never an
+   exception out of the loop;
 3. route each alert (``services.notifier.routing``) and group per recipient and channel;
 4. deliver each group: skip alerts already recorded as sent or deferred
    (``services.notifier.sent_store``); on a digest channel (e-mail, Teams) a group of only
@@ -38,9 +39,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import ValidationError
 
+from contract.dead_letter import PayloadSetting, key_to_keep, payload_fields
 from contract.output_records import AlertEvent
+from contract.pii import redact
+from contract.validation import InvalidEvent, parse_alert_event
 from core.domain import DomainConfig
 from core.errors import UserError
 from core.settings import Settings
@@ -121,28 +124,34 @@ def latest_per_alert(alerts: Sequence[AlertEvent]) -> list[AlertEvent]:
     return list(latest.values())
 
 
-def malformed_reason(err: ValidationError) -> str:
-    """The first problems by location and message only: pydantic's own text would quote the
-    input, and the input may hold anything (a personal id, say)."""
-    problems = [
-        f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: {e['msg']}" for e in err.errors()[:3]
-    ]
-    more = f" (+{err.error_count() - 3} more)" if err.error_count() > 3 else ""
-    return "not an alert.v1 event: " + "; ".join(problems) + more
+def parse_alert(raw: bytes) -> AlertEvent:
+    """An alert event from strict JSON with the identity-number guard
+    (``contract.validation.parse_alert_event``); ValueError with a reason that names positions
+    only, never input."""
+    try:
+        return parse_alert_event(raw)
+    except InvalidEvent as err:
+        raise ValueError(err.reason) from None
 
 
-def malformed_record(record: ConsumerRecord[bytes, bytes], reason: str) -> bytes:
+def malformed_record(
+    record: ConsumerRecord[bytes, bytes], reason: str, payload: PayloadSetting = "hash"
+) -> bytes:
+    """Like the worker's dead letter (``streams.dead_letter``): the hash and length of the
+    record's bytes, the bytes themselves only as BUDGETVAKT_DEAD_LETTER_PAYLOAD allows and
+    never when they hold an identity number."""
     value = record.value if isinstance(record.value, bytes) else b""
     key = record.key if isinstance(record.key, bytes) else None
+    shown_key = key_to_keep(key)
     return json.dumps(
         {
             "kind": MALFORMED,
-            "reason": reason,
+            "reason": redact(reason),
             "topic": record.topic,
             "partition": record.partition,
             "offset": record.offset,
-            "key": base64.b64encode(key).decode("ascii") if key is not None else None,
-            "original": base64.b64encode(value).decode("ascii"),
+            "key": base64.b64encode(shown_key).decode("ascii") if shown_key is not None else None,
+            **payload_fields(value, payload, personal_id="personal identity number" in reason),
             "rejected_at": datetime.now(UTC).isoformat(),
         },
         ensure_ascii=False,
@@ -308,13 +317,9 @@ class Deliverer:
         held: list[AlertEvent] = []
         for raw in self.store.deferred(recipient_id, channel):
             try:
-                event = AlertEvent.model_validate_json(raw)
-            except ValidationError as err:
-                log.warning(
-                    "deferred_alert_unreadable",
-                    recipient=recipient_id,
-                    reason=malformed_reason(err),
-                )
+                event = parse_alert(raw.encode("utf-8"))
+            except ValueError as err:
+                log.warning("deferred_alert_unreadable", recipient=recipient_id, reason=str(err))
                 continue
             if event.event_id not in fresh:
                 held.append(event)
@@ -428,7 +433,9 @@ class AlertConsumer:
         metrics: NotifierMetrics,
         notifier: NotifierSettings,
         dead_letter: DeadLetterSink,
+        dead_letter_payload: PayloadSetting = "hash",
     ) -> None:
+        self.dead_letter_payload = dead_letter_payload
         self.consumer = consumer
         self.deliverer = deliverer
         self.routing = routing
@@ -468,10 +475,13 @@ class AlertConsumer:
             try:
                 if not record.value:
                     raise ValueError("empty record")
-                alerts.append(AlertEvent.model_validate_json(record.value))
-            except (ValidationError, ValueError) as err:
-                reason = malformed_reason(err) if isinstance(err, ValidationError) else str(err)
-                await self.dead_letter(record.key, malformed_record(record, reason))
+                alerts.append(parse_alert(record.value))
+            except ValueError as err:
+                reason = str(err)
+                await self.dead_letter(
+                    key_to_keep(record.key if isinstance(record.key, bytes) else None),
+                    malformed_record(record, reason, self.dead_letter_payload),
+                )
                 self.metrics.dead_letters.labels(MALFORMED).inc()
                 log.warning(
                     "alert_record_malformed",
@@ -567,7 +577,16 @@ async def run(
     deliverer = Deliverer(
         notifier, smtp, domain, store, metrics, EmailSender(smtp), webhooks, dead_letter, context
     )
-    loop_ = AlertConsumer(consumer, deliverer, routing, domain, metrics, notifier, dead_letter)
+    loop_ = AlertConsumer(
+        consumer,
+        deliverer,
+        routing,
+        domain,
+        metrics,
+        notifier,
+        dead_letter,
+        dead_letter_payload=settings.dead_letter_payload,
+    )
     web_host = notifier.resolved_web_host(settings)
     runner: web.AppRunner | None = None
     try:

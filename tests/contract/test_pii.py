@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
@@ -9,11 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contract.pii import (
+    contains_identity_number,
+    contains_identity_number_in_raw,
     contains_personal_id,
-    field_with_personal_id,
+    find_identity_numbers,
     find_personal_ids,
+    identity_number_position,
     luhn_check_digit,
     redact,
+    redact_value,
 )
 
 
@@ -103,10 +108,130 @@ def test_random_uuids_are_not_caught() -> None:
     assert not any(contains_personal_id(u.hex) or contains_personal_id(str(u)) for u in ids)
 
 
-def test_redact_and_field_path_never_reveal_the_number() -> None:
+def test_redact_and_position_never_reveal_the_number() -> None:
     number = "19121212-1212"
     assert redact(f"x {number} y") == "x [personnummer] y"
     event = {"org_unit": "1110", "source": {"note": ["ok", f"pnr {number}"]}}
-    assert field_with_personal_id(event) == "source.note[1]"
-    assert field_with_personal_id({"amount_sek": 1212121212.0}) == "amount_sek"
-    assert field_with_personal_id({"amount_sek": 1.5}) is None
+    assert identity_number_position(event) == "the value at $.source.note[1]"
+    assert identity_number_position({"amount_sek": 1212121212.0}) == "the value at $.amount_sek"
+    assert identity_number_position({"amount_sek": 1.5}) is None
+    assert identity_number_position({"note": [1, 2, {number: 1}]}) == "a key at $.note[2]"
+    # A key that is not a plain identifier is named by its place, not its text.
+    assert identity_number_position({"x y": {"a": number}}) == "the value at $[key 1].a"
+
+
+NUMBER_12 = "191212121212"  # Skatteverket's test number, 12 digits
+SAMORDNING = "20" + make_id("811278")  # day 18 + 60
+
+
+def spellings(twelve: str) -> list[str]:
+    """Ways a person writes (or an exporter mangles) one identity number."""
+    ten = twelve[2:]
+    return [
+        twelve,
+        ten,
+        f"{twelve[:8]}-{twelve[8:]}",
+        f"{ten[:6]}-{ten[6:]}",
+        f"{ten[:6]}+{ten[6:]}",
+        f"{twelve[:8]} {twelve[8:]}",
+        f"{ten[:6]} - {ten[6:]}",
+        f"{twelve[:4]} {twelve[4:6]} {twelve[6:8]} {twelve[8:]}",
+        " ".join(twelve),
+        "\t".join(ten),
+        f"{twelve[:8]}\u00a0{twelve[8:]}",  # no-break space
+        f"{twelve[:8]}\u2013{twelve[8:]}",  # en dash
+        f"{twelve[:6]}\u200b{twelve[6:]}",  # zero-width space
+        twelve.translate(str.maketrans("0123456789", "０１２３４５６７８９")),  # fullwidth digits
+        f"pnr:{ten}",
+        f"{twelve}.",
+        f"0 {twelve}",  # another number before it, split off by a space
+    ]
+
+
+@pytest.mark.parametrize("number", [NUMBER_12, SAMORDNING, "20" + make_id("040229")])
+def test_every_spelling_is_caught_and_redacted(number: str) -> None:
+    for spelled in spellings(number):
+        text = f"anteckning {spelled} slut"
+        assert contains_identity_number(text), repr(spelled)
+        assert find_identity_numbers(text), repr(spelled)
+        redacted = redact(text)
+        assert "[personnummer]" in redacted and not contains_identity_number(redacted)
+        assert redacted.startswith("anteckning ") and redacted.endswith(" slut")
+
+
+def test_numbers_bytes_containers_and_models_are_scanned() -> None:
+    assert contains_identity_number(1212121212)
+    assert contains_identity_number(-1212121212)
+    assert contains_identity_number(1212121212.0)
+    assert contains_identity_number(1.212121212e9)
+    assert contains_identity_number(b'{"x": "19121212-1212"}')
+    assert contains_identity_number({"a": [1, {"b": ("x", "121212-1212")}]})
+    assert contains_identity_number({"121212-1212": 1})
+    assert not contains_identity_number({"a": [1, 2.5, True, None, "2024-08-31"]})
+    assert not contains_identity_number(12121212120)  # 11 digits: a longer run
+    cyclic: list[object] = []
+    cyclic.append(cyclic)
+    assert not contains_identity_number(cyclic)
+
+
+def test_escaped_digits_in_text_that_is_not_json_are_caught() -> None:
+    escaped = "".join(f"\\u{ord(c):04x}" for c in NUMBER_12)
+    assert "1912" not in escaped
+    assert contains_identity_number_in_raw('{"broken": "' + escaped)
+    assert contains_identity_number_in_raw(b"\xff\xfe 19121212-1212")
+
+
+def test_redact_value_keeps_the_shape() -> None:
+    value = {"msg": "pnr 121212-1212", "121212-1212": [1212121212, 5, ("ok",)], "n": None}
+    redacted = redact_value(value)
+    assert redacted == {
+        "msg": "pnr [personnummer]",
+        "[personnummer]": ["[personnummer]", 5, ("ok",)],
+        "n": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-08-31",
+        "2024-08-31T12:34:56.123456+00:00",
+        "2024-12-31T23:59:59Z",
+        "1110",
+        "VON",
+        "3130",
+        "1 051 500 000",  # an amount with thousands separators
+        "1234567.50",
+        "-98765432.10",
+        "hn-2024-03-0001",
+        "erp-2024-08-31-0042",  # a date and a row number: no dash allowed inside the date
+        "scn-cost-1110-substitutes-2024-03",
+        "pub-4f3a" + make_id("811218") + "c91e5b7a0d2e6f81b3",  # a derived id: 32 hex
+        "budgetvakt.cost.v1",
+        "2024-03",
+        "version KF 2024",
+    ],
+)
+def test_ordinary_values_pass(text: str) -> None:
+    assert not contains_identity_number(text)
+    assert redact(text) == text
+
+
+def test_ordinary_amounts_and_uuids_pass() -> None:
+    import uuid
+
+    rng = random.Random(20243)
+    amounts = [round(rng.uniform(-1e9, 1e9), 2) for _ in range(20_000)]
+    assert not any(contains_identity_number(a) for a in amounts if abs(a) < 1e9)
+    ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(5_000)]
+    hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(20_000)]
+    assert not any(contains_identity_number(h) for h in hashes)
+    assert not any(contains_identity_number(h[:40]) for h in hashes)
+    assert not any(
+        contains_identity_number({"event_id": i, "emitted_at": "2024-08-31"}) for i in ids
+    )
+
+
+def test_old_names_still_work() -> None:
+    assert contains_personal_id("19121212-1212")
+    assert find_personal_ids("x 19121212-1212") == ["19121212-1212"]

@@ -167,27 +167,37 @@ def test_type_schemas_refuse_another_types_event() -> None:
 
 
 def test_dead_letter_record_of_the_worker_validates() -> None:
+    import hashlib
+
     from streams.app import dead_letter_record
 
     original = b'{"type":"cost","amount_sek":'
     message = SimpleNamespace(
         topic="budgetvakt.cost.v1", partition=3, offset=41, key=b"1110", value=original
     )
-    raw = dead_letter_record(
-        SimpleNamespace(message=message),  # type: ignore[arg-type]
-        "not valid JSON: EOF while parsing a value",
-        now=datetime(2024, 4, 3, 6, 0, tzinfo=UTC),
-    )
-    record = json.loads(raw)
-    assert list(validator("dead_letter").iter_errors(record)) == []
-    parsed = DeadLetterRecord.model_validate_json(raw)
-    assert base64.b64decode(parsed.original) == original
-    assert parsed.key is not None and base64.b64decode(parsed.key) == b"1110"
-    assert (parsed.topic, parsed.partition, parsed.offset) == ("budgetvakt.cost.v1", 3, 41)
+    for setting in ("hash", "truncated", "full"):
+        raw = dead_letter_record(
+            SimpleNamespace(message=message),  # type: ignore[arg-type]
+            "not valid JSON: Expecting value at line 1 column 29",
+            now=datetime(2024, 4, 3, 6, 0, tzinfo=UTC),
+            payload=setting,  # type: ignore[arg-type]
+        )
+        record = json.loads(raw)
+        assert list(validator("dead_letter").iter_errors(record)) == []
+        parsed = DeadLetterRecord.model_validate_json(raw)
+        assert parsed.original_sha256 == hashlib.sha256(original).hexdigest()
+        assert parsed.original_length == len(original)
+        if setting == "hash":
+            assert parsed.original is None and parsed.payload == "hash"
+        else:
+            assert parsed.original is not None and base64.b64decode(parsed.original) == original
+            assert parsed.payload == "full"
+        assert parsed.key is not None and base64.b64decode(parsed.key) == b"1110"
+        assert (parsed.topic, parsed.partition, parsed.offset) == ("budgetvakt.cost.v1", 3, 41)
 
     keyless = SimpleNamespace(message=SimpleNamespace(**{**vars(message), "key": None}))
     record = json.loads(dead_letter_record(keyless, "empty message (no value)"))  # type: ignore[arg-type]
-    assert record["key"] is None
+    assert record["key"] is None and record["key_sha256"] is None
     assert validator("dead_letter").is_valid(record)
     assert not validator("dead_letter").is_valid({**record, "extra": 1})
 
@@ -251,6 +261,16 @@ QUOTED_REJECTIONS: list[bytes] = [
     b'{"type":"budget","event_id":"b","org_unit":"1110","year":2024,"annual":1200}',
     b'{"type":"budget","event_id":"b","org_unit":"1110","year":2024,"category":"overtime",'
     b'"annual":1200,"monthly":[100,100,100,100,100,100,100,100,100,100,100,50]}',
+    as_bytes(cost_event(amount_sek=True)),
+    as_bytes(cost_event(amount_sek=2e13)),
+    b'{"type":"volume","event_id":"v","org_unit":"1110","period":"2024-03",'
+    b'"measure":"home_care_hours","value":2e9,"unit":"h"}',
+    b'{"type":"cost","event_id":"c","org_unit":"1110","period":"2024-03","category":"salaries",'
+    b'"amount_sek":58650.6,"amount_sek":58650601.0}',
+    b'{"type":"cost","event_id":"c","org_unit":"1110","period":"2024-03","category":"salaries",'
+    b'"amount_sek":1,"note":[1,2,{"19121212-1212":true}]}',
+    as_bytes(cost_event(**{"amount sek": 5})),
+    b"[" * 40 + b"]" * 40,
 ]
 
 

@@ -22,17 +22,7 @@ from streams.pii_egress import REDACTED, WHERE, GuardedRegistry, PiiEgress
 # and a samordningsnummer (day + 60).
 SPELLINGS = ["19121212-1212", "121212-1212", "191212121212", "1212121212", "19121212+1212"]
 SAMORDNINGSNUMMER = "701063-2391"
-# Spaced spellings are for the guard in contract.pii to read (issue 12 item 1, the pii-guard
-# branch); until it does, these fail here, and the strict xfail tells when they start passing.
-SPACED = [
-    pytest.param(
-        s,
-        marks=pytest.mark.xfail(
-            strict=True, reason="contract.pii does not yet read spaced spellings (pii-guard)"
-        ),
-    )
-    for s in ("19121212 1212", "121212 1212", "1912 1212 1212")
-]
+SPACED = ["19121212 1212", "121212 1212", "1912 1212 1212"]
 ALL_SPELLINGS = [*SPELLINGS, SAMORDNINGSNUMMER]
 
 

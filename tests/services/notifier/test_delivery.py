@@ -245,21 +245,44 @@ def test_malformed_records_are_dead_lettered_and_the_notifier_goes_on(
     bad_field = make_alert("1110", severity="info")
     bad_field["org_unit_name"] = "19121212-1212"
     bad_field["personnummer"] = "19121212-1212"  # unknown field, and a personal id's shape
+    as_key = make_alert("1110", severity="info")
+    as_key["values"] = {"121212-1212": 1.0}  # a personal id as a key
+    extra = make_alert("1110", severity="info")
+    extra["personnummer"] = 1
     good = make_alert("1110", severity="info", category="sick_pay")
-    notifier_case.publish([b"{not json", json.dumps(bad_field).encode(), b"", good])
-    records = notifier_case.dead_letters(3)
-    assert [r["kind"] for r in records] == ["malformed"] * 3
+    notifier_case.publish(
+        [
+            b"{not json",
+            json.dumps(bad_field).encode(),
+            b"",
+            json.dumps(as_key).encode(),
+            json.dumps(extra).encode(),
+            good,
+        ]
+    )
+    records = notifier_case.dead_letters(5)
+    assert [r["kind"] for r in records] == ["malformed"] * 5
     reasons = [r["reason"] for r in records]
-    assert reasons[0].startswith("not an alert.v1 event: (record): Invalid JSON")
-    assert "personnummer: Extra inputs are not permitted" in reasons[1]
-    assert "19121212" not in reasons[1]  # the reason never quotes the input
+    assert reasons[0].startswith("not an alert.v1 event: not valid JSON: Expecting property")
+    assert reasons[1] == (
+        "not an alert.v1 event: the value at $.org_unit_name contains a Swedish personal "
+        "identity number (redacted); events must not carry personal data"
+    )
     assert reasons[2] == "empty record"
+    assert reasons[3].startswith("not an alert.v1 event: a key at $.values contains a Swedish")
+    assert (
+        reasons[4] == "not an alert.v1 event: field 'personnummer': Extra inputs are not permitted"
+    )
+    assert all("1212" not in r for r in reasons)  # the reason never quotes the input
     assert all(r["topic"] == notifier_case.alert_topic for r in records)
+    # By default the dead letter keeps a hash of the bytes, never the bytes.
+    assert all(r["original"] is None and len(r["original_sha256"]) == 64 for r in records)
+    assert "1212" not in json.dumps(records)
 
     [mail] = notifier_case.smtp.wait_for_mails(1)
     assert mail.event_ids == [good["event_id"]]
     samples = notifier.samples()
-    assert sum_metric(samples, "budgetvakt_notifier_dead_letter_total", reason="malformed") == 3
+    assert sum_metric(samples, "budgetvakt_notifier_dead_letter_total", reason="malformed") == 5
     assert sum_metric(samples, "budgetvakt_notifier_alerts_consumed_total") == 1
 
 

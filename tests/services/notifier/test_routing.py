@@ -383,7 +383,7 @@ def test_actions_per_severity_level_and_closed_year(tmp_path: Path, domain: Doma
             "by_level": {"avdelning": {"critical": {"text": "Ring {controller}."}}},
         },
     )
-    routing = load_routing(write(tmp_path, data), domain.org)
+    routing = load_routing(write(tmp_path, data), domain.org, ENVIRON)
     assert routing.controller_for("1120", domain.org).id == "chef"
     assert routing.controller_for("2110", domain.org) is None  # nobody named above LSS boende
     actions = routing.actions
