@@ -196,9 +196,15 @@ def _text_span(chain_text: str, chain_start: int, begin: int, end: int) -> tuple
     return chain_start + positions[begin], chain_start + positions[end - 1] + 1
 
 
+def _is_fraction(text: str, start: int) -> bool:
+    """Whether the digits at ``start`` are a decimal fraction (``0.3403134004``). Only a point:
+    a comma also separates list items (``1,19121212-1212``)."""
+    return start >= 2 and text[start - 1] == "." and text[start - 2].isdigit()
+
+
 def _matches(text: str) -> Iterator[IdentityNumber]:
     for chain in _CHAIN.finditer(text):
-        if chain.end() - chain.start() >= 10:
+        if chain.end() - chain.start() >= 10 and not _is_fraction(text, chain.start()):
             yield from _windows(text, chain)
 
 
@@ -222,14 +228,13 @@ def contains_identity_number_in_text(text: str) -> bool:
 
 
 def number_text(value: int | float) -> str | None:
-    """The text whose digits a JSON number shows, when it is long enough to hold an identity
-    number: an integer's digits, a float's ``repr`` (``1212121212.0``, ``0.1912121212``)."""
-    if isinstance(value, int):
-        return str(value) if not -(10**9) < value < 10**9 and -(10**13) < value < 10**13 else None
-    if value != value or value in (_INF, -_INF):
+    """The digits of a JSON number that could hold an identity number: its whole part, when that
+    has 10 to 13 digits. A fraction's digits (``0.1912121212``, a computed forecast's decimals)
+    are not an identity number in any spelling, and counting them would drop ordinary figures."""
+    if isinstance(value, float) and (value != value or value in (_INF, -_INF)):
         return None
-    text = repr(value)
-    return text if len(text) >= 10 else None
+    whole = abs(int(value))
+    return str(whole) if 10**9 <= whole < 10**13 else None
 
 
 _INF = float("inf")

@@ -235,3 +235,17 @@ def test_ordinary_amounts_and_uuids_pass() -> None:
 def test_old_names_still_work() -> None:
     assert contains_personal_id("19121212-1212")
     assert find_personal_ids("x 19121212-1212") == ["19121212-1212"]
+
+
+@pytest.mark.parametrize(
+    "figure", [0.3403134004, 12345.3403134004, "0.3403134004", "1.121212121212"]
+)
+def test_decimal_fractions_are_not_identity_numbers(figure: object) -> None:
+    """A computed figure's decimals (a forecast, an interval's hit rate) are no spelling of an
+    identity number; counting them would drop ordinary forecast events."""
+    assert not contains_identity_number(figure)
+
+
+@pytest.mark.parametrize("figure", [1212121212, 1212121212.0, "1,19121212-1212", "1212121212.5"])
+def test_whole_numbers_and_listed_numbers_still_count(figure: object) -> None:
+    assert contains_identity_number(figure)
