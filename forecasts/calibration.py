@@ -10,7 +10,7 @@ then (from the data before that month only), with the year's real outcome.
 * **backtest** (the series has its own backtest now): split-conformal scaling. The score of a
   calibration row is ``|error| / raw width``; the interval now is the raw width times the
   80 % quantile of the scores of the rows that had a backtest of their own then. One factor per
-  call, so per as-of month (horizon).
+  call, so per as-of month (horizon). Fewer than ``MIN_ROWS`` such rows: the panel width below.
 * **panel** (no backtest of its own): the 80 % quantile of the absolute errors, relative to the
   year total, of comparable series (the same group, i.e. category; rows that lacked a backtest
   then when there are enough of them, since those forecasts were made the same way), scaled to
@@ -101,18 +101,23 @@ def calibrate(
     if error.shape[0] < MIN_ROWS:
         return Calibrated(half, method.astype(str), coverage)
 
+    # Only rows whose width came from a backtest then can scale a backtest width now. Too few
+    # of them (three years of history: the first origin has none) and every series gets the
+    # panel width: scaling by rows of another kind of width would count the error twice.
     scored = had & (raw_then > 0)
-    if scored.sum() >= MIN_ROWS:
+    conformal = scored.sum() >= MIN_ROWS
+    if conformal:
         scores = error[scored] / raw_then[scored]
         factor = _quantile(scores)
         half = np.where(has_backtest, factor * raw_sd, half)
         method[has_backtest] = METHOD_BACKTEST
         coverage[has_backtest] = float(np.mean(scores <= factor))
+    by_panel = ~has_backtest if conformal else np.ones(n, dtype=bool)
 
-    for label in np.unique(group[~has_backtest]) if (~has_backtest).any() else []:
+    for label in np.unique(group[by_panel]) if by_panel.any() else []:
         pool = _panel_pool(error, had, groups, label)
         width = _quantile(pool)
-        rows = ~has_backtest & (group == label)
+        rows = by_panel & (group == label)
         half[rows] = width
         method[rows] = METHOD_PANEL
         coverage[rows] = float(np.mean(pool <= width))
