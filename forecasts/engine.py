@@ -462,7 +462,8 @@ def _weights_at(model: str, errs: Array, available: NDArray[np.bool_]) -> Array 
     i = CANDIDATES.index(model)
     weights = np.zeros(available.shape)
     weights[i] = available[i]
-    weights[0] = ~available[i]
+    # Run-rate where the model has no forecast (``forecast_panel`` does the same).
+    weights[0] = np.where(available[i], weights[0], 1.0)
     return weights
 
 

@@ -152,3 +152,26 @@ def test_a_roll_up_carries_its_weakest_leaf_method_and_a_variance_weighted_cover
     assert _rolled_coverage(members) == pytest.approx((0.8 * 1 + 0.9 * 9) / 10)
     assert _weakest_method([*members, _member("fallback", None, 1.0)]) == "fallback"
     assert _rolled_coverage([*members, _member("fallback", None, 1.0)]) is None
+
+
+@pytest.mark.parametrize("model", ["lastyear", "theta"])
+def test_single_models_are_calibrated_on_their_own_past_forecasts(model: str) -> None:
+    values = _panel(np.random.default_rng(23), 400, 6, 0.06)
+    actual = values[:, -12:].sum(axis=1)
+    fc = forecast_panel(values, 6, model=model)
+    assert fc.interval_method is not None
+    assert set(fc.interval_method) == {METHOD_BACKTEST}
+    inside = (fc.low <= actual) & (actual <= fc.high)
+    assert 0.72 <= inside.mean() <= 0.88, inside.mean()
+
+
+def test_run_rate_on_seasonal_series_gets_its_own_forecasts_width() -> None:
+    """The run-rate baseline's persistent seasonal error is learnt, not a wide default: wider
+    than auto's, and on the safe side (its raw width at early origins rests on fewer years)."""
+    values = _panel(np.random.default_rng(23), 400, 6, 0.06)
+    actual = values[:, -12:].sum(axis=1)
+    runrate = forecast_panel(values, 6, model="runrate")
+    auto = forecast_panel(values, 6)
+    inside = (runrate.low <= actual) & (actual <= runrate.high)
+    assert 0.8 <= inside.mean() < 1.0
+    assert np.median(runrate.high - runrate.low) > np.median(auto.high - auto.low)
