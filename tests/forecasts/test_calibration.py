@@ -175,3 +175,24 @@ def test_run_rate_on_seasonal_series_gets_its_own_forecasts_width() -> None:
     inside = (runrate.low <= actual) & (actual <= runrate.high)
     assert 0.8 <= inside.mean() < 1.0
     assert np.median(runrate.high - runrate.low) > np.median(auto.high - auto.low)
+
+
+def test_the_demo_organisation_forecasts_with_calibrated_backtest_intervals(domain) -> None:
+    """Four years of history: every leaf has a backtest, every node says so and how often such
+    intervals held; December says the year is booked."""
+    import json
+
+    from forecasts.live import forecast_organisation
+    from services.demo.scenario import generate_scenario
+    from streams.aggregation import leaf_series
+    from streams.replay import RawMessage, aggregate
+
+    scenario = generate_scenario(seed=5, domain=domain)
+    messages = [RawMessage("", json.dumps(e).encode()) for e in scenario.all_events()]
+    leaves, _ = leaf_series(aggregate(messages, {}, domain).items.items(), 2024)
+    june = forecast_organisation(leaves, domain, 2024, 6)
+    costs = [n for n in june.nodes if n.kind == "cost"]
+    assert {n.interval_method for n in costs} == {METHOD_BACKTEST}
+    assert all(0.7 <= (n.interval_coverage or 0) <= 0.9 for n in costs)
+    december = forecast_organisation(leaves, domain, 2024, 12)
+    assert {n.interval_method for n in december.nodes} == {"actual"}

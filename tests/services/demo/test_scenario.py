@@ -309,6 +309,16 @@ def test_cli_writes_files_and_prints_the_story(tmp_path: Path) -> None:
     assert len(events) == len(generate_scenario(seed=3).all_events())
 
 
+def test_cli_years_counts_the_forecast_year(tmp_path: Path) -> None:
+    from services.cli import app
+
+    result = CliRunner().invoke(app, ["scenario", "--out", str(tmp_path), "--years", "2"])
+    assert result.exit_code == 0, result.output
+    assert "2023–2024" in result.output
+    closes = read_jsonl([tmp_path / "period_close.jsonl"])
+    assert len(closes) == 24 and closes[0]["period"] == "2023-01"
+
+
 def test_cli_rejects_an_unknown_format(tmp_path: Path) -> None:
     from services.cli import app
 
