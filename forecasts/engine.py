@@ -13,7 +13,8 @@ backtest error of the remainder (relative to the year total), shrunk towards equ
 On a panel large enough, ``forecasts.crosslearn`` then corrects the combination's remainder by
 what the same combination got wrong at earlier origin years across all series. The interval
 width comes from the combination's own backtest errors, shrunk towards a model-based width
-(SES error propagation).
+(SES error propagation), and is then calibrated on the panel's earlier origins
+(``forecasts.calibration``: the method and the calibration set's hit rate come back with it).
 """
 
 from __future__ import annotations
