@@ -84,7 +84,7 @@ def test_a_database_at_an_unknown_revision_is_refused(migrated_url: str) -> None
 def test_db_upgrade_command_migrates_and_names_the_revision(postgres_url: str) -> None:
     done = run_cli("db", "upgrade", env={"BUDGETVAKT_DATABASE_URL": postgres_url})
     assert done.returncode == 0, done.stderr
-    assert "revision 0001" in done.stdout
+    assert "revision 0002" in done.stdout
     engine = make_engine(postgres_url)
     try:
         assert current_revision(engine) == "0002"
