@@ -266,7 +266,7 @@ def run(
     settings = Settings()
     domain = load_domain_config(settings.config_dir)
     topics = settings.topics()
-    scenario = generate_scenario(seed=seed, domain=domain)
+    scenario = generate_scenario(seed=seed, years=2, domain=domain)  # replays both years
     history_year, story_year = scenario.years[0], scenario.years[-1]
 
     broker = EmbeddedBroker(log_path=work_dir / "tansu.log")

@@ -13,19 +13,20 @@ backtest error of the remainder (relative to the year total), shrunk towards equ
 On a panel large enough, ``forecasts.crosslearn`` then corrects the combination's remainder by
 what the same combination got wrong at earlier origin years across all series. The interval
 width comes from the combination's own backtest errors, shrunk towards a model-based width
-(SES error propagation).
+(SES error propagation), and is then calibrated on the panel's earlier origins
+(``forecasts.calibration``: the method and the calibration set's hit rate come back with it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from core.settings import MODELS
-from forecasts import crosslearn
+from forecasts import calibration, crosslearn
 from forecasts.candidates import CANDIDATES, MONTHS, Array, candidate_paths
 
 #: Earlier years used as backtest origins.
@@ -78,6 +79,11 @@ class PanelForecast:
     sigma: Array  # (n,) standard deviation of the full-year total, for roll-ups
     model: NDArray[np.str_]  # (n,) model used, e.g. "auto", "auto:fallback", "runrate"
     backtest_errors: Array  # (origins, n) SEK errors of the remainder at earlier origins (NaN)
+    # (n,) how the interval's width was set: "backtest", "panel", "fallback" (forecasts.calibration)
+    # or "actual" (December: nothing left to forecast)
+    interval_method: NDArray[np.str_] | None = None
+    # (n,) share of the calibration set's outcomes inside such an interval; NaN when unknown
+    interval_coverage: Array | None = None
 
 
 @dataclass
@@ -91,6 +97,7 @@ class _OriginYear:
     total: Array  # (n,) actual year total, NaN where incomplete
     month_sigma: Array  # (n,)
     n_obs: Array  # (n,) observations before the as-of month
+    model_sd: Array | None = None  # (n,) SES error propagation of the remainder (SEK)
 
 
 def _origin_years(
@@ -120,6 +127,7 @@ def _origin_years(
             total=total,
             month_sigma=cs.month_sigma,
             n_obs=(~np.isnan(values[:, : MONTHS * oy + as_of])).sum(axis=1).astype(float),
+            model_sd=_model_sigma(cs.month_sigma, cs.level, cs.alpha, cs.index_rem),
         )
     return table
 
@@ -187,12 +195,16 @@ def forecast_panel(
     progress: Callable[[int], None] | None = None,
     processes: int = 1,
     preliminary_last_month: bool = False,
+    groups: Sequence[str] | None = None,
 ) -> PanelForecast:
     """Forecast the last year of ``values`` (n, years × 12) at month ``as_of`` (1…12).
 
     ``budgets``: optional (n, years, 12) monthly budgets, NaN where absent.
     ``fallback_profile``: (n, 12) monthly shares (the category's periodisation profile) used
     where a series has no complete earlier year.
+    ``groups``: (n,) labels of comparable series (e.g. the category): a series without a
+    backtest of its own gets the interval width of its group's errors
+    (``forecasts.calibration``).
     Months of the target year up to ``as_of`` that are NaN count as zero (nothing booked).
     """
     if model not in MODELS:
@@ -203,7 +215,7 @@ def forecast_panel(
     if values.ndim != 2 or values.shape[1] % MONTHS:
         raise ValueError("values must be (n_series, n_years * 12)")
     if preliminary_last_month and 2 <= as_of < MONTHS:
-        return _preliminary(values, as_of, budgets, model, fallback_profile, processes)
+        return _preliminary(values, as_of, budgets, model, fallback_profile, processes, groups)
     n = values.shape[0]
     year = values.shape[1] // MONTHS - 1
     rem = MONTHS - as_of
@@ -272,19 +284,35 @@ def forecast_panel(
     path[empty] = 0.0
     full_year = ytd + path.sum(axis=1)
 
-    sigma = _interval_sigma(cs, errs, weights, full_year, rem)
-    sigma[empty] = 0.0
+    scale = np.maximum(np.abs(full_year), 1e-9)
+    if rem == 0:
+        half = np.zeros(n)
+        method = np.full(n, "actual")
+        coverage = np.full(n, np.nan)
+    else:
+        model_sd = _model_sigma(cs.month_sigma, cs.level, cs.alpha, cs.index_rem)
+        raw_sd, k = _relative_sd(model_sd / scale, errs, weights, rem)
+        group = np.asarray(groups, dtype=str) if groups is not None else np.full(n, "", dtype=str)
+        calibrated = calibration.calibrate(
+            _calibration_set(table, year, model, group, rem), raw_sd, k > 0, group, Z80
+        )
+        half = calibrated.half_width * scale
+        method, coverage = calibrated.method, calibrated.coverage
+    half[empty] = 0.0
+    sigma = half / Z80
     backtest_sek = _combined_errors_sek(errs, weights, totals)
     return PanelForecast(
         as_of=as_of,
         ytd=ytd,
         path=path,
         full_year=full_year,
-        low=full_year - Z80 * sigma,
-        high=full_year + Z80 * sigma,
+        low=full_year - half,
+        high=full_year + half,
         sigma=sigma,
         model=labels.astype(str),
         backtest_errors=backtest_sek,
+        interval_method=np.asarray(method, dtype=str),
+        interval_coverage=coverage,
     )
 
 
@@ -295,11 +323,12 @@ def _preliminary(
     model: str,
     fallback_profile: Array | None,
     processes: int,
+    groups: Sequence[str] | None,
 ) -> PanelForecast:
     """The as-of month is preliminary: learn from the month before, move the shortfall of the
     as-of month against its forecast into the next month (where late postings land)."""
     earlier = forecast_panel(
-        values, as_of - 1, budgets, model, fallback_profile, processes=processes
+        values, as_of - 1, budgets, model, fallback_profile, processes=processes, groups=groups
     )
     year_start = values.shape[1] - MONTHS
     actual_now = np.nan_to_num(values[:, year_start + as_of - 1])
@@ -320,6 +349,8 @@ def _preliminary(
         sigma=earlier.sigma,
         model=np.char.add(earlier.model.astype(str), "+prelim"),
         backtest_errors=earlier.backtest_errors,
+        interval_method=earlier.interval_method,
+        interval_coverage=earlier.interval_coverage,
     )
 
 
@@ -396,21 +427,14 @@ def _cross_learned_factor(
     return np.where(combined_now != 0, factor, 0.0)
 
 
-def _interval_sigma(
-    cs: object, errs: Array, weights: Array | None, full_year: Array, rem: int
-) -> Array:
-    """SD of the full-year total: backtest RMS of the used combination, shrunk to a model SD."""
-    from forecasts.candidates import CandidateSet
-
-    assert isinstance(cs, CandidateSet)
-    n = full_year.shape[0]
-    if rem == 0:
-        return np.zeros(n)
-    model_sd = _model_sigma(cs.month_sigma, cs.level, cs.alpha, cs.index_rem)
-    scale = np.maximum(np.abs(full_year), 1e-9)
-    model_rel = np.where(np.isnan(model_sd), np.nan, model_sd / scale)
+def _relative_sd(
+    model_rel: Array, errs: Array, weights: Array | None, rem: int
+) -> tuple[Array, Array]:
+    """Uncalibrated SD of the full-year total relative to the forecast: the used combination's
+    backtest RMS shrunk to the model SD. Returns ``(relative SD, backtest origins (n,))``."""
+    n = model_rel.shape[0]
     if weights is None:  # library models: the width of the decomposition-index SES
-        weights = np.zeros(errs.shape[1:])
+        weights = np.zeros(errs.shape[1:] if errs.shape[0] else (len(CANDIDATES), n))
         weights[CANDIDATES.index("ses_d")] = 1.0
     if errs.shape[0]:
         comb = np.einsum("kcn,cn->kn", np.nan_to_num(errs), weights)
@@ -427,4 +451,56 @@ def _interval_sigma(
     rel_var = np.where(denom > 0, (ss + prior_w * prior) / np.maximum(denom, 1e-12), np.nan)
     # No backtest and no model noise (one month of data): a wide, honest default.
     rel_sd = np.where(np.isnan(rel_var), 0.05 * np.sqrt(rem / MONTHS), np.sqrt(rel_var))
-    return WIDTH_CALIBRATION * rel_sd * scale
+    return WIDTH_CALIBRATION * rel_sd, k
+
+
+def _weights_at(model: str, errs: Array, available: NDArray[np.bool_]) -> Array | None:
+    """The weights ``model`` uses given backtest errors ``errs`` (None: a library model)."""
+    if model in ("ets", "prophet"):
+        return None
+    if model == "auto":
+        return _auto_combination(errs, available)[0]
+    i = CANDIDATES.index(model)
+    weights = np.zeros(available.shape)
+    weights[i] = available[i]
+    # Run-rate where the model has no forecast (``forecast_panel`` does the same).
+    weights[0] = np.where(available[i], weights[0], 1.0)
+    return weights
+
+
+def _calibration_set(
+    table: dict[int, _OriginYear], year: int, model: str, groups: NDArray[np.str_], rem: int
+) -> calibration.CalibrationSet:
+    """The model's forecasts at the same month of up to ``MAX_ORIGINS`` earlier years, each
+    made from the data before it (weights and width from the years before that origin), with
+    what happened: ``forecasts.calibration`` learns the interval widths from them."""
+    error, raw_sd, had, group = [], [], [], []
+    n = groups.shape[0]
+    for oy in range(year - 1, year - 1 - MAX_ORIGINS, -1):
+        origin = table.get(oy)
+        if origin is None or origin.model_sd is None:
+            continue
+        errs, _ = _remainder_errors(table, oy, n)
+        weights = _weights_at(model, errs, origin.available)
+        used = weights if weights is not None else _weights_at("ses_d", errs, origin.available)
+        assert used is not None
+        predicted = (used * np.nan_to_num(origin.sums)).sum(axis=0)
+        scale = np.abs(origin.ytd + predicted)
+        scale = np.where(scale > 0, scale, np.nan)
+        sd, k = _relative_sd(origin.model_sd / scale, errs, weights, rem)
+        valid = np.isfinite(origin.remainder) & np.isfinite(scale) & (np.abs(origin.total) > 0)
+        error.append(((predicted - origin.remainder) / scale)[valid])
+        raw_sd.append(sd[valid])
+        had.append((k > 0)[valid])
+        group.append(groups[valid])
+    if not error:
+        empty = np.zeros(0)
+        return calibration.CalibrationSet(
+            empty, empty, np.zeros(0, dtype=bool), np.zeros(0, dtype=str)
+        )
+    return calibration.CalibrationSet(
+        np.concatenate(error),
+        np.concatenate(raw_sd),
+        np.concatenate(had),
+        np.concatenate(group).astype(str),
+    )

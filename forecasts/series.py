@@ -32,6 +32,8 @@ class SeriesForecast:
     high: float
     sigma: float
     model: str
+    interval_method: str = "fallback"  # forecasts.calibration: backtest | panel | fallback | actual
+    interval_coverage: float | None = None  # share of the calibration set inside such an interval
 
 
 def build_panel(
@@ -84,7 +86,9 @@ def forecast_many(
             if bud is not None:
                 budgets[row, -1, :] = np.asarray(bud, dtype=float)
     fallback = None
+    groups = None
     if categories is not None:
+        groups = [cat.id if cat is not None else "" for cat in categories]
         fallback = np.full((n, MONTHS), 1.0 / MONTHS)
         for row, cat in enumerate(categories):
             if cat is not None:
@@ -98,6 +102,7 @@ def forecast_many(
         fallback,
         processes=processes,
         preliminary_last_month=preliminary_last_month,
+        groups=groups,
     )
     if pay_increase and categories is not None:
         months = [c.pay_revision_month if c is not None else None for c in categories]
@@ -140,6 +145,16 @@ def _to_series(fc: PanelForecast, year: int) -> list[SeriesForecast]:
             high=float(fc.high[i]),
             sigma=float(fc.sigma[i]),
             model=str(fc.model[i]),
+            interval_method=(
+                str(fc.interval_method[i]) if fc.interval_method is not None else "fallback"
+            ),
+            interval_coverage=_coverage(fc, i),
         )
         for i in range(fc.ytd.shape[0])
     ]
+
+
+def _coverage(fc: PanelForecast, i: int) -> float | None:
+    if fc.interval_coverage is None or np.isnan(fc.interval_coverage[i]):
+        return None
+    return float(fc.interval_coverage[i])

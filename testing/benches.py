@@ -53,6 +53,11 @@ BENCHES = (
         ),
     ),
     Bench(
+        "bench.interval_coverage",
+        ("--tiny",),
+        (r"(?m)^overall: [\d.]+ % inside the 80 % interval$", r"(?m)^target overall 75–85 %"),
+    ),
+    Bench(
         "bench.ingest",
         ("--tiny",),
         (r"1 worker\(s\): 600 events, .* events/s end to end .*; 0 replayed as duplicates",),

@@ -1,4 +1,4 @@
-"""``budgetvakt demo``: two years of a municipality's events through a broker and a worker.
+"""``budgetvakt demo``: a municipality's history and story year through a broker and a worker.
 
 The demo is run by :mod:`services.demo.run`; its narration is Swedish (a controller's product).
 """
@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         seed: Annotated[int, typer.Option(help="Scenario seed.")] = 2024,
     ) -> None:
-        """Replay two years of a municipality's events through a broker and a worker."""
+        """Replay a municipality's history (a first load), then its story year month by month."""
         from rich.console import Console
 
         from core.settings import Settings

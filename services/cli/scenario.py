@@ -18,8 +18,13 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[
             int, typer.Option(help="Random seed; the same seed gives the same events.")
         ] = 2024,
-        start_year: Annotated[int, typer.Option(min=2000, max=2100)] = 2023,
-        years: Annotated[int, typer.Option(min=1, max=10)] = 2,
+        start_year: Annotated[
+            int | None,
+            typer.Option(min=2000, max=2100, help="First year (default: the last is 2024)."),
+        ] = None,
+        years: Annotated[
+            int, typer.Option(min=1, max=10, help="Years, the forecast year included.")
+        ] = 5,
         overrun: Annotated[
             bool, typer.Option("--overrun/--no-overrun", help="Overrun in the last year.")
         ] = True,

@@ -2,8 +2,9 @@
 
 Starts the embedded Tansu broker, one ``budgetvakt worker`` and one ``budgetvakt notifier``
 process, a local SMTP server and webhook receiver (``services.demo.receivers``) and a SQLite
-snapshot database, then publishes the scenario (``services.demo.scenario``): all budgets, then both
-years month by month. A month's postings go first; once the worker has handled them the month is
+snapshot database, then publishes the scenario (``services.demo.scenario``): all budgets, each
+history year as a first load (its postings, then its twelve closes), then the story year month by
+month. A month's postings go first; once the worker has handled them the month is
 closed (``period_close``), as a ledger closes a month after its postings, and the demo waits
 until the worker's forecast has seen everything, its rules were evaluated and its snapshot
 written (``/forecasts/status``). After every close of the story year it prints the alert changes
@@ -618,7 +619,7 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
     write_scenario(scenario, demo_dir / "scenario")
     for line in summary_lines(scenario, domain):
         console.print(line, markup=False, highlight=False)
-    history_year, story_year = scenario.years[0], scenario.years[-1]
+    history_years, story_year = scenario.years[:-1], scenario.years[-1]
     topics = settings.topics()
     checkpoints: list[Checkpoint] = []
 
@@ -688,17 +689,27 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
             return [e for e in (*scenario.costs, *scenario.volumes) if e["period"] == period]
 
         def month_close(year: int, month: int) -> list[dict[str, Any]]:
+            """The month's close; a history year's batch closes all its months, in order."""
             period = f"{year:04d}-{month:02d}"
-            return [e for e in scenario.period_closes if e["period"] == period]
+            whole_year = year != story_year
+            return [
+                e
+                for e in scenario.period_closes
+                if e["period"] == period or (whole_year and e["period"][:4] == period[:4])
+            ]
 
-        # One batch per month, both years: the worker's YTD after each month gives the monthly
-        # actuals the forecasts are made from.
+        # The history years are a first load, as a real installation loads its ERP's past: one
+        # batch per year, then its twelve closes. The story year goes month by month: the
+        # worker's YTD after each month gives the monthly actuals the forecasts are made from.
         batches: list[tuple[str, list[dict[str, Any]], int | None, int | None]] = [
             ("Budgetar", list(scenario.budgets), None, None)
         ]
         batches += [
-            (f"{y}-{m:02d}", month_events(y, m), y, m)
-            for y in (history_year, story_year)
+            (str(y), [e for m in range(1, 13) for e in month_events(y, m)], y, 12)
+            for y in history_years
+        ]
+        batches += [
+            (f"{story_year}-{m:02d}", month_events(story_year, m), story_year, m)
             for m in range(1, 13)
         ]
         total_events = sum(len(b[1]) for b in batches) + len(scenario.period_closes)

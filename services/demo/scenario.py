@@ -1,4 +1,4 @@
-"""The demo scenario: two years of monthly events for one municipality's vård- och omsorgsnämnd.
+"""The demo scenario: five years of monthly events for one municipality's vård- och omsorgsnämnd.
 
 ``budgetvakt scenario --out DIR`` writes contract-v1 events (one JSON Lines file per kind:
 ``budgets.jsonl``, ``costs.jsonl``, ``volumes.jsonl``, ``period_close.jsonl``; or the CSV layouts
@@ -25,8 +25,15 @@ Amounts are whole kronor; an annual budget is split by the category's periodisat
 salaries lower in the vacation months, December-heavy other costs. State grants in IFO arrive
 mostly in December (budgeted flat), so IFO looks behind on revenue until year end.
 
+By default the last year (2024) has four years of history before it (``years``): a first load
+as a real installation makes from its ERP, so that ``auto`` forecasts with backtests and the
+interval widths are learnt from the panel (``forecasts.calibration``).
+
 Every series' yearly actual is its budget times a small random level deviation (σ 0,6 %), spread
-over the months by the profile with month-to-month noise. The **last year carries a deliberate
+over the months by the profile with month-to-month noise. In the history years some staffing,
+purchased-care and other-cost series also carry a surprise of their own (``HISTORY_SURPRISES``:
+a share of the budget from a random month on), as a real ledger's history does; the avdelningar
+still end those years within 1,5 % of budget. The **last year carries a deliberate
 overrun like Enköping 2024** (deficit −43,6 mnkr, vikarier 128,2 mnkr, "indikation på en budget i
 obalans … i samband med prognosen per mars"):
 
@@ -62,6 +69,10 @@ SOURCE = "budgetvakt-scenario"
 NAMND_ID = "VON"
 OVERRUN_AVDELNING = "AO"
 YEARLY_INDEXATION = 1.04
+#: The story's year (the overrun), by default preceded by four years of history: a first load
+#: as a real installation makes from its ERP, so that ``auto`` forecasts with backtests.
+FORECAST_YEAR = 2024
+DEFAULT_YEARS = 5
 LEVEL_DEVIATION_SD = 0.006
 
 # Budget of the last scenario year in mnkr per enhet and category (costs positive, revenues
@@ -253,6 +264,39 @@ def _overruns() -> list[Overrun]:
     return out
 
 
+#: In the years before the overrun year, each series of these categories has this chance of a
+#: surprise of its own, a share of its budget drawn uniformly from the range, from a random
+#: month on to the end of the year (a sickness wave, a unit short of staff, a placement more
+#: or less): a real ledger's history is not the budget plus noise, and the interval widths are
+#: learnt from that history (forecasts.calibration).
+HISTORY_SURPRISES: dict[str, tuple[float, float, float]] = {
+    "substitutes": (0.3, 0.04, 0.15),
+    "overtime": (0.3, 0.05, 0.20),
+    "sick_pay": (0.3, 0.04, 0.15),
+    "purchased_care": (0.2, 0.02, 0.06),
+    "other_costs": (0.2, 0.02, 0.06),
+}
+
+
+def _history_surprises(rng: np.random.Generator, scale: float) -> dict[tuple[str, str], Overrun]:
+    out: dict[tuple[str, str], Overrun] = {}
+    for unit, categories in BUDGET_MNKR.items():
+        for category, mnkr in categories.items():
+            chance, smallest, largest = HISTORY_SURPRISES.get(category, (0.0, 0.0, 0.0))
+            draw, size, sign, start = (
+                rng.random(),
+                rng.uniform(smallest, largest),
+                rng.random(),
+                rng.integers(1, 10),
+            )
+            if draw >= chance:
+                continue
+            extra = round((1 if sign < 0.5 else -1) * size * mnkr * 1e6 * scale)
+            ramp = tuple(0.0 if month < start else 1.0 for month in range(12))
+            out[(unit, category)] = Overrun(unit, category, extra, ramp, "historik")
+    return out
+
+
 @dataclass
 class Scenario:
     """Events by kind (contract v1 dicts) and the design behind them."""
@@ -317,20 +361,28 @@ def _noise_sd(category: str) -> float:
 
 def generate_scenario(
     seed: int = 2024,
-    start_year: int = 2023,
-    years: int = 2,
+    start_year: int | None = None,
+    years: int = DEFAULT_YEARS,
     overrun: bool = True,
     domain: DomainConfig | None = None,
 ) -> Scenario:
-    """Generate the scenario; the same arguments always give the same events."""
+    """Generate the scenario; the same arguments always give the same events.
+
+    ``years`` counts the last (forecast) year too; without ``start_year`` the last year is
+    ``FORECAST_YEAR``.
+    """
     if years < 1:
         raise ValueError("years must be at least 1")
+    if start_year is None:
+        start_year = FORECAST_YEAR - years + 1
     if domain is None:
         from core.settings import DEFAULT_CONFIG_DIR
         from services.config.domain import load_domain_config
 
         domain = load_domain_config(DEFAULT_CONFIG_DIR)
     rng = np.random.default_rng(seed)
+    # A stream of its own, so that the history's surprises leave the other amounts as they were.
+    surprise_rng = np.random.default_rng([seed, 1])
     year_list = [start_year + i for i in range(years)]
     overrun_year = year_list[-1] if overrun else None
     overrun_by_series = {(o.org_unit, o.category): o for o in _overruns()} if overrun else {}
@@ -340,7 +392,10 @@ def generate_scenario(
     for year in year_list:
         scale = YEARLY_INDEXATION ** (year - year_list[-1])
         is_overrun_year = year == overrun_year
-        _cost_events(scn, domain, rng, year, scale, overrun_by_series if is_overrun_year else {})
+        deviations = (
+            overrun_by_series if is_overrun_year else _history_surprises(surprise_rng, scale)
+        )
+        _cost_events(scn, domain, rng, year, scale, deviations)
         _volume_events(scn, domain, rng, year, scale, is_overrun_year)
         for month in range(1, 13):
             scn.period_closes.append(

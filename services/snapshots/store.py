@@ -144,6 +144,8 @@ def _row_record(
             else None
         ),
         path=_finite_list(node.path, f"{where} path"),
+        interval_method=node.interval_method,
+        interval_coverage=_finite(node.interval_coverage, f"{where} interval_coverage"),
     )
 
 
@@ -337,6 +339,8 @@ def _node(row: SnapshotRowRecord) -> NodeForecast:
         model=row.model,
         volume_effect=row.volume_effect,
         price_effect=row.price_effect,
+        interval_method=row.interval_method or "fallback",
+        interval_coverage=row.interval_coverage,
     )
 
 

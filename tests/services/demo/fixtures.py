@@ -10,4 +10,4 @@ from services.demo.scenario import Scenario, generate_scenario
 
 @pytest.fixture(scope="session")
 def scenario(domain: DomainConfig) -> Scenario:
-    return generate_scenario(seed=2024, start_year=2023, years=2, overrun=True, domain=domain)
+    return generate_scenario(seed=2024, overrun=True, domain=domain)

@@ -88,8 +88,10 @@ def test_events_follow_contract_v1_and_the_config(scenario: Scenario, domain: Do
         assert ("category" in budget) != ("measure" in budget)
         if "monthly" in budget:
             assert len(budget["monthly"]) == 12 and sum(budget["monthly"]) == budget["annual"]
+    # Four years of history before the forecast year, as a first load from an ERP.
+    assert scenario.years == [2020, 2021, 2022, 2023, 2024]
     assert [c["period"] for c in scenario.period_closes] == [
-        f"{y}-{m:02d}" for y in (2023, 2024) for m in range(1, 13)
+        f"{y}-{m:02d}" for y in scenario.years for m in range(1, 13)
     ]
 
 
@@ -127,6 +129,7 @@ def test_yearly_totals_are_budget_plus_the_designed_deviation(
     last = sum(_budget_by_unit(scenario, 2024).values())
     assert last == pytest.approx(sum(sum(c.values()) for c in BUDGET_MNKR.values()) * 1e6, abs=1e4)
     assert sum(_budget_by_unit(scenario, 2023).values()) == pytest.approx(last / 1.04, rel=1e-4)
+    assert sum(_budget_by_unit(scenario, 2020).values()) == pytest.approx(last / 1.04**4, rel=1e-4)
 
 
 def test_first_year_is_close_to_budget_and_last_year_overruns_like_enkoping(
@@ -137,7 +140,7 @@ def test_first_year_is_close_to_budget_and_last_year_overruns_like_enkoping(
         actual = _by_avdelning(scenario.actual_by_unit(year), domain)
         deviation = {a: (budget[a] - actual[a]) / budget[a] for a in budget}
         total = (sum(budget.values()) - sum(actual.values())) / sum(budget.values())
-        if year == 2023:
+        if year < 2024:
             assert all(abs(d) < 0.015 for d in deviation.values()), deviation
             assert abs(total) < 0.01
         else:
@@ -171,6 +174,33 @@ def test_overrun_is_visible_by_april_and_grows(scenario: Scenario, domain: Domai
     assert ytd_deviation[3] < -0.025  # April: clearly over the periodised budget
     assert ytd_deviation[2] < -0.015  # already at the March forecast ("prognosen per mars")
     assert ytd_deviation[7] < ytd_deviation[3] < ytd_deviation[0]
+
+
+def test_history_years_carry_surprises_of_their_own(scenario: Scenario) -> None:
+    """Not budget plus noise: some staffing series end a history year far from their budget,
+    and the overrun year's designed deviations replace the history's kind of surprise."""
+    budget = {y: scenario.cost_budget(y) for y in scenario.years}
+    far = [
+        (y, unit, cat)
+        for (y, unit, cat), dev in scenario.designed_deviation.items()
+        if y < 2024
+        and cat in ("substitutes", "overtime", "sick_pay")
+        and abs(dev) > 0.04 * abs(budget[y][(unit, cat)])
+    ]
+    assert len(far) >= 10
+    assert len({y for y, _, _ in far}) == 4
+    calm = [
+        dev / budget[y][(unit, cat)]
+        for (y, unit, cat), dev in scenario.designed_deviation.items()
+        if y < 2024 and cat in ("salaries", "premises")
+    ]
+    assert max(abs(d) for d in calm) < 0.02
+
+
+def test_years_counts_the_forecast_year_and_ends_in_2024(domain: DomainConfig) -> None:
+    short = generate_scenario(seed=1, years=2, domain=domain)
+    assert short.years == [2023, 2024] and short.overrun_year == 2024
+    assert generate_scenario(seed=1, start_year=2010, years=1, domain=domain).years == [2010]
 
 
 def test_without_overrun_the_last_year_keeps_its_budget(domain: DomainConfig) -> None:
@@ -277,6 +307,16 @@ def test_cli_writes_files_and_prints_the_story(tmp_path: Path) -> None:
     assert "VON" in result.output
     events = read_jsonl(sorted(tmp_path.glob("*.jsonl")))
     assert len(events) == len(generate_scenario(seed=3).all_events())
+
+
+def test_cli_years_counts_the_forecast_year(tmp_path: Path) -> None:
+    from services.cli import app
+
+    result = CliRunner().invoke(app, ["scenario", "--out", str(tmp_path), "--years", "2"])
+    assert result.exit_code == 0, result.output
+    assert "2023–2024" in result.output
+    closes = read_jsonl([tmp_path / "period_close.jsonl"])
+    assert len(closes) == 24 and closes[0]["period"] == "2023-01"
 
 
 def test_cli_rejects_an_unknown_format(tmp_path: Path) -> None:

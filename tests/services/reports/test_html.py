@@ -144,8 +144,8 @@ def test_chromium_screenshot_shows_the_charts(
 def test_html_escapes_text_and_formats_numbers_the_swedish_way(august_report: Report) -> None:
     html = render_html(august_report)
     assert '<html lang="sv">' in html
-    assert "1 051,5" in html and "−43,1" in html  # U+2212 minus, decimal comma
-    assert 'class="num neg">−43,1<' in html
+    assert "1 051,5" in html and "−43,3" in html  # U+2212 minus, decimal comma
+    assert 'class="num neg">−43,3<' in html
     assert html.count("<caption>") == 5
     hostile = replace(august_report, namnd_name="<script>alert(1)</script>", charts=())
     rendered = render_html(hostile)

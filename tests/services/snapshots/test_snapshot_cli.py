@@ -50,7 +50,7 @@ def test_snapshot_command_replays_forecasts_and_stores_a_new_version(
 
     upgraded = run_cli("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "revision 0001" in upgraded.stdout
+    assert "revision 0002" in upgraded.stdout
 
     done = run_cli("snapshot", "--period", f"{YEAR}-03", env=env)
     assert done.returncode == 0, done.stderr
