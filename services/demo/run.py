@@ -275,11 +275,18 @@ ALERT_STATUS_SV = {
 }
 
 
+def alert_status_sv(alert: Any) -> str:
+    """A resolution because the year closed is no return within the limits."""
+    if alert.status == "resolved" and getattr(alert, "resolution", None) == "year_closed":
+        return "Avslutat"
+    return ALERT_STATUS_SV[alert.status]
+
+
 def alert_lines(alerts: Sequence[Any], limit: int = ALERT_LINES_PER_MONTH) -> list[str]:
     """The month's alert changes, most severe first, as a controller would skim them."""
     ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.status, a.alert_id))
     lines = [
-        f"  {ALERT_STATUS_SV[a.status]} ({SEVERITY_SV[a.severity]}): {a.message}"
+        f"  {alert_status_sv(a)} ({SEVERITY_SV[a.severity]}): {a.message}"
         for a in ordered[:limit]
     ]
     if len(ordered) > limit:

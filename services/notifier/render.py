@@ -43,6 +43,13 @@ STATUS_SV = {
     "resolved": "Åter inom gränserna",
 }
 RESOLVED_YEAR_CLOSED_SV = "Avslutat: året är stängt"
+
+
+def _money_verdict(deviation: float) -> str:
+    """Budget − outcome: negative is an underskott."""
+    return " (underskott)" if deviation < 0 else " (överskott)" if deviation > 0 else ""
+
+
 EVENT_IDS_HEADER = "X-Budgetvakt-Event-Ids"
 FOOTER_PRIVACY = (
     "Det är skickat automatiskt av budgetvakt och innehåller inga uppgifter om enskilda."
@@ -299,6 +306,22 @@ def figure_lines(alert: AlertEvent, domain: DomainConfig) -> list[str]:
         lines.append(f"Förra månadens prognos: {amounts(values['previous_forecast'])}")
         verdict = " (sämre)" if change < 0 else " (bättre)" if change > 0 else ""
         lines.append(f"Förändring (förra − nya prognosen): {amounts(change, signed=True)}{verdict}")
+    elif amounts.measure_unit is None and "actual_ytd" in values and "budget_ytd" in values:
+        # A rule's own deviation may be the year to date's (staffing rules) or the year's: say
+        # both, each with what it compares, so "−1,2" never stands beside a −7,1 forecast gap.
+        reference = amounts.reference
+        to_date = values["budget_ytd"] - values["actual_ytd"]
+        lines.append(
+            f"Avvikelse t.o.m. {month} {year} ({reference} − utfall): "
+            f"{amounts(to_date, signed=True)}{_money_verdict(to_date)}"
+        )
+        if "budget" in values and "forecast" in values:
+            year_gap = values["budget"] - values["forecast"]
+            against = "utfall" if closed else "prognos"
+            lines.append(
+                f"Avvikelse helår {year} ({reference} − {against}): "
+                f"{amounts(year_gap, signed=True)}{_money_verdict(year_gap)}"
+            )
     elif "deviation" in values or ("actual_ytd" in values and "plan_ytd" in values):
         against = "utfall" if closed else "prognos"
         if "forecast" not in values and "actual_ytd" in values:
@@ -309,7 +332,7 @@ def figure_lines(alert: AlertEvent, domain: DomainConfig) -> list[str]:
         if amounts.measure_unit is not None:
             verdict = " (över plan)" if deviation < 0 else " (under plan)" if deviation > 0 else ""
         else:
-            verdict = " (underskott)" if deviation < 0 else " (överskott)" if deviation > 0 else ""
+            verdict = _money_verdict(deviation)
         reference = amounts.reference
         lines.append(
             f"Avvikelse ({reference} − {against}): {amounts(deviation, signed=True)}{verdict}"

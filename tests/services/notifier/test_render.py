@@ -437,3 +437,24 @@ def test_a_digest_does_not_repeat_a_total_two_rules_quote(
     body = email_body(routing.recipients["eva-sandberg"], [deficit, worse], domain)
     assert body.count("Prognos helår 2025: 605,7 mnkr") == 1
     assert "Förra månadens prognos: 593,9 mnkr" in body
+
+
+def test_a_year_to_date_overrun_is_not_shown_as_the_years_deviation(
+    domain: DomainConfig, routing: Routing
+) -> None:
+    """A staffing rule's own deviation is the year to date's (−1,2 mnkr) while the forecast is
+    7,1 mnkr over the year's budget: each figure is named with what it compares."""
+    base = full_alert()
+    ytd_values = {
+        **base.values,
+        "actual_ytd": 6_100_000.0,
+        "budget_ytd": 4_900_000.0,
+        "deviation": -1_200_000.0,
+        "budget": 20_000_000.0,
+        "forecast": 27_100_000.0,
+    }
+    ytd_alert = base.model_copy(update={"values": ytd_values})
+    body = email_body(routing.recipients["johan-ek"], [ytd_alert], domain, context(routing))
+    assert "Avvikelse t.o.m. augusti 2025 (budget − utfall): −1,2 mnkr (underskott)" in body
+    assert "Avvikelse helår 2025 (budget − prognos): −7,1 mnkr (underskott)" in body
+    assert "Avvikelse (budget − prognos): −1,2" not in body
