@@ -164,7 +164,6 @@ class LiveForecaster:
         self.status = ForecastStatus()
         metrics.forecast_status = self.status
         self._published: dict[tuple[str, str, str, int], tuple[float | None, ...]] = {}
-        self._evaluated: dict[tuple[int, int], OrganisationForecast] = {}
         self._closes_seen: dict[str, int] | None = None
         self._snapshots_due: set[str] = set()
         self._book: AlertBook | None = None
@@ -199,9 +198,11 @@ class LiveForecaster:
         requests |= {ForecastRequest(int(p[:4]), int(p[5:])) for p in due}
         if target is not None:
             requests.add(target)
-            before = (target.year, target.as_of_month - 1)
-            if before[1] >= 1 and before not in self._evaluated:
-                requests.add(ForecastRequest(*before))
+            # The month before, recomputed on today's state every time: a forecast kept from an
+            # earlier run may have seen only part of that month's postings (a bulk load's closes
+            # overtake its postings), and a rule comparing with it would report a bogus change.
+            if target.as_of_month > 1:
+                requests.add(ForecastRequest(target.year, target.as_of_month - 1))
         loop = asyncio.get_running_loop()
         results = await loop.run_in_executor(
             self._pool,
@@ -288,9 +289,7 @@ class LiveForecaster:
 
         year, month = target.year, target.as_of_month
         current = results[target]
-        previous = results.get(ForecastRequest(year, month - 1)) or self._evaluated.get(
-            (year, month - 1)
-        )
+        previous = results.get(ForecastRequest(year, month - 1))
         # Decided on a copy: an alert enters the book only once it is on the topic, so a failed
         # publish is decided (and sent) again at the next run.
         trial = copy.deepcopy(book)
@@ -308,7 +307,6 @@ class LiveForecaster:
                 period=alert.period,
             )
         self.metrics.set_alerts_firing(book)
-        self._evaluated[(year, month)] = current
         period = f"{year:04d}-{month:02d}"
         if period not in self.status.evaluated:
             self.status.evaluated.append(period)
