@@ -32,6 +32,7 @@ pytest_plugins = [
     "tests.services.demo.fixtures",
     "tests.services.notifier.fixtures",
     "tests.services.snapshots.fixtures",
+    "tests.services.followup.fixtures",
     "tests.observability.fixtures",
     "tests.services.reports.fixtures",
     # After the area modules it imports helpers from, so that pytest rewrites their asserts.
