@@ -4,21 +4,18 @@ snapshot store (SQLite, or the private PostgreSQL) with one real snapshot and on
 
 from __future__ import annotations
 
-import http.cookiejar
-import json
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from services.followup.users import add_user
 from services.processes.supervised import Supervised, free_port, http_ok
 from services.snapshots import make_engine, write_snapshot
+from services.web.client import Answer
+from services.web.client import ApiClient as BaseClient
 from tests.services.followup.fixtures import PERIOD
 from tests.services.snapshots.fixtures import ForecastCase
 
@@ -89,51 +86,11 @@ def web_server(
         yield WebServer(f"http://127.0.0.1:{port}", database_url, process)
 
 
-@dataclass
-class Answer:
-    status: int
-    body: Any
-
-
-class ApiClient:
-    """A JSON client with its own cookie jar: one logged-in user (or none)."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.cookies = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
-        self.csrf_token: str | None = None
-
-    def call(
-        self, method: str, path: str, body: Any = None, *, csrf: str | bool | None = True
-    ) -> Answer:
-        data = json.dumps(body).encode("utf-8") if body is not None else None
-        request = urllib.request.Request(self.base_url + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        token = self.csrf_token if csrf is True else (csrf or None)
-        if token:
-            request.add_header("X-CSRF-Token", token)
-        try:
-            with self.opener.open(request, timeout=30) as response:
-                return Answer(response.status, json.loads(response.read() or b"null"))
-        except urllib.error.HTTPError as err:
-            payload = err.read()
-            try:
-                parsed = json.loads(payload)
-            except ValueError:
-                parsed = payload.decode("utf-8", "replace")
-            return Answer(err.code, parsed)
+class ApiClient(BaseClient):
+    """The API client; ``login(name)`` takes the password from USERS."""
 
     def login(self, username: str, password: str | None = None) -> Answer:
-        answer = self.call(
-            "POST",
-            "/api/v1/login",
-            {"username": username, "password": password or USERS[username][2]},
-            csrf=False,
-        )
-        if answer.status == 200:
-            self.csrf_token = answer.body["csrf_token"]
-        return answer
+        return super().login(username, password or USERS[username][2])
 
 
 def logged_in(server: WebServer, username: str) -> ApiClient:
