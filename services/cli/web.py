@@ -58,8 +58,9 @@ def register(app: typer.Typer) -> None:
         """Add a user tied to an org node; the password is stored as an argon2id hash."""
         from core.settings import Settings
         from services.config.domain import load_domain_config
-        from services.followup.users import add_user
+        from services.followup.users import add_user, check_role
 
+        check_role(role)
         if not password_stdin:
             raise UserError("give the password on standard input with --password-stdin")
         password = sys.stdin.readline().rstrip("\r\n")

@@ -78,6 +78,11 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def check_role(role: str) -> None:
+    if role not in ROLES:
+        raise UserError(f"--role {role!r}: choose one of {', '.join(ROLES)}")
+
+
 def add_user(
     engine: sqlalchemy.Engine, org: OrgTree, *, username: str, role: str, node: str, password: str
 ) -> User:
@@ -85,8 +90,7 @@ def add_user(
         raise UserError(
             f"username {username!r}: use 1-64 lower-case letters, digits, '.', '_' or '-'"
         )
-    if role not in ROLES:
-        raise UserError(f"--role {role!r}: choose one of {', '.join(ROLES)}")
+    check_role(role)
     if not org.is_known(node):
         known = ", ".join(sorted(org.nodes)[:12])
         raise UserError(f"--node {node!r} is not a node of config/org.yaml (e.g. {known})")
