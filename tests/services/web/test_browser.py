@@ -74,6 +74,21 @@ def test_follow_up_as_enhetschef_then_controller(web_server: WebServer, browser:
     adjusted = page.inner_text("#adjusted-forecast")
     assert "91,5" in adjusted and "placering upphör" in adjusted
 
+    # An åtgärd: added as beslutad, then reported genomförd with its realised amount.
+    page.fill("form[action$=atgarder] input[name=text]", "Schemaläggning utan delade turer")
+    page.fill("form[action$=atgarder] input[name=responsible]", "Karin Holm")
+    page.fill("form[action$=atgarder] input[name=amount_mnkr]", "1,2")
+    page.select_option("form[action$=atgarder] select[name=status]", "beslutad")
+    page.fill("form[action$=atgarder] input[name=decided]", "2024-04-10")
+    page.click("text=Lägg till åtgärd")
+    measures = page.inner_text("#measures")
+    assert "Schemaläggning utan delade turer" in measures and "beslutad" in measures
+    page.select_option("#measures select[name=status]", "genomford")
+    page.fill("#measures input[name=realised_mnkr]", "0,8")
+    page.click("#measures button[type=submit]")
+    row = page.inner_text("#measures tbody tr")
+    assert "genomförd" in row and "0,8" in row and "1,2" in row
+
     # No approve button for an enhetschef, and a forged approval is refused by the server.
     assert page.locator("text=Godkänn prognosen").count() == 0
     token = page.get_attribute("input[name=csrf_token]", "value")
@@ -105,7 +120,15 @@ def test_follow_up_as_enhetschef_then_controller(web_server: WebServer, browser:
     assert "godkännande" in audit and "cecilia" in audit
     page.goto(node_url)
     trail = page.inner_text("#audit")
-    for expected in ("karin", "cecilia", "kommentar", "förvaltningens prognos", "ny version"):
+    for expected in (
+        "karin",
+        "cecilia",
+        "kommentar",
+        "förvaltningens prognos",
+        "ny åtgärd",
+        "ändrad åtgärd",
+        "ny version",
+    ):
         assert expected in trail
     # The nämnd's budget (over 1 000 mnkr) keeps its digit groups together: a no-break space.
     page.goto(f"{web_server.url}/perioder/{PERIOD}")
