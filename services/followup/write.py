@@ -14,14 +14,17 @@ it, and the touched nodes must be approved again. The frozen version n keeps its
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.followup.errors import Conflict, InvalidInput, NotFound
@@ -37,12 +40,36 @@ from services.followup.read import Approval, latest_snapshot_version, measure_of
 from services.snapshots.engine import write_connection
 from services.snapshots.migrate import ensure_at_head
 from services.snapshots.models import SnapshotRecord, SnapshotRowRecord
+from services.snapshots.store import VERSION_CONFLICT_ATTEMPTS
+from services.snapshots.store import _is_version_conflict as is_version_conflict
 
 __all__ = ["add_measure", "approve", "set_adjustment", "set_comment", "update_measure"]
 
 log = structlog.get_logger(__name__)
 
 TEXT_MAX_LENGTH = 4000
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _retry_on_version_conflict(write: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Two writers that both start version n + 1 on PostgreSQL: the unique constraint rejects
+    the second, which then runs again and finds version n + 1 (as the snapshot store does)."""
+
+    @functools.wraps(write)
+    def attempt(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for number in range(1, VERSION_CONFLICT_ATTEMPTS + 1):
+            try:
+                return write(*args, **kwargs)
+            except IntegrityError as err:
+                if not is_version_conflict(err) or number == VERSION_CONFLICT_ATTEMPTS:
+                    raise
+                log.info("followup_version_conflict", attempt=number)
+        raise AssertionError("unreachable")
+
+    return attempt
+
+
 APPROVABLE_LEVELS = ("avdelning", "forvaltning", "namnd")
 
 
@@ -261,6 +288,7 @@ def _node_state(session: Session, period: str, org_unit: str) -> dict[str, Any]:
     }
 
 
+@_retry_on_version_conflict
 def set_comment(
     engine: sqlalchemy.Engine, *, period: str, org_unit: str, text: str, by: str
 ) -> None:
@@ -294,6 +322,7 @@ def set_comment(
     log.info("followup_comment", period=period, org_unit=org_unit, by=by)
 
 
+@_retry_on_version_conflict
 def add_measure(
     engine: sqlalchemy.Engine,
     *,
@@ -349,6 +378,7 @@ def add_measure(
 _UNSET: Any = object()
 
 
+@_retry_on_version_conflict
 def update_measure(
     engine: sqlalchemy.Engine,
     *,
@@ -395,6 +425,7 @@ def update_measure(
     log.info("followup_measure_updated", period=period, org_unit=org_unit, by=by, id=measure_id)
 
 
+@_retry_on_version_conflict
 def set_adjustment(
     engine: sqlalchemy.Engine,
     *,

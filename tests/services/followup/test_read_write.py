@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from typing import Any
 
@@ -149,3 +150,28 @@ def test_the_audit_table_rejects_changes(followup_engine: Any) -> None:
     set_comment(followup_engine, period=PERIOD, org_unit="AO", text="t", by="anna")
     with pytest.raises(DBAPIError), followup_engine.begin() as connection:
         connection.execute(text("DELETE FROM followup_audit"))
+
+
+def test_concurrent_changes_after_an_approval_make_one_new_version(followup_engine: Any) -> None:
+    for unit in ("AO", "LSS", "IFO"):
+        approve(followup_engine, period=PERIOD, org_unit=unit, by="ctrl")
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def comment(unit: str) -> None:
+        barrier.wait(timeout=30)
+        try:
+            set_comment(followup_engine, period=PERIOD, org_unit=unit, text=unit, by="chef")
+        except BaseException as err:  # reported below, in the test's thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=comment, args=(unit,)) for unit in ("1110", "1120")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert [v for v, _, _ in snapshot_versions(followup_engine, PERIOD)] == [2, 1]
+    nodes = load_follow_up(followup_engine, PERIOD).nodes
+    assert (nodes["1110"].comment, nodes["1120"].comment) == ("1110", "1120")
+    assert nodes["LSS"].approval is not None and "AO" not in nodes
