@@ -522,7 +522,11 @@ def approve(
             period=period,
             org_unit=org_unit,
             before=None,
-            after={"snapshot_version": context.snapshot.version, "comment": note, **frozen},
+            after={
+                "snapshot_version": context.snapshot.version,
+                "approval_comment": note,
+                **frozen,
+            },
         )
         session.flush()
         version = context.snapshot.version

@@ -112,6 +112,53 @@ def mnkr(sek: float | None, signed: bool = False) -> str:
     return nbsp(text)
 
 
+AUDIT_KEYS_SV = {
+    "text": "text",
+    "comment": "kommentar",
+    "comment_by": "kommentar av",
+    "full_year_sek": "prognos",
+    "adjusted_full_year_sek": "förvaltningens prognos",
+    "reason": "motivering",
+    "adjustment_reason": "motivering",
+    "responsible": "ansvarig",
+    "amount_sek": "belopp",
+    "status": "status",
+    "decided": "beslutad",
+    "realised_sek": "realiserat",
+    "snapshot_version": "version",
+    "approval_comment": "kommentar till godkännandet",
+    "reapproval_needed": "ska godkännas igen",
+    "approvals_carried_over": "godkännanden som står kvar",
+    "measures": "åtgärder",
+    "id": "nr",
+}
+
+
+def change_sv(value: Any) -> str:
+    """An audit row's before or after as a controller reads it: Swedish keys, amounts in mnkr."""
+    if value is None:
+        return "–"
+    if not isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    parts: list[str] = []
+    for key, item in value.items():
+        label = AUDIT_KEYS_SV.get(key, key)
+        if item is None:
+            shown = "–"
+        elif key.endswith("_sek") and isinstance(item, int | float):
+            shown = f"{mnkr(float(item))}{NBSP}mnkr"
+        elif key == "status":
+            shown = STATUS_SV.get(str(item), str(item))
+        elif key == "measures" and isinstance(item, list):
+            shown = str(len(item))
+        elif isinstance(item, list):
+            shown = ", ".join(str(i) for i in item) or "–"
+        else:
+            shown = str(item)
+        parts.append(f"{label}: {shown}")
+    return "; ".join(parts)
+
+
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     env = templates.env
@@ -122,7 +169,7 @@ def _templates() -> Jinja2Templates:
     env.filters["role_sv"] = lambda s: ROLE_SV.get(s, s)
     env.filters["action_sv"] = lambda s: ACTION_SV.get(s, s)
     env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M") + NBSP + "UTC"
-    env.filters["json_sv"] = lambda v: "–" if v is None else json.dumps(v, ensure_ascii=False)
+    env.filters["change_sv"] = change_sv
     env.filters["neg"] = lambda v: v is not None and round(v / 1e5) < 0
     return templates
 
