@@ -78,7 +78,7 @@ class NodeFollowUp:
     measures: tuple[Measure, ...]
     adjusted_full_year_sek: float | None  # förvaltningens prognos; None = the model's stands
     adjustment_reason: str | None
-    approval: Approval | None  # of the period's latest snapshot version only
+    approval: Approval | None  # of the period's latest (or the asked) snapshot version only
 
 
 @dataclass(frozen=True)
@@ -149,42 +149,43 @@ def _newest(records: list[Any]) -> dict[str, Any]:
     return out
 
 
-def load_follow_up(engine: sqlalchemy.Engine, period: str) -> PeriodFollowUp:
-    """The follow-up of ``period`` as it stands now; empty when the tables hold nothing."""
+def load_follow_up(
+    engine: sqlalchemy.Engine, period: str, *, snapshot_version: int | None = None
+) -> PeriodFollowUp:
+    """The follow-up of ``period`` as it stands now; empty when the tables hold nothing.
+
+    ``snapshot_version`` (for a report of an older, frozen version): the approvals of that
+    version, and the comments and adjustments written up to it. Åtgärder are changed in place
+    and are always the current ones (their history is in the audit trail).
+    """
     ensure_at_head(engine)
     with Session(engine) as session:
-        comments = _newest(
-            list(
-                session.scalars(
-                    select(CommentRecord)
-                    .where(CommentRecord.period == period)
-                    .order_by(CommentRecord.id)
-                )
+        comment_query = select(CommentRecord).where(CommentRecord.period == period)
+        adjustment_query = select(AdjustmentRecord).where(AdjustmentRecord.period == period)
+        if snapshot_version is not None:
+            comment_query = comment_query.where(CommentRecord.snapshot_version <= snapshot_version)
+            adjustment_query = adjustment_query.where(
+                AdjustmentRecord.snapshot_version <= snapshot_version
             )
-        )
-        adjustments = _newest(
-            list(
-                session.scalars(
-                    select(AdjustmentRecord)
-                    .where(AdjustmentRecord.period == period)
-                    .order_by(AdjustmentRecord.id)
-                )
-            )
-        )
+        comments = _newest(list(session.scalars(comment_query.order_by(CommentRecord.id))))
+        adjustments = _newest(list(session.scalars(adjustment_query.order_by(AdjustmentRecord.id))))
         measures: dict[str, list[Measure]] = {}
         for record in session.scalars(
             select(MeasureRecord).where(MeasureRecord.period == period).order_by(MeasureRecord.id)
         ):
             measures.setdefault(record.org_unit, []).append(measure_of(record))
         latest = latest_snapshot_version(session, period)
+        version = snapshot_version
+        if version is None and latest is not None:
+            version = latest.version
         approvals: dict[str, ApprovalRecord] = {}
-        if latest is not None:
+        if version is not None:
             approvals = _newest(
                 list(
                     session.scalars(
                         select(ApprovalRecord)
                         .where(ApprovalRecord.period == period)
-                        .where(ApprovalRecord.snapshot_version == latest.version)
+                        .where(ApprovalRecord.snapshot_version == version)
                         .order_by(ApprovalRecord.id)
                     )
                 )

@@ -144,6 +144,10 @@ def test_approval_order_freezing_and_a_new_version(followup_engine: Any) -> None
     assert len(frozen) == 1 and not frozen[0].current
     assert frozen[0].frozen["comment"] == "Före"
     assert audit_trail(followup_engine, PERIOD)[1].action == "new_version"
+    # The frozen version 1 as a report of it reads it: its approvals and comments.
+    frozen_nodes = load_follow_up(followup_engine, PERIOD, snapshot_version=1).nodes
+    assert frozen_nodes["VON"].approval == approval
+    assert frozen_nodes["AO"].comment == "Före" and "1110" not in frozen_nodes
 
 
 def test_the_audit_table_rejects_changes(followup_engine: Any) -> None:
