@@ -17,11 +17,13 @@ def run_cli(
     inherit_settings: bool = True,
     cwd: Path | None = None,
     timeout_s: float = CLI_TIMEOUT_S,
+    stdin_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """The command's exit code, stdout and stderr (text); it logs JSON.
 
     ``env`` comes on top of this process's environment; ``inherit_settings=False`` first drops
-    every ``BUDGETVAKT_*`` variable from it, so only ``env`` configures the command."""
+    every ``BUDGETVAKT_*`` variable from it, so only ``env`` configures the command.
+    ``stdin_text`` is the command's standard input (none: empty)."""
     base = {
         key: value
         for key, value in os.environ.items()
@@ -35,4 +37,5 @@ def run_cli(
         text=True,
         timeout=timeout_s,
         check=False,
+        input=stdin_text if stdin_text is not None else "",
     )

@@ -604,6 +604,26 @@ def volume_line(
 # --- The command -----------------------------------------------------------------------------
 
 
+def follow_up_lines(engine: Any, web: Any, domain: Any, period: str, console: Any) -> None:
+    """The month's follow-up through budgetvakt web's API (services.demo.followup), narrated."""
+    from services.demo.followup import DEMO_PASSWORD, DEMO_USERS, run_follow_up
+
+    result = run_follow_up(engine, web, domain, period)
+    console.print(
+        f"Uppföljning {period}: avdelningschefen för äldreomsorg har kommenterat avvikelsen, "
+        "lagt in en beslutad åtgärd och justerat prognosen; controllern har godkänt "
+        f"delårsprognosen ({', '.join(result.approved)}).",
+        highlight=False,
+    )
+    console.print(
+        f"Webbserver (budgetvakt web) under demon: {result.url}  (användare "
+        + ", ".join(u for u, _, _ in DEMO_USERS)
+        + f", lösenord {DEMO_PASSWORD})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
     """Run the demo; returns what it printed at each checkpoint."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -668,6 +688,9 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
             or demo_dir.resolve().as_uri(),
         },
     )
+    from services.demo.followup import start_web
+
+    web = start_web(database_url, settings.ui_port, demo_dir / "web.log")
     feed: AlertFeed | None = None
     try:
         broker.start()
@@ -760,6 +783,7 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
                     for line in alert_lines(changes):
                         progress.console.print(line, highlight=False, markup=False)
                 if year == story_year and month == REPORT_MONTH:
+                    follow_up_lines(engine, web, domain, label, progress.console)
                     _, paths = write_report(engine, label, reports_dir, domain=domain)
                     progress.console.print(
                         f"Delårsrapport efter {MONTH_NAMES_SV[month - 1]}: "
@@ -810,12 +834,19 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
             console.print(line, highlight=False, markup=False)
         console.print(f"Snapshots och rapportunderlag: {database_url}", highlight=False)
         console.print(
+            "Uppföljningen i webbläsaren efter demon: "
+            f"BUDGETVAKT_DATABASE_URL={database_url} budgetvakt web",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(
             f"Publicerade {published} händelser. Underlag och loggar: {demo_dir}",
             highlight=False,
         )
     finally:
         if feed is not None:
             feed.close()
+        web.stop()
         notifier.stop()
         code = worker.stop()
         mail.stop()

@@ -114,7 +114,7 @@ class SnapshotRowRecord(Base):
     budget_monthly: Mapped[list[float] | None] = mapped_column(JSON)  # 12 months or null
     path: Mapped[list[float]] = mapped_column(JSON)  # months as_of_month+1 … 12
     # forecasts.calibration: how the interval's width was set, and how often such intervals
-    # held on the calibration set (null in rows written before revision 0002)
+    # held on the calibration set (null in rows written before revision 0003)
     interval_method: Mapped[str | None] = mapped_column(String(16))
     interval_coverage: Mapped[float | None] = mapped_column(Double)
 

@@ -104,6 +104,11 @@ CASES = {
         "--format 'pdf': unknown format pdf; choose all, xlsx, html, csv",
     ),
     "accuracy": (["accuracy", "--year", "1999"], "Invalid value for '--year'"),
+    "web": (["web", "--port", "0"], "is empty (no tables), but this code needs revision"),
+    "users": (
+        ["users", "add", "eva", "--role", "chef", "--node", "AO", "--password-stdin"],
+        "--role 'chef': choose one of enhetschef, avdelningschef, controller, forvaltningschef",
+    ),
 }
 
 

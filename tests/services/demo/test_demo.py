@@ -154,6 +154,11 @@ def test_demo_prints_the_scenarios_totals_and_stops_what_it_started(
     assert _port_closed(int(bootstrap.group(1).rsplit(":", 1)[1]))
     assert _port_closed(int(worker_port.group(1)))
     assert "Worker stoppad (kod 0)" in proc.stdout
+    # The follow-up went through budgetvakt web's API after the August close; its server stops.
+    web = re.search(r"under demon: http://127\.0\.0\.1:(\d+)/perioder/(\d{4}-08)/noder/AO", output)
+    assert web, proc.stdout[-3000:]
+    assert "controllern har godkänt delårsprognosen (AO, LSS, IFO, VOF, VON)" in output
+    assert _port_closed(int(web.group(1)))
 
 
 @pytest.mark.integration

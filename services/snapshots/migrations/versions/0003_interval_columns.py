@@ -1,7 +1,7 @@
 """snapshot_row: how the 80 % interval's width was set, and how often such intervals held.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-05
 
 ``interval_method`` (backtest, panel, fallback, actual) and ``interval_coverage`` (the share of
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
