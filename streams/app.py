@@ -20,6 +20,7 @@ exactly once without Kafka transactions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -38,6 +39,8 @@ from streams.faust_compat import (
     check_faust_version,
     connect_async_receiver,
     event_context,
+    local_partition_dirs,
+    rebuild_stores_ahead_of_changelog,
     seek_after_recovery,
     take_events,
 )
@@ -46,6 +49,7 @@ from streams.forecasting import LiveForecaster
 from streams.forwarding import HomeForwarder
 from streams.ingest import IngestBatch, consume
 from streams.late_events import LateEvents
+from streams.local_store import MARKER_NAME, BatchMarker, discard_untrusted_partitions
 from streams.metrics import WorkerMetrics
 from streams.snapshot_store import SnapshotStore
 from streams.web import register_views
@@ -215,6 +219,7 @@ def _ingest_batch(
     metrics: WorkerMetrics,
     snapshot_store: SnapshotStore | None,
     recovery: RecoveryReplay,
+    batch_marker: BatchMarker | None,
 ) -> IngestBatch:
     def partition_count(topic: str) -> int:
         return app.consumer.topic_partitions(topic) or settings.topic_partitions
@@ -231,7 +236,23 @@ def _ingest_batch(
         flush=app.producer.flush,
         recovery=recovery,
         changelog_end_marker=settings.changelog_end_marker,
+        batch_marker=batch_marker,
     )
+
+
+def _guard_local_store(app: faust.App, settings: Settings, metrics: WorkerMetrics) -> BatchMarker:
+    """Discard what a crashed predecessor left untrustworthy in the local store, and watch
+    for it at recovery (``streams.local_store``); the marker the batches keep."""
+
+    def rebuilt(reason: str, partition: int) -> None:
+        metrics.table_store_rebuilds.labels(reason).inc()
+
+    tabledir = Path(app.conf.tabledir)
+    tabledir.mkdir(parents=True, exist_ok=True)
+    marker = BatchMarker(tabledir / MARKER_NAME)
+    discard_untrusted_partitions(marker, lambda: local_partition_dirs(app, TABLE_NAME), rebuilt)
+    rebuild_stores_ahead_of_changelog(app, rebuilt)
+    return marker
 
 
 def create_app(
@@ -259,8 +280,10 @@ def create_app(
         snapshot_store,
     )
     recovery = RecoveryReplay(app)
+    on_disk = settings.table_store == "rocksdb"
+    marker = _guard_local_store(app, settings, metrics) if on_disk else None
     ingest = _ingest_batch(
-        app, settings, domain, topics, table, state, metrics, snapshot_store, recovery
+        app, settings, domain, topics, table, state, metrics, snapshot_store, recovery, marker
     )
 
     async def ingest_batches(stream: faust.StreamT[bytes]) -> None:

@@ -30,6 +30,7 @@ from streams.dead_letter import DeadLetters
 from streams.faust_compat import RecoveryReplay
 from streams.forwarding import Delivery, HomeForwarder
 from streams.late_events import LateEvent, LateEvents, is_late
+from streams.local_store import BatchMarker
 from streams.metrics import WorkerMetrics
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,9 @@ class IngestBatch:
     flush: Flush  # every record produced so far is stored by the broker
     recovery: RecoveryReplay | None = None  # notes input handed over during table recovery
     changelog_end_marker: bool = True
+    # Says which partitions a batch is writing while it does (local RocksDB store only):
+    # a worker killed mid-batch leaves it, and its successor rebuilds them (streams.local_store).
+    batch_marker: BatchMarker | None = None
     processed_offsets: dict[TP, int] = field(default_factory=dict)  # next offset per partition
     close_seen: asyncio.Event = field(default_factory=asyncio.Event)  # a period_close applied
 
@@ -76,6 +80,10 @@ class IngestBatch:
             # Faust hands over input before the table is recovered; replay it afterwards.
             self.recovery.note(events)
         groups, forwarded = await self._validate_and_route(events)
+        if self.batch_marker is not None and groups:
+            # Before the first table write: the local store takes writes at once, the changelog
+            # only when the broker acknowledges them.
+            self.batch_marker.begin({e.message.partition for g in groups.values() for e, _ in g})
         last_write, closes_accepted = await self._apply(groups)
 
         # Everything this batch produced (changelog, dead letters, forwards) must be stored by
@@ -87,6 +95,8 @@ class IngestBatch:
             for key, value, event in last_write.values():
                 self.table.write(key, value, event)
             await self.flush()
+        if self.batch_marker is not None:
+            self.batch_marker.end()  # the local store equals the changelog again
         for delivery in forwarded:
             await delivery  # raises if the broker refused a forward
         for event in events:

@@ -248,6 +248,20 @@ class WorkerMetrics:
             ["topic", "partition"],
             registry=self.registry,
         )
+        self.table_store_rebuilds = Counter(
+            "budgetvakt_table_store_rebuilds",
+            "Partitions of the local table store discarded at start or recovery and recovered "
+            "from the changelog because they could not be trusted (streams/local_store.py)",
+            ["reason"],  # interrupted_batch | ahead_of_changelog
+            registry=self.registry,
+        )
+        self.forecast_series_failed = Counter(
+            "budgetvakt_forecast_series_failed",
+            "Series (cost centre × category or measure) left out of a forecast run because "
+            "they could not be forecast (e.g. non-finite sums); the rest is forecast",
+            ["kind"],  # cost | measure
+            registry=self.registry,
+        )
         self.forecast_status: ForecastStatus | None = None
         self.registry.register(StateCollector(state, org))
         self.registry.register(ForecastCollector(lambda: self.forecast_status))

@@ -407,3 +407,38 @@ def test_a_worker_killed_mid_ingest_loses_nothing_and_counts_nothing_twice(
     more = cost_events("kill-more", 50, seed=42)
     stream_case.publish("cost", more)
     wait_for_totals(stream_case, worker.samples, costs + more, domain, "later events add exactly")
+
+
+@pytest.mark.slow
+def test_workers_killed_repeatedly_restart_on_their_own_data_dir_and_count_exactly(
+    stream_case: StreamCase, domain: DomainConfig
+) -> None:
+    # The probe's case: SIGKILL mid-ingest, and the successor on the SAME data dir (its local
+    # RocksDB store may hold writes the changelog never got, and a persisted changelog offset
+    # beyond what Tansu reports as the end). Several kills at different moments of ingest.
+    costs = cost_events("again", 8000, seed=43)
+    worker = stream_case.start_worker()
+    data_dir = worker.data_dir
+    assert data_dir is not None
+    stream_case.publish("cost", costs)
+    for kill_after in (1, 700, 1, 2500):
+        wait_until(
+            lambda: handled(stream_case, "cost") >= kill_after,
+            CATCH_UP_TIMEOUT_S,
+            f"{kill_after} events handled by the current worker",
+        )
+        worker.stop(signal.SIGKILL)
+        worker = stream_case.start_worker(data_dir=data_dir)
+    wait_for_totals(
+        stream_case, worker.samples, costs, domain, "the same-dir successor's totals are exact"
+    )
+    more = cost_events("again-more", 60, seed=44)
+    stream_case.publish("cost", more)
+    wait_for_totals(stream_case, worker.samples, costs + more, domain, "later events add exactly")
+    # What the same-dir successors wrote is in the changelog too: a worker with an empty data
+    # dir recovers the same totals.
+    assert worker.stop(signal.SIGTERM) == 0
+    worker = stream_case.start_worker()
+    wait_for_totals(
+        stream_case, worker.samples, costs + more, domain, "an empty-dir successor is exact too"
+    )
