@@ -9,6 +9,7 @@ import random
 import signal
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -423,7 +424,7 @@ def test_workers_killed_repeatedly_restart_on_their_own_data_dir_and_count_exact
     stream_case.publish("cost", costs)
     for kill_after in (1, 700, 1, 2500):
         wait_until(
-            lambda: handled(stream_case, "cost") >= kill_after,
+            lambda n=kill_after: handled(stream_case, "cost") >= n,  # type: ignore[misc]
             CATCH_UP_TIMEOUT_S,
             f"{kill_after} events handled by the current worker",
         )
@@ -442,3 +443,89 @@ def test_workers_killed_repeatedly_restart_on_their_own_data_dir_and_count_exact
     wait_for_totals(
         stream_case, worker.samples, costs + more, domain, "an empty-dir successor is exact too"
     )
+
+
+def test_a_local_store_left_untrustworthy_is_rebuilt_from_the_changelog(
+    stream_case: StreamCase, domain: DomainConfig
+) -> None:
+    # The two states a crash leaves, made on purpose after a clean stop: the marker of a batch
+    # that never finished, and a persisted changelog offset beyond the changelog's end (Faust
+    # alone refuses to start on that: ConsistencyError, and so does every successor).
+    import rocksdict
+
+    from streams.local_store import MARKER_NAME
+
+    costs = cost_events("store", 400, seed=45)
+    worker = stream_case.start_worker()
+    data_dir = worker.data_dir
+    assert data_dir is not None
+    stream_case.publish("cost", costs)
+    wait_handled(stream_case, "cost", len(costs))
+    assert worker.stop(signal.SIGTERM) == 0
+
+    tables = data_dir / "v1" / "tables"
+    partition_dirs = sorted(tables.glob("aggregates-*.db"))
+    assert len(partition_dirs) == 4
+    (tables / MARKER_NAME).write_text('{"partitions": [0, 1]}', encoding="utf-8")
+    db = rocksdict.Rdict(str(tables / "aggregates-2.db"), options=rocksdict.Options(raw_mode=True))
+    persisted = int(db[b"__faust\0offset__"])
+    db[b"__faust\0offset__"] = str(persisted + 5).encode()
+    db.close()
+
+    worker = stream_case.start_worker(data_dir=data_dir)
+    wait_for_totals(stream_case, worker.samples, costs, domain, "the rebuilt store's totals")
+    samples = worker.samples()
+    rebuilds = {
+        reason: sum_metric(samples, "budgetvakt_table_store_rebuilds_total", reason=reason)
+        for reason in ("interrupted_batch", "ahead_of_changelog")
+    }
+    assert rebuilds == {"interrupted_batch": 2, "ahead_of_changelog": 1}
+    assert not (tables / MARKER_NAME).exists()
+    log = worker.log_text()
+    assert '"reason": "interrupted_batch"' in log and '"reason": "ahead_of_changelog"' in log
+    assert "ConsistencyError" not in log
+    more = cost_events("store-more", 40, seed=46)
+    stream_case.publish("cost", costs[:40] + more)
+    wait_for_totals(stream_case, worker.samples, costs + more, domain, "later events add exactly")
+
+
+def _process_start(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time) of a live process from /proc; None when gone or a zombie."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[1]), fields[19]
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """pid → start time of every live child of ``pid``."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            info = _process_start(int(entry.name))
+            if info is not None and info[0] == pid:
+                out[int(entry.name)] = info[1]
+    return out
+
+
+def test_a_killed_worker_leaves_no_process_behind(stream_case: StreamCase) -> None:
+    worker = stream_case.start_worker()
+    stream_case.publish("cost", cost_events("orphan", 40, seed=47))
+    assert worker.pid is not None
+    pid = worker.pid
+    # The forecast pool (and the resource tracker its queues start) exists after a first run.
+    wait_until(lambda: len(children_of(pid)) >= 2, CATCH_UP_TIMEOUT_S, "forecast pool started")
+    children = children_of(pid)
+    worker.stop(signal.SIGKILL)
+
+    def gone() -> bool:
+        return all(
+            (info := _process_start(child)) is None or info[1] != started
+            for child, started in children.items()
+        )
+
+    wait_until(gone, 30, f"the killed worker's children {sorted(children)} ended")
