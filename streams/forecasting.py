@@ -204,6 +204,7 @@ class LiveForecaster:
         self._closes_seen: dict[str, int] | None = None
         self._snapshots_due: set[str] = set()
         self._book: AlertBook | None = None
+        self._failed_series: set[tuple[str, str, str, str]] = set()
         # spawn: the worker runs threads (Faust, RocksDB); a forked child could inherit a held lock.
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=processes,
@@ -250,6 +251,7 @@ class LiveForecaster:
             sorted(requests, key=_order),
             self.model,
         )
+        self._report_failed_series(results.values())
         now = datetime.now(UTC)
         latest: dict[int, OrganisationForecast] = {}
         preliminary: dict[int, bool] = {}
@@ -270,6 +272,20 @@ class LiveForecaster:
         self.status.state_version = state_version
         self.metrics.observe_forecast(time.perf_counter() - started)
         return True
+
+    def _report_failed_series(self, forecasts: Iterable[OrganisationForecast]) -> None:
+        """Series the forecast left out (``forecasts.live``): a gauge per kind, and a log line
+        when the set changes (not at every run)."""
+        failed = {(f.org_unit, f.kind, f.name, f.reason) for fc in forecasts for f in fc.failed}
+        self.metrics.set_forecast_series_failed(
+            {kind: len({f[:3] for f in failed if f[1] == kind}) for kind in ("cost", "measure")}
+        )
+        if failed != self._failed_series:
+            for org_unit, kind, name, reason in sorted(failed - self._failed_series):
+                log.warning(
+                    "forecast_series_failed", org_unit=org_unit, kind=kind, name=name, reason=reason
+                )
+            self._failed_series = failed
 
     def _evaluation_target(
         self, months: Mapping[int, int], latest_close: str | None

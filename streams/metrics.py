@@ -9,7 +9,7 @@ partitions' share; the total is ``sum()`` over the workers in PromQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -255,10 +255,11 @@ class WorkerMetrics:
             ["reason"],  # interrupted_batch | ahead_of_changelog
             registry=self.registry,
         )
-        self.forecast_series_failed = Counter(
+        self.forecast_series_failed = Gauge(
             "budgetvakt_forecast_series_failed",
-            "Series (cost centre × category or measure) left out of a forecast run because "
-            "they could not be forecast (e.g. non-finite sums); the rest is forecast",
+            "Series (cost centre × category or measure, or a roll-up) left out of the latest "
+            "forecast run because they could not be forecast (e.g. non-finite or absurd sums); "
+            "the rest of the organisation is forecast",
             ["kind"],  # cost | measure
             registry=self.registry,
         )
@@ -269,6 +270,11 @@ class WorkerMetrics:
     def observe_forecast(self, seconds: float) -> None:
         self.forecast_runs.inc()
         self.forecast_duration.observe(seconds)
+
+    def set_forecast_series_failed(self, counts: Mapping[str, int]) -> None:
+        """Series left out of the latest forecast run, per kind (cost, measure)."""
+        for kind, count in counts.items():
+            self.forecast_series_failed.labels(kind).set(count)
 
     def set_alerts_firing(self, book: AlertBook) -> None:
         """Replace the firing gauge's series with what the alert book says fires now."""
