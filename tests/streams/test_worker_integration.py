@@ -529,3 +529,70 @@ def test_a_killed_worker_leaves_no_process_behind(stream_case: StreamCase) -> No
         )
 
     wait_until(gone, 30, f"the killed worker's children {sorted(children)} ended")
+
+
+def test_a_message_whose_dead_letter_is_too_large_does_not_stop_ingestion(
+    stream_case: StreamCase, domain: DomainConfig
+) -> None:
+    # The probe's 900 kB event: its dead letter (original bytes and reason) was larger than the
+    # producer's max_request_size, the batch failed five times, the worker exited with 75, and
+    # every restart read the same message and exited again.
+    from kafka import KafkaConsumer
+
+    worker = stream_case.start_worker()
+    first = cost_events("big-before", 20, seed=48)
+    later = cost_events("big-after", 30, seed=49)
+    huge = {**cost_events("big", 1, seed=50)[0], "source": "x" * 900_000}
+    stream_case.publish("cost", [*first, json.dumps(huge).encode("utf-8"), *later])
+    wait_handled(stream_case, "cost", len(first) + 1 + len(later))
+    assert worker.alive()
+    assert handled(stream_case, "cost", "rejected") == 1
+    assert handled(stream_case, "cost", "accepted") == len(first) + len(later)
+    assert_totals(worker.samples(), first + later, domain)
+    log = worker.log_text()
+    assert "worker_exiting_batch_failed" not in log
+    if sum_metric(worker.samples(), "budgetvakt_dead_letter_total") == 1:
+        # A dead-letter record small enough to send (hash and length instead of the original).
+        consumer = KafkaConsumer(
+            stream_case.topics["dead_letter"],
+            bootstrap_servers=stream_case.bootstrap_servers,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=1000,
+            group_id=None,
+        )
+        letters: list[dict[str, Any]] = []
+        try:
+            wait_until(
+                lambda: letters.extend(json.loads(m.value) for m in consumer) or bool(letters),
+                60,
+                "the dead letter readable",
+            )
+        finally:
+            consumer.close()
+        (coordinates,) = letters
+    else:
+        # Its record would carry the original: the message is rejected, counted and logged by
+        # its coordinates (it stays readable there), and ingestion goes on.
+        (coordinates,) = [
+            json.loads(line[line.index("{") :])
+            for line in log.splitlines()
+            if '"event": "event_rejected_without_dead_letter"' in line
+        ]
+    # The coordinates point at exactly the huge message.
+    where = (coordinates["topic"], coordinates["partition"], coordinates["offset"])
+    assert json.loads(fetch(stream_case, *where))["event_id"] == huge["event_id"]
+
+
+def fetch(case: StreamCase, topic: str, partition: int, offset: int) -> bytes:
+    """The value of one message, read by its coordinates."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    reader = KafkaConsumer(bootstrap_servers=case.bootstrap_servers, group_id=None)
+    try:
+        tp = TopicPartition(topic, partition)
+        reader.assign([tp])
+        reader.seek(tp, offset)
+        value: bytes = reader.poll(timeout_ms=10_000, max_records=1)[tp][0].value
+        return value
+    finally:
+        reader.close()
