@@ -9,7 +9,9 @@
 * ``streams.forecasting`` and ``streams.forecast_loop``: the debounced live forecasts;
 * ``streams.alert_state``: the alert state read back from the alert topic at start;
 * ``streams.web``: ``/metrics``, ``/ready`` and ``/forecasts/status``;
-* ``streams.faust_compat``: every use of Faust or aiokafka internals, and the version check.
+* ``streams.faust_compat``: every use of Faust or aiokafka internals, and the version check;
+* ``streams.local_store``: what a crashed predecessor left untrustworthy in the local store is
+  discarded at start (and recovered from the changelog).
 
 One agent consumes the four input topics as raw bytes (so bad JSON reaches our validator instead
 of Faust's deserializer, which would drop it silently) in batches. See ``streams.aggregation``
