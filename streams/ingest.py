@@ -98,7 +98,7 @@ def message_error_reason(err: BaseException) -> str:
     return (
         f"processing failed: {description} ({name})"
         if description
-        else (f"processing failed: {name}")
+        else f"processing failed: {name}"
     )
 
 
