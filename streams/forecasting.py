@@ -276,7 +276,9 @@ class LiveForecaster:
     def _report_failed_series(self, forecasts: Iterable[OrganisationForecast]) -> None:
         """Series the forecast left out (``forecasts.live``): a gauge per kind, and a log line
         when the set changes (not at every run)."""
-        failed = {(f.org_unit, f.kind, f.name, f.reason) for fc in forecasts for f in fc.failed}
+        failed: set[tuple[str, str, str, str]] = {
+            (f.org_unit, f.kind, f.name, f.reason) for fc in forecasts for f in fc.failed
+        }
         self.metrics.set_forecast_series_failed(
             {kind: len({f[:3] for f in failed if f[1] == kind}) for kind in ("cost", "measure")}
         )

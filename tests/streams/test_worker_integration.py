@@ -468,7 +468,9 @@ def test_a_local_store_left_untrustworthy_is_rebuilt_from_the_changelog(
     assert len(partition_dirs) == 4
     (tables / MARKER_NAME).write_text('{"partitions": [0, 1]}', encoding="utf-8")
     db = rocksdict.Rdict(str(tables / "aggregates-2.db"), options=rocksdict.Options(raw_mode=True))
-    persisted = int(db[b"__faust\0offset__"])
+    raw = db[b"__faust\0offset__"]
+    assert isinstance(raw, bytes)
+    persisted = int(raw)
     db[b"__faust\0offset__"] = str(persisted + 5).encode()
     db.close()
 
@@ -561,12 +563,13 @@ def test_a_message_whose_dead_letter_is_too_large_does_not_stop_ingestion(
             group_id=None,
         )
         letters: list[dict[str, Any]] = []
+
+        def read() -> bool:
+            letters.extend(json.loads(m.value) for m in consumer)
+            return bool(letters)
+
         try:
-            wait_until(
-                lambda: letters.extend(json.loads(m.value) for m in consumer) or bool(letters),
-                60,
-                "the dead letter readable",
-            )
+            wait_until(read, 60, "the dead letter readable")
         finally:
             consumer.close()
         (coordinates,) = letters
