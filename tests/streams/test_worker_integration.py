@@ -416,20 +416,30 @@ def test_workers_killed_repeatedly_restart_on_their_own_data_dir_and_count_exact
 ) -> None:
     # The probe's case: SIGKILL mid-ingest, and the successor on the SAME data dir (its local
     # RocksDB store may hold writes the changelog never got, and a persisted changelog offset
-    # beyond what Tansu reports as the end). Several kills at different moments of ingest.
-    costs = cost_events("again", 8000, seed=43)
+    # beyond what Tansu reports as the end). Killed in the middle of a batch (while its marker
+    # is on disk: exactly the state the probe's successors could not start from), and once
+    # just after a start.
+    from streams.local_store import MARKER_NAME
+
+    costs = cost_events("again", 20_000, seed=43)
     worker = stream_case.start_worker()
     data_dir = worker.data_dir
     assert data_dir is not None
+    marker = data_dir / "v1" / "tables" / MARKER_NAME
     stream_case.publish("cost", costs)
-    for kill_after in (1, 700, 1, 2500):
-        wait_until(
-            lambda n=kill_after: handled(stream_case, "cost") >= n,  # type: ignore[misc]
-            CATCH_UP_TIMEOUT_S,
-            f"{kill_after} events handled by the current worker",
-        )
+    rebuilt = 0.0
+    for moment in ("mid-batch", "mid-batch", "after start", "mid-batch"):
+        if moment == "mid-batch":
+            wait_until(marker.exists, CATCH_UP_TIMEOUT_S, "a batch in progress", interval_s=0.002)
+        else:
+            wait_until(lambda: handled(stream_case, "cost") > 0, CATCH_UP_TIMEOUT_S, "ingest")
         worker.stop(signal.SIGKILL)
         worker = stream_case.start_worker(data_dir=data_dir)
+        rebuilt += sum_metric(
+            worker.samples(), "budgetvakt_table_store_rebuilds_total", reason="interrupted_batch"
+        )
+    # A kill can land just after a batch ended; not all three mid-batch kills.
+    assert rebuilt >= 1
     wait_for_totals(
         stream_case, worker.samples, costs, domain, "the same-dir successor's totals are exact"
     )
