@@ -296,7 +296,7 @@ def test_a_culprit_whose_dead_letter_is_refused_too_is_counted_and_logged_by_coo
     inprocess_worker: WorkerApp, outbox: Outbox
 ) -> None:
     worker = inprocess_worker
-    outbox.max_dead_letter_size = 2_000
+    outbox.max_dead_letter_size = 50  # smaller than any dead-letter record
     huge = b'{"not json' + b"x" * 5_000
     with capture_logs() as logs:
         asyncio.run(put_all(worker, [(huge, HOME), (as_bytes(cost_event("later")), HOME)]))
