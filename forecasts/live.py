@@ -10,6 +10,13 @@ measures in a second panel. Nodes are the leaves' enheter and every ancestor: pe
 category's total under the node) and ``TOTAL`` (all cost categories, revenues included, i.e.
 the net cost as a nämnd reports it). Measures roll up per measure only. Intervals of roll-ups
 come from ``forecasts.rollup`` (equicorrelated errors).
+
+One series cannot stop the organisation's forecast (:func:`forecast_organisation`): a leaf whose
+history or plan is not finite or beyond :data:`MAX_SERIES_MAGNITUDE` is left out before the
+panel is built (it would make the panel's arithmetic overflow, and a pooled correction would
+carry that into every other leaf); a panel that raises is split in halves until the failing
+leaves are found; a leaf or node whose figures come out non-finite is left out. What was left
+out is listed in :attr:`OrganisationForecast.failed` for the caller to report.
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ from forecasts.volume import split_deviation
 
 #: The ``category`` label of a node's net cost over all cost categories.
 TOTAL = "total"
+
+#: The largest monthly amount (or plan) a series may have to be forecast: 10¹⁵ kr is a hundred
+#: events at the contract's bound of 10¹³ kr in one month, far beyond any municipality's books,
+#: and far enough from float overflow (≈ 1.8·10³⁰⁸) for sums, squares and roll-ups.
+MAX_SERIES_MAGNITUDE = 1e15
 
 SeriesKind = Literal["cost", "measure"]
 
@@ -117,10 +129,22 @@ class NodeForecast:
 
 
 @dataclass(frozen=True)
+class FailedSeries:
+    """A leaf or node left out of an organisation forecast, and why (no amounts: the reason is
+    one of a few fixed texts)."""
+
+    org_unit: str
+    kind: SeriesKind
+    name: str  # category id, measure id, or TOTAL
+    reason: str
+
+
+@dataclass(frozen=True)
 class OrganisationForecast:
     year: int
     as_of_month: int
     nodes: list[NodeForecast] = field(default_factory=list)
+    failed: list[FailedSeries] = field(default_factory=list)
 
     def get(self, org_unit: str, category: str) -> NodeForecast | None:
         return self._by_key.get((org_unit, category))
@@ -243,6 +267,73 @@ def _rolled_coverage(members: Sequence[_Member]) -> float | None:
     )
 
 
+def _finite(values: Sequence[float | None]) -> bool:
+    return all(v is None or math.isfinite(v) for v in values)
+
+
+def _forecastable(leaf: LeafSeries) -> bool:
+    values = [*leaf.actuals.values(), *(leaf.budget_monthly or ())]
+    return all(math.isfinite(float(v)) and abs(float(v)) <= MAX_SERIES_MAGNITUDE for v in values)
+
+
+def _series_ok(fc: SeriesForecast) -> bool:
+    return _finite([fc.ytd, fc.full_year, fc.low, fc.high, fc.sigma, *fc.path])
+
+
+def _forecast_isolating(
+    leaves: Sequence[LeafSeries],
+    domain: DomainConfig,
+    year: int,
+    as_of: int,
+    model: str,
+    failed: list[FailedSeries],
+) -> list[tuple[LeafSeries, SeriesForecast]]:
+    """Forecast ``leaves`` as one panel; if the panel raises, forecast its halves (recursively)
+    so that only the leaves that fail by themselves are left out (into ``failed``)."""
+    if not leaves:
+        return []
+    try:
+        forecasts = _forecast_leaves(leaves, domain, year, as_of, model)
+    except Exception as err:  # one series must not stop the others; reported, not hidden
+        if len(leaves) == 1:
+            leaf = leaves[0]
+            reason = f"forecast failed: {type(err).__name__}"
+            failed.append(FailedSeries(leaf.org_unit, leaf.kind, leaf.name, reason))
+            return []
+        middle = len(leaves) // 2
+        return _forecast_isolating(
+            leaves[:middle], domain, year, as_of, model, failed
+        ) + _forecast_isolating(leaves[middle:], domain, year, as_of, model, failed)
+    out = []
+    for leaf, fc in zip(leaves, forecasts, strict=True):
+        if _series_ok(fc):
+            out.append((leaf, fc))
+        else:
+            failed.append(FailedSeries(leaf.org_unit, leaf.kind, leaf.name, "non-finite forecast"))
+    return out
+
+
+def _node_ok(node: NodeForecast) -> bool:
+    """Every figure a consumer reads is finite (a roll-up of huge leaves can overflow)."""
+    try:
+        figures = [
+            node.full_year,
+            node.low,
+            node.high,
+            node.sigma,
+            node.actual_ytd,
+            node.budget_full_year,
+            node.budget_ytd,
+            node.deviation,
+            node.volume_effect,
+            node.price_effect,
+            *node.path,
+        ]
+    except (OverflowError, ValueError):  # math.fsum of the months overflowed
+        return False
+    return _finite(figures)
+
+
 def forecast_organisation(
     leaves: Sequence[LeafSeries],
     domain: DomainConfig,
@@ -254,13 +345,21 @@ def forecast_organisation(
     if not 1 <= as_of_month <= MONTHS:
         raise ValueError(f"as_of_month must be 1..12, got {as_of_month}")
     org = domain.org
+    failed: list[FailedSeries] = []
+    usable = []
+    for leaf in leaves:
+        if _forecastable(leaf):
+            usable.append(leaf)
+        else:
+            reason = f"values not finite or beyond ±{MAX_SERIES_MAGNITUDE:.0e}"
+            failed.append(FailedSeries(leaf.org_unit, leaf.kind, leaf.name, reason))
     groups: dict[tuple[str, SeriesKind, str], list[_Member]] = {}
     for kind in ("cost", "measure"):
-        of_kind = [leaf for leaf in leaves if leaf.kind == kind]
-        forecasts = _forecast_leaves(of_kind, domain, year, as_of_month, model)
-        for leaf, member in zip(
-            of_kind, _members(of_kind, forecasts, year, as_of_month), strict=True
-        ):
+        of_kind = [leaf for leaf in usable if leaf.kind == kind]
+        pairs = _forecast_isolating(of_kind, domain, year, as_of_month, model, failed)
+        done = [leaf for leaf, _ in pairs]
+        forecasts = [fc for _, fc in pairs]
+        for leaf, member in zip(done, _members(done, forecasts, year, as_of_month), strict=True):
             for node_id in org.path(leaf.org_unit):
                 groups.setdefault((node_id, kind, leaf.name), []).append(member)
                 if kind == "cost":
@@ -270,7 +369,13 @@ def forecast_organisation(
         for (node_id, kind, name), members in sorted(groups.items())
     ]
     nodes = _with_volume_split(nodes, domain)
-    return OrganisationForecast(year, as_of_month, nodes)
+    finite = [node for node in nodes if _node_ok(node)]
+    failed += [
+        FailedSeries(n.org_unit, n.kind, n.category, "non-finite roll-up")
+        for n in nodes
+        if not _node_ok(n)
+    ]
+    return OrganisationForecast(year, as_of_month, finite, failed)
 
 
 def _with_volume_split(nodes: list[NodeForecast], domain: DomainConfig) -> list[NodeForecast]:

@@ -137,17 +137,39 @@ def budget_monthly(event: Any, domain: DomainConfig) -> list[float]:
     return months
 
 
+def total(values: Iterable[float]) -> float:
+    """The exact sum (``math.fsum``), but never an exception: a sum that overflows is ±inf (or
+    nan), as plain float addition gives it, so a scrape of ``/metrics`` cannot fail on it (the
+    state may hold such values from before the bounds, or recovered from an old changelog)."""
+    values = list(values)
+    try:
+        return math.fsum(values)
+    except (OverflowError, ValueError):  # "intermediate overflow", "-inf + inf in fsum"
+        return float(sum(values))
+
+
+class NonFiniteSum(ValueError):
+    """Applying the event would make a sum infinite: the event is dead-lettered instead."""
+
+
+def _add(sums: dict[str, float], name: str, amount: float) -> float:
+    new = sums.get(name, 0.0) + amount
+    if not math.isfinite(new):
+        raise NonFiniteSum("the month's sum would not be a finite number")
+    return new
+
+
 def _apply_one(value: StateValue, event: Any, domain: DomainConfig) -> None:
     """Mutate ``value``; everything that can raise is computed before the first mutation."""
     kind = _event_type(event)
     if kind == "cost":
         category, amount = str(event.category), float(event.amount_sek)
-        costs = value.setdefault("cost", {})
-        costs[category] = costs.get(category, 0.0) + amount
+        new = _add(value.get("cost", {}), category, amount)
+        value.setdefault("cost", {})[category] = new
     elif kind == "volume":
         measure, amount = str(event.measure), float(event.value)
-        volumes = value.setdefault("volume", {})
-        volumes[measure] = volumes.get(measure, 0.0) + amount
+        new = _add(value.get("volume", {}), measure, amount)
+        value.setdefault("volume", {})[measure] = new
     elif kind == "budget":
         budget_category = getattr(event, "category", None)
         name = str(budget_category if budget_category is not None else event.measure)
@@ -205,7 +227,9 @@ def apply_events(
             _apply_one(value, event, domain)
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             outcomes.append("failed")
-            errors.append(f"processing failed: {type(err).__name__}")
+            # Our own reason names no value; another exception's text might, so only its type.
+            reason = str(err) if isinstance(err, NonFiniteSum) else type(err).__name__
+            errors.append(f"processing failed: {reason}")
             continue
         value["ids"].append(event_id)
         seen.add(event_id)
@@ -348,8 +372,8 @@ class ActiveState:
                 closed = value.get("closed", [])
                 if closed:
                     totals.last_closed = int(closed[-1][:4]) * 100 + int(closed[-1][5:7])
-        totals.actual = {k: math.fsum(v) for k, v in actual.items()}
-        totals.volume = {k: math.fsum(v) for k, v in volume.items()}
+        totals.actual = {k: total(v) for k, v in actual.items()}
+        totals.volume = {k: total(v) for k, v in volume.items()}
         return totals
 
     def snapshot(self, org: OrgTree) -> Snapshot:
@@ -386,10 +410,10 @@ class ActiveState:
                 for node in path:
                     previous = snap.last_month.get((node, year), 0)
                     snap.last_month[(node, year)] = max(previous, totals.last_month)
-        snap.actual_ytd = {k: math.fsum(v) for k, v in actual.items()}
-        snap.budget_full_year = {k: math.fsum(v) for k, v in budget.items()}
-        snap.volume_ytd = {k: math.fsum(v) for k, v in volume.items()}
-        snap.volume_budget_full_year = {k: math.fsum(v) for k, v in volume_budget.items()}
+        snap.actual_ytd = {k: total(v) for k, v in actual.items()}
+        snap.budget_full_year = {k: total(v) for k, v in budget.items()}
+        snap.volume_ytd = {k: total(v) for k, v in volume.items()}
+        snap.volume_budget_full_year = {k: total(v) for k, v in volume_budget.items()}
         return snap
 
 

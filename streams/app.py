@@ -9,7 +9,9 @@
 * ``streams.forecasting`` and ``streams.forecast_loop``: the debounced live forecasts;
 * ``streams.alert_state``: the alert state read back from the alert topic at start;
 * ``streams.web``: ``/metrics``, ``/ready`` and ``/forecasts/status``;
-* ``streams.faust_compat``: every use of Faust or aiokafka internals, and the version check.
+* ``streams.faust_compat``: every use of Faust or aiokafka internals, and the version check;
+* ``streams.local_store``: what a crashed predecessor left untrustworthy in the local store is
+  discarded at start (and recovered from the changelog).
 
 One agent consumes the four input topics as raw bytes (so bad JSON reaches our validator instead
 of Faust's deserializer, which would drop it silently) in batches. See ``streams.aggregation``
@@ -20,6 +22,7 @@ exactly once without Kafka transactions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -38,6 +41,8 @@ from streams.faust_compat import (
     check_faust_version,
     connect_async_receiver,
     event_context,
+    local_partition_dirs,
+    rebuild_stores_ahead_of_changelog,
     seek_after_recovery,
     take_events,
 )
@@ -46,6 +51,7 @@ from streams.forecasting import LiveForecaster
 from streams.forwarding import HomeForwarder
 from streams.ingest import IngestBatch, consume
 from streams.late_events import LateEvents
+from streams.local_store import MARKER_NAME, BatchMarker, discard_untrusted_partitions
 from streams.metrics import WorkerMetrics
 from streams.pii_egress import EGRESS
 from streams.snapshot_store import SnapshotStore
@@ -216,6 +222,7 @@ def _ingest_batch(
     metrics: WorkerMetrics,
     snapshot_store: SnapshotStore | None,
     recovery: RecoveryReplay,
+    batch_marker: BatchMarker | None,
 ) -> IngestBatch:
     def partition_count(topic: str) -> int:
         return app.consumer.topic_partitions(topic) or settings.topic_partitions
@@ -236,7 +243,23 @@ def _ingest_batch(
         flush=app.producer.flush,
         recovery=recovery,
         changelog_end_marker=settings.changelog_end_marker,
+        batch_marker=batch_marker,
     )
+
+
+def _guard_local_store(app: faust.App, settings: Settings, metrics: WorkerMetrics) -> BatchMarker:
+    """Discard what a crashed predecessor left untrustworthy in the local store, and watch
+    for it at recovery (``streams.local_store``); the marker the batches keep."""
+
+    def rebuilt(reason: str, partition: int) -> None:
+        metrics.table_store_rebuilds.labels(reason).inc()
+
+    tabledir = Path(app.conf.tabledir)
+    tabledir.mkdir(parents=True, exist_ok=True)
+    marker = BatchMarker(tabledir / MARKER_NAME)
+    discard_untrusted_partitions(marker, lambda: local_partition_dirs(app, TABLE_NAME), rebuilt)
+    rebuild_stores_ahead_of_changelog(app, rebuilt)
+    return marker
 
 
 def create_app(
@@ -268,8 +291,10 @@ def create_app(
         snapshot_store,
     )
     recovery = RecoveryReplay(app)
+    on_disk = settings.table_store == "rocksdb"
+    marker = _guard_local_store(app, settings, metrics) if on_disk else None
     ingest = _ingest_batch(
-        app, settings, domain, topics, table, state, metrics, snapshot_store, recovery
+        app, settings, domain, topics, table, state, metrics, snapshot_store, recovery, marker
     )
 
     async def ingest_batches(stream: faust.StreamT[bytes]) -> None:

@@ -16,6 +16,11 @@ in ``tests/streams/test_faust_compat.py`` that fails when Faust stops behaving a
   (``app.tables.recovery.completed``, not on the ``TableManagerT`` interface).
 * :func:`take_events` and :func:`connect_async_receiver`: public Faust behaviour that its type
   stubs do not declare.
+* :func:`local_partition_dirs` and :func:`rebuild_stores_ahead_of_changelog`: where Faust's RocksDB
+  store keeps each partition, and a wrapper of the table recovery's ``_build_offsets`` that
+  discards a partition's local store whose persisted changelog offset lies beyond the
+  changelog's end (which Faust would refuse with ``ConsistencyError``), see
+  ``streams.local_store``.
 
 These were verified on faust-streaming :data:`SUPPORTED_FAUST_VERSION`;
 :func:`check_faust_version` refuses to start the worker on any other version.
@@ -24,9 +29,12 @@ These were verified on faust-streaming :data:`SUPPORTED_FAUST_VERSION`;
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.metadata
+import shutil
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -177,3 +185,82 @@ def take_events(
 def connect_async_receiver(signal: Any, receiver: Callable[..., Awaitable[None]]) -> None:
     """Connect a coroutine receiver to a Faust app signal (Faust awaits it; its stubs say sync)."""
     signal.connect(receiver)
+
+
+def local_partition_dirs(app: faust.App, table_name: str) -> dict[int, Path]:
+    """partition → the directory of the table's local RocksDB store for it (those that exist).
+
+    Faust's RocksDB store names them ``<tabledir>/<table>-<partition>.db``
+    (``faust.stores.rocksdb.Store.partition_path``)."""
+    tabledir = Path(app.conf.tabledir)
+    out: dict[int, Path] = {}
+    for path in tabledir.glob(f"{table_name}-*.db"):
+        suffix = path.name[len(table_name) + 1 : -len(".db")]
+        if suffix.isdigit():
+            out[int(suffix)] = path
+    return out
+
+
+def reset_local_partition(store: Any, partition: int) -> None:
+    """Close and delete one partition of a RocksDB table store; it reopens empty on next use."""
+    db = store._dbs.pop(partition, None)
+    if db is not None and hasattr(db, "close"):
+        db.close()
+    del db
+    gc.collect()  # Faust itself relies on this to release RocksDB's lock (stores/rocksdb.py)
+    store._key_index.clear()
+    shutil.rmtree(store.partition_path(partition), ignore_errors=True)
+
+
+def rebuild_stores_ahead_of_changelog(
+    app: faust.App, on_rebuild: Callable[[str, int], None]
+) -> None:
+    """Recover from the changelog a partition whose local store is ahead of it, instead of
+    refusing to start.
+
+    Faust's recovery compares each active changelog partition's persisted offset (from the local
+    RocksDB store) with the changelog's highwater and raises ``ConsistencyError`` when the
+    persisted one is higher: the process exits, and every successor on the same data dir does
+    the same. That happens when the store saw writes the broker no longer has or never reported
+    (a crash before a batch's one-record end marker on Tansu, brief §5, with the marker of
+    ``streams.local_store`` lost in a power cut; a broker that lost its topics). The local store
+    cannot be trusted then: this wraps ``Recovery._build_offsets`` (called just before the
+    check) to delete that partition's local store and read the changelog from its start.
+    """
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+    build_offsets = recovery._build_offsets
+
+    async def _build_offsets(consumer: Any, tps: set[TP], destination: Any, title: str) -> None:
+        await build_offsets(consumer, tps, destination, title)
+        if destination is not recovery.active_offsets:
+            return  # standbys: none configured (table_standby_replicas=0)
+        highwaters = recovery.active_highwaters
+        ahead = [
+            tp
+            for tp in tps
+            if destination.get(tp) is not None
+            and highwaters.get(tp) is not None
+            and destination[tp] >= 0
+            and destination[tp] > highwaters[tp]
+        ]
+        if not ahead:
+            return
+        earliest = await consumer.earliest_offsets(*ahead)
+        for tp in ahead:
+            table = recovery.tp_to_table[tp]
+            log.warning(
+                "table_store_rebuild",
+                reason="ahead_of_changelog",
+                partition=tp.partition,
+                persisted_offset=destination[tp],
+                changelog_end=highwaters[tp],
+                detail="the local store has changelog offsets the broker does not report; the "
+                "partition is recovered from the changelog",
+            )
+            reset_local_partition(table.data, tp.partition)
+            start = earliest.get(tp)
+            # Faust's convention: the offset already read, so -1 reads from offset 0.
+            destination[tp] = start - 1 if start is not None else -1
+            on_rebuild("ahead_of_changelog", tp.partition)
+
+    recovery._build_offsets = _build_offsets

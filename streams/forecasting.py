@@ -30,7 +30,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +57,36 @@ from streams.snapshot_store import SnapshotStore
 log = structlog.get_logger(__name__)
 
 Items = list[tuple[str, StateValue]]
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_S = 1.0
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """The forecast pool's initializer: end this process when the worker ends, also by SIGKILL.
+
+    A killed worker cannot shut its pool down, and a pool process left behind keeps the
+    multiprocessing resource tracker alive too (it holds the tracker's pipe; the tracker ends
+    when the last holder does). On Linux the kernel sends SIGKILL on the parent's death
+    (``PR_SET_PDEATHSIG``; it fires when the *thread* that spawned the child ends: the pool
+    spawns from the event loop's thread, the worker's main thread). Elsewhere a daemon thread
+    watches the parent pid. A parent that died before this ran is caught by the pid check.
+    """
+    armed = False
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    if os.getppid() != parent_pid:
+        os._exit(0)
+    if not armed:
+
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(PARENT_POLL_S)
+            os._exit(0)
+
+        threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 @dataclass(frozen=True)
@@ -167,9 +203,13 @@ class LiveForecaster:
         self._closes_seen: dict[str, int] | None = None
         self._snapshots_due: set[str] = set()
         self._book: AlertBook | None = None
+        self._failed_series: set[tuple[str, str, str, str]] = set()
         # spawn: the worker runs threads (Faust, RocksDB); a forked child could inherit a held lock.
         self._pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=processes, mp_context=multiprocessing.get_context("spawn")
+            max_workers=processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
         )
 
     def close(self) -> None:
@@ -212,6 +252,7 @@ class LiveForecaster:
             sorted(requests, key=_order),
             self.model,
         )
+        self._report_failed_series(results.values())
         now = datetime.now(UTC)
         latest: dict[int, OrganisationForecast] = {}
         preliminary: dict[int, bool] = {}
@@ -232,6 +273,22 @@ class LiveForecaster:
         self.status.state_version = state_version
         self.metrics.observe_forecast(time.perf_counter() - started)
         return True
+
+    def _report_failed_series(self, forecasts: Iterable[OrganisationForecast]) -> None:
+        """Series the forecast left out (``forecasts.live``): a gauge per kind, and a log line
+        when the set changes (not at every run)."""
+        failed: set[tuple[str, str, str, str]] = {
+            (f.org_unit, f.kind, f.name, f.reason) for fc in forecasts for f in fc.failed
+        }
+        self.metrics.set_forecast_series_failed(
+            {kind: len({f[:3] for f in failed if f[1] == kind}) for kind in ("cost", "measure")}
+        )
+        if failed != self._failed_series:
+            for org_unit, kind, name, reason in sorted(failed - self._failed_series):
+                log.warning(
+                    "forecast_series_failed", org_unit=org_unit, kind=kind, name=name, reason=reason
+                )
+            self._failed_series = failed
 
     def _evaluation_target(
         self, months: Mapping[int, int], latest_close: str | None

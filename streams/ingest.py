@@ -21,6 +21,8 @@ from functools import partial
 from typing import NoReturn, Protocol
 
 import structlog
+from aiokafka import errors as kafka_errors
+from faust.exceptions import ProducerSendError
 from faust.types import TP, EventT
 
 from contract.validation import AnyEvent, InvalidEvent, parse_event
@@ -30,6 +32,7 @@ from streams.dead_letter import DeadLetters
 from streams.faust_compat import RecoveryReplay
 from streams.forwarding import Delivery, HomeForwarder
 from streams.late_events import LateEvent, LateEvents, is_late
+from streams.local_store import BatchMarker
 from streams.metrics import WorkerMetrics
 
 log = structlog.get_logger(__name__)
@@ -51,6 +54,53 @@ class StateTable(Protocol):
 
 Flush = Callable[[], Awaitable[None]]
 
+# Errors that come from one message, not from the broker or the store: the producer refusing a
+# record it would make (too large for max_request_size, or refused by the broker as such), or
+# our own code failing on its content. Retrying the batch cannot help; isolating the message can.
+MESSAGE_ERRORS: tuple[type[BaseException], ...] = (
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordTooLargeError,
+    kafka_errors.RecordListTooLargeError,
+    kafka_errors.CorruptRecordException,
+    ValueError,  # includes UnicodeError and pydantic's ValidationError
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    ArithmeticError,  # OverflowError, ZeroDivisionError
+)
+
+_DESCRIPTIONS = {
+    kafka_errors.MessageSizeTooLargeError: "a record made from it would exceed the producer's "
+    "max_request_size",
+    kafka_errors.RecordTooLargeError: "a record made from it is too large",
+}
+
+
+def _root(err: BaseException) -> BaseException:
+    """The producer's own error: Faust wraps aiokafka's in ``ProducerSendError`` (``from``)."""
+    while err.__cause__ is not None and isinstance(err, ProducerSendError):
+        err = err.__cause__
+    return err
+
+
+def is_message_error(err: BaseException) -> bool:
+    """True when ``err`` is tied to the message being processed (see MESSAGE_ERRORS)."""
+    return isinstance(_root(err), MESSAGE_ERRORS)
+
+
+def message_error_reason(err: BaseException) -> str:
+    """The dead-letter reason for a message that made its batch fail; only the error's type and
+    a fixed description, never its text (which may quote the content)."""
+    err = _root(err)
+    description = next((d for t, d in _DESCRIPTIONS.items() if isinstance(err, t)), None)
+    name = type(err).__name__
+    return (
+        f"processing failed: {description} ({name})"
+        if description
+        else f"processing failed: {name}"
+    )
+
 
 @dataclass
 class IngestBatch:
@@ -67,6 +117,9 @@ class IngestBatch:
     flush: Flush  # every record produced so far is stored by the broker
     recovery: RecoveryReplay | None = None  # notes input handed over during table recovery
     changelog_end_marker: bool = True
+    # Says which partitions a batch is writing while it does (local RocksDB store only):
+    # a worker killed mid-batch leaves it, and its successor rebuilds them (streams.local_store).
+    batch_marker: BatchMarker | None = None
     processed_offsets: dict[TP, int] = field(default_factory=dict)  # next offset per partition
     close_seen: asyncio.Event = field(default_factory=asyncio.Event)  # a period_close applied
 
@@ -76,6 +129,10 @@ class IngestBatch:
             # Faust hands over input before the table is recovered; replay it afterwards.
             self.recovery.note(events)
         groups, forwarded = await self._validate_and_route(events)
+        if self.batch_marker is not None and groups:
+            # Before the first table write: the local store takes writes at once, the changelog
+            # only when the broker acknowledges them.
+            self.batch_marker.begin({e.message.partition for g in groups.values() for e, _ in g})
         last_write, closes_accepted = await self._apply(groups)
 
         # Everything this batch produced (changelog, dead letters, forwards) must be stored by
@@ -87,6 +144,8 @@ class IngestBatch:
             for key, value, event in last_write.values():
                 self.table.write(key, value, event)
             await self.flush()
+        if self.batch_marker is not None:
+            self.batch_marker.end()  # the local store equals the changelog again
         for delivery in forwarded:
             await delivery  # raises if the broker refused a forward
         for event in events:
@@ -100,6 +159,70 @@ class IngestBatch:
     def note_failure(self, attempt: int, err: Exception) -> None:
         self.metrics.batch_failures.inc()
         log.error("batch_failed", attempt=attempt, error_type=type(err).__name__, error=str(err))
+
+    async def process_batch(self, events: Sequence[EventT], attempts: int) -> bool:
+        """Process a batch, retried; False if it kept failing for broker or store reasons.
+
+        A failure tied to one message (:func:`is_message_error`: e.g. a dead letter or forward
+        too large for the producer) fails every retry alike, and used to end the process at
+        every restart on the same message. It is not retried: the batch is processed again one
+        message at a time (applying is idempotent), and the message that fails alone is
+        dead-lettered; the others are processed as usual.
+        """
+        last: list[Exception] = []
+
+        def failed(attempt: int, err: Exception) -> None:
+            self.note_failure(attempt, err)
+            last[:] = [err]
+
+        whole = partial(self.process, events)
+        if await process_with_retries(whole, attempts, failed, give_up=is_message_error):
+            return True
+        if not last or not is_message_error(last[0]):
+            return False
+        log.warning(
+            "batch_isolating_messages", events=len(events), error_type=type(last[0]).__name__
+        )
+        for event in events:
+            last.clear()
+            one = partial(self.process, [event])
+            if await process_with_retries(one, attempts, failed, give_up=is_message_error):
+                continue
+            if not last or not is_message_error(last[0]):
+                return False  # the broker or the store: retry-then-exit as for a batch
+            if not await self._reject_culprit(event, last[0]):
+                return False
+        return True
+
+    async def _reject_culprit(self, event: EventT, err: Exception) -> bool:
+        """Dead-letter the message that fails alone; it counts as rejected. False when the
+        broker failed meanwhile (the batch is then not acknowledged)."""
+        reason = message_error_reason(err)
+        try:
+            await self.dead_letters.reject(event, reason, err)
+            await self.flush()
+        except Exception as dead_letter_err:
+            if not is_message_error(dead_letter_err):
+                self.note_failure(1, dead_letter_err)
+                return False
+            # Even its dead letter cannot be produced (its record carries the original bytes,
+            # see streams.dead_letter): the message stays readable at its coordinates in the
+            # input topic; stopping ingestion for it would be worse.
+            msg = event.message
+            self.metrics.events.labels(msg.topic, "rejected").inc()
+            log.error(
+                "event_rejected_without_dead_letter",
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                reason=reason,
+                error_type=type(_root(dead_letter_err)).__name__,
+            )
+        tp = event.message.tp
+        self.processed_offsets[tp] = max(
+            self.processed_offsets.get(tp, 0), event.message.offset + 1
+        )
+        return True
 
     async def _validate_and_route(
         self, events: Sequence[EventT]
@@ -181,12 +304,11 @@ async def consume(
     """The ingest agent's body: process each batch, retried; a batch that keeps failing ends
     the process before it could be acknowledged."""
     async for events in batches:
-        # Poison messages are handled per event inside; what raises here is a broker or
-        # store failure. take_events acknowledges a batch even when its body raises, so a
-        # batch that keeps failing must end the process before that can happen.
-        if not await process_with_retries(
-            partial(ingest.process, events), attempts, ingest.note_failure
-        ):
+        # Poison messages are handled per event inside (invalid ones dead-lettered, one that
+        # fails the batch isolated); what is left is a broker or store failure. take_events
+        # acknowledges a batch even when its body raises, so a batch that keeps failing must
+        # end the process before that can happen.
+        if not await ingest.process_batch(events, attempts):
             log.critical(
                 "worker_exiting_batch_failed",
                 attempts=attempts,
@@ -203,8 +325,10 @@ async def process_with_retries(
     attempts: int,
     on_failure: Callable[[int, Exception], None],
     backoff_s: float = RETRY_BACKOFF_S,
+    give_up: Callable[[Exception], bool] | None = None,
 ) -> bool:
     """Run ``process`` until it succeeds, at most ``attempts`` times; False if it never did.
+    ``give_up``: errors that a retry cannot cure (stop at once).
 
     Safe to repeat because applying events is idempotent (their ids are in the table values).
     """
@@ -214,8 +338,10 @@ async def process_with_retries(
             return True
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # broker or store failure; bad events never raise here
+        except Exception as err:  # broker or store failure, or one message (give_up)
             on_failure(attempt, err)
+            if give_up is not None and give_up(err):
+                return False
             if attempt < attempts:
                 await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
     return False

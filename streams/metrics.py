@@ -16,7 +16,7 @@ registry withholds any sample whose label value holds an identity number
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -300,6 +300,21 @@ class WorkerMetrics:
             ["topic", "partition"],
             registry=self.registry,
         )
+        self.table_store_rebuilds = Counter(
+            "budgetvakt_table_store_rebuilds",
+            "Partitions of the local table store discarded at start or recovery and recovered "
+            "from the changelog because they could not be trusted (streams/local_store.py)",
+            ["reason"],  # interrupted_batch | ahead_of_changelog
+            registry=self.registry,
+        )
+        self.forecast_series_failed = Gauge(
+            "budgetvakt_forecast_series_failed",
+            "Series (cost centre × category or measure, or a roll-up) left out of the latest "
+            "forecast run because they could not be forecast (e.g. non-finite or absurd sums); "
+            "the rest of the organisation is forecast",
+            ["kind"],  # cost | measure
+            registry=self.registry,
+        )
         self.forecast_status: ForecastStatus | None = None
         self.registry.register(StateCollector(state, org, measures))
         self.registry.register(ForecastCollector(lambda: self.forecast_status, org, measures))
@@ -307,6 +322,11 @@ class WorkerMetrics:
     def observe_forecast(self, seconds: float) -> None:
         self.forecast_runs.inc()
         self.forecast_duration.observe(seconds)
+
+    def set_forecast_series_failed(self, counts: Mapping[str, int]) -> None:
+        """Series left out of the latest forecast run, per kind (cost, measure)."""
+        for kind, count in counts.items():
+            self.forecast_series_failed.labels(kind).set(count)
 
     def set_alerts_firing(self, book: AlertBook) -> None:
         """Replace the firing gauge's series with what the alert book says fires now."""

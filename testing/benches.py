@@ -64,6 +64,16 @@ BENCHES = (
         starts_broker=True,
     ),
     Bench(
+        "bench.restart",
+        ("--tiny",),
+        (
+            r"same data dir, killed between batches: ready [\d.]+ s, exact [\d.]+ s, 0 part",
+            r"killed mid-batch on every partition: .* 4 partitions rebuilt",
+            r"empty data dir: ready [\d.]+ s, exact [\d.]+ s",
+        ),
+        starts_broker=True,
+    ),
+    Bench(
         "bench.alert_latency",
         ("--tiny",),
         (r"(?m)^run: \d+ s; \d+ of 6 closes changed alerts", r"close acked → mail received +\d+"),

@@ -112,6 +112,9 @@ class _Metrics:
     def set_alerts_firing(self, book: Any) -> None:
         self.firing = len(book.firing())
 
+    def set_forecast_series_failed(self, counts: Any) -> None:
+        self.series_failed = dict(counts)
+
 
 def test_forecaster_runs_once_per_state_version_and_publishes_only_changes(
     domain: DomainConfig,
@@ -236,3 +239,76 @@ def test_rules_run_on_the_latest_close_and_an_unpublished_alert_is_sent_again(
     assert forecaster.status.evaluated == ["2024-06"]
     assert all(b'"period":"2024-06"' in value for _, _, value in alerts)
     assert len({value for _, _, value in alerts}) == len(alerts)
+
+
+def test_one_series_that_cannot_be_forecast_leaves_the_others_forecast(
+    domain: DomainConfig,
+) -> None:
+    leaves = _leaves(domain)
+    huge = {period: 1.7e308 for period in leaves[0].actuals}
+    bad = [
+        LeafSeries("1120", "cost", "overtime", huge, None),
+        LeafSeries("2110", "cost", "overtime", {f"{YEAR}-01": float("nan")}, None),
+    ]
+    clean = forecast_organisation(leaves, domain, YEAR, 6)
+    result = forecast_organisation([*leaves, *bad], domain, YEAR, 6)
+    assert {(f.org_unit, f.name) for f in result.failed} == {
+        ("1120", "overtime"),
+        ("2110", "overtime"),
+    }
+    assert all(f.reason.startswith("values not finite") for f in result.failed)
+    # The rest is the forecast it would have been without the bad series.
+    assert [(n.org_unit, n.category) for n in result.nodes] == [
+        (n.org_unit, n.category) for n in clean.nodes
+    ]
+    total, clean_total = result.get("VON", TOTAL), clean.get("VON", TOTAL)
+    assert total is not None and clean_total is not None
+    assert total.full_year == pytest.approx(clean_total.full_year)
+    for node in result.nodes:
+        assert math.isfinite(node.full_year) and math.isfinite(node.actual_ytd)
+
+
+def test_a_panel_that_raises_is_split_until_the_failing_series_is_found(
+    domain: DomainConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import forecasts.live as live
+
+    real = live._forecast_leaves
+    panels: list[int] = []
+
+    def failing_for_one(leaves: Any, *args: Any) -> Any:
+        panels.append(len(leaves))
+        if any(leaf.org_unit == "2110" and leaf.name == "substitutes" for leaf in leaves):
+            raise ZeroDivisionError("a model that breaks on one series")
+        return real(leaves, *args)
+
+    monkeypatch.setattr(live, "_forecast_leaves", failing_for_one)
+    result = forecast_organisation(_leaves(domain), domain, YEAR, 6)
+    assert [(f.org_unit, f.name, f.reason) for f in result.failed] == [
+        ("2110", "substitutes", "forecast failed: ZeroDivisionError")
+    ]
+    assert result.get("2110", "substitutes") is None
+    assert result.get("2110", "salaries") is not None and result.get("VON", TOTAL) is not None
+    assert len(panels) > 2  # the whole panel, then halves
+
+
+def test_the_forecaster_reports_a_failed_series_and_publishes_the_rest(
+    domain: DomainConfig,
+) -> None:
+    # The probe's case: sums made infinite before the amount bounds; every run used to fail
+    # ("cannot convert float infinity to integer"), for the whole organisation.
+    sent: list[tuple[str, str, bytes]] = []
+    metrics = _Metrics()
+    forecaster = LiveForecaster(
+        domain, "auto", None, lambda t, k, v: sent.append((t, k, v)), "fc", "al", metrics
+    )
+    items = _state_items(domain, _overrun_events(through="2024-06", closed="2024-06"))
+    items.append(("p1|1120|2024-03", {"cost": {"overtime": float("inf")}}))
+    try:
+        assert asyncio.run(forecaster.run_once(1, items))
+    finally:
+        forecaster.close()
+    assert metrics.series_failed == {"cost": 1, "measure": 0}
+    units = {key for _, key, _ in sent}
+    assert "1110" in units and "VON" in units
+    assert metrics.forecast_status.latest[YEAR].failed[0].org_unit == "1120"

@@ -75,8 +75,21 @@ class Outbox:
     dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     forwards: list[dict[str, Any]] = field(default_factory=list)
     flushes: int = 0
+    # As aiokafka's producer: a record larger than its max_request_size raises at send.
+    max_forward_size: int | None = None
+    max_dead_letter_size: int | None = None
+    broker_down: bool = False
+
+    def _check(self, value: bytes | None, limit: int | None) -> None:
+        from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+
+        if self.broker_down:
+            raise KafkaConnectionError("no broker")
+        if limit is not None and len(value or b"") > limit:
+            raise MessageSizeTooLargeError(f"The message is {len(value or b'')} bytes")
 
     async def send_dead_letter(self, key: bytes | None, value: bytes) -> object:
+        self._check(value, self.max_dead_letter_size)
         self.dead_letters.append((key, value))
         return None
 
@@ -89,6 +102,7 @@ class Outbox:
         timestamp: float | None,
         headers: list[tuple[str, bytes]] | None,
     ) -> asyncio.Future[RecordMetadata]:
+        self._check(value, self.max_forward_size)
         self.forwards.append(
             {"topic": topic, "key": key, "value": value, "partition": partition, "headers": headers}
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 from typing import Any
 
@@ -244,3 +245,47 @@ def test_home_partition_is_where_the_java_client_and_kafka_python_put_the_key() 
         assert kafka_python_murmur2(key.encode("utf-8")) == java_hash & 0xFFFFFFFF
         for partitions in (1, 3, 4, 12):
             assert home_partition(key, partitions) == (java_hash & 0x7FFFFFFF) % partitions
+
+
+def test_an_event_that_would_make_a_sum_infinite_is_refused_alone(domain: DomainConfig) -> None:
+    events = [
+        cost("huge-1", "1110", "2025-01", "salaries", 1.7e308),
+        cost("huge-2", "1110", "2025-01", "salaries", 1.7e308),
+        cost("ok", "1110", "2025-01", "salaries", 5.0),
+        volume("v1", "1110", "2025-01", "home_care_hours", float("inf")),
+    ]
+    result = apply_events(None, events, domain)
+    assert result.outcomes == ["accepted", "failed", "accepted", "failed"]
+    assert result.errors[1] == "processing failed: the month's sum would not be a finite number"
+    assert result.value["cost"] == {"salaries": 1.7e308 + 5.0}
+    assert "volume" not in result.value
+
+
+def test_metrics_of_sums_that_overflow_are_infinite_instead_of_an_error(
+    domain: DomainConfig,
+) -> None:
+    # Two huge amounts in two months (or cost centres) of one roll-up: each value is finite,
+    # their sum is not. The probe saw /metrics answer 500 ("intermediate overflow in fsum").
+    from streams.metrics import WorkerMetrics
+
+    state = _state_from(
+        {
+            0: [cost("a", "1110", "2025-01", "salaries", 1.7e308)],
+            1: [
+                cost("b", "1110", "2025-02", "salaries", 1.7e308),
+                cost("c", "2110", "2025-01", "salaries", -1.7e308),
+                cost("d", "2110", "2025-02", "salaries", -1.7e308),
+                cost("e", "1120", "2025-01", "overtime", 3.0),
+            ],
+        },
+        domain,
+    )
+    snap = state.snapshot(domain.org)
+    assert snap.actual_ytd[("1110", "salaries", 2025)] == float("inf")
+    assert snap.actual_ytd[("2110", "salaries", 2025)] == float("-inf")
+    assert not math.isfinite(snap.actual_ytd[("VON", "salaries", 2025)])
+    assert snap.actual_ytd[("VON", "overtime", 2025)] == 3.0
+    text = WorkerMetrics(state, domain.org).exposition().decode()
+    leaf = 'category="salaries",level="enhet",org_unit="1110",year="2025"'
+    assert f"budgetvakt_actual_ytd_sek{{{leaf}}} +Inf" in text
+    assert 'org_unit="1120",year="2025"} 3.0' in text

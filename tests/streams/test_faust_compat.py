@@ -216,3 +216,46 @@ def test_the_worker_app_is_not_built_on_another_faust_version(
     monkeypatch.setattr(streams.faust_compat, "installed_faust_version", lambda: "0.16.0")
     with pytest.raises(UserError, match=re.escape("faust-streaming 0.16.0 is installed")):
         create_app(memory_settings(tmp_path), domain)
+
+
+# --- the table recovery's offsets and the RocksDB store's partitions -----------------------------
+
+
+def test_the_recovery_builds_active_offsets_just_before_its_consistency_check() -> None:
+    # rebuild_stores_ahead_of_changelog wraps _build_offsets and must run before the check.
+    from faust.tables.recovery import Recovery
+
+    source = inspect.getsource(Recovery._restart_recovery.fun)  # a mode ServiceTask
+    build = source.index("self._build_offsets")
+    check = source.index("ConsistencyError", build)
+    assert source.index("self._build_highwaters") < build < check
+    assert inspect.signature(Recovery._build_offsets).parameters.keys() == {
+        "self",
+        "consumer",
+        "tps",
+        "destination",
+        "title",
+    }
+
+
+def test_a_rocksdb_store_keeps_partition_dbs_where_local_partition_dirs_looks(
+    tmp_path: Path,
+) -> None:
+    from faust.stores.rocksdb import Store
+
+    from streams.faust_compat import local_partition_dirs, reset_local_partition
+
+    app = faust.App(
+        "budgetvakt-compat-rocks",
+        broker="kafka://127.0.0.1:9",
+        store="rocksdb://",
+        datadir=str(tmp_path),
+    )
+    app.finalize()
+    table = app.Table("aggregates", default=None, key_type=str, partitions=4)
+    store = cast(Store, table.data)
+    store._db_for_partition(2).put(b"k", b"v")
+    assert local_partition_dirs(app, "aggregates") == {2: store.partition_path(2)}
+    reset_local_partition(store, 2)
+    assert local_partition_dirs(app, "aggregates") == {}
+    assert store._db_for_partition(2).get(b"k") is None  # reopened empty

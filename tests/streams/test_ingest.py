@@ -261,3 +261,69 @@ def test_the_worker_logs_no_payload_of_a_rejected_event(
         asyncio.run(batch.process([event(app, payload, "cost.v1", HOME, 3)]))
     (entry,) = [e for e in logs if e["event"] == "event_rejected"]
     assert set(entry) == {"event", "log_level", "topic", "partition", "offset", "reason"}
+
+
+# --- one message that fails its whole batch -----------------------------------------------------
+
+
+def test_a_message_that_fails_its_batch_is_dead_lettered_alone_and_the_rest_counts(
+    inprocess_worker: WorkerApp, outbox: Outbox
+) -> None:
+    # A valid event off its home partition whose forward the producer refuses as too large:
+    # every retry of the batch fails alike; it used to end the worker at every restart.
+    worker = inprocess_worker
+    big = as_bytes(cost_event("big", source="x" * 150))
+    outbox.max_forward_size = len(big) - 1
+    messages = [
+        (as_bytes(cost_event("before")), HOME),
+        (big, AWAY),
+        (as_bytes(cost_event("after")), HOME),
+    ]
+    with capture_logs() as logs:
+        asyncio.run(put_all(worker, messages))
+
+    assert outbox.forwards == []
+    letters = outbox.dead_letter_records()
+    assert [(letter["partition"], letter["offset"]) for letter in letters] == [(AWAY, 1)]
+    assert "max_request_size" in letters[0]["reason"]
+    assert "MessageSizeTooLargeError" in letters[0]["reason"]
+    assert sample(worker, "budgetvakt_events_total", topic="<internal>", outcome="accepted") == 2
+    assert sample(worker, "budgetvakt_events_total", topic="<internal>", outcome="rejected") == 1
+    assert sample(worker, "budgetvakt_dead_letter_total", reason_kind="processing") == 1
+    events = [entry["event"] for entry in logs]
+    assert "batch_isolating_messages" in events
+    assert "worker_exiting_batch_failed" not in events
+
+
+def test_a_culprit_whose_dead_letter_is_refused_too_is_counted_and_logged_by_coordinates(
+    inprocess_worker: WorkerApp, outbox: Outbox
+) -> None:
+    worker = inprocess_worker
+    outbox.max_dead_letter_size = 50  # smaller than any dead-letter record
+    huge = b'{"not json' + b"x" * 5_000
+    with capture_logs() as logs:
+        asyncio.run(put_all(worker, [(huge, HOME), (as_bytes(cost_event("later")), HOME)]))
+
+    assert outbox.dead_letters == []
+    assert sample(worker, "budgetvakt_events_total", topic="<internal>", outcome="accepted") == 1
+    assert sample(worker, "budgetvakt_events_total", topic="<internal>", outcome="rejected") == 1
+    (entry,) = [e for e in logs if e["event"] == "event_rejected_without_dead_letter"]
+    assert (entry["partition"], entry["offset"]) == (HOME, 0)
+    assert entry["error_type"] == "MessageSizeTooLargeError"
+
+
+def test_a_broker_failure_is_not_blamed_on_a_message(
+    inprocess_worker: WorkerApp, outbox: Outbox
+) -> None:
+    # The broker refuses everything: no message is dead-lettered, the batch is reported failed
+    # (the agent then exits with status 75 without acknowledging it, as before).
+    worker = inprocess_worker
+    outbox.broker_down = True
+    events = [
+        event(worker.app, b"{bad json", partition=HOME, offset=0),
+        event(worker.app, as_bytes(cost_event("ok")), partition=HOME, offset=1),
+    ]
+    ok = asyncio.run(worker.ingest.process_batch(events, attempts=2))
+    assert ok is False
+    assert outbox.dead_letters == []
+    assert sample(worker, "budgetvakt_batch_failures_total") == 2

@@ -9,6 +9,7 @@ import random
 import signal
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -416,3 +417,204 @@ def test_a_worker_killed_mid_ingest_loses_nothing_and_counts_nothing_twice(
     more = cost_events("kill-more", 50, seed=42)
     stream_case.publish("cost", more)
     wait_for_totals(stream_case, worker.samples, costs + more, domain, "later events add exactly")
+
+
+@pytest.mark.slow
+def test_workers_killed_repeatedly_restart_on_their_own_data_dir_and_count_exactly(
+    stream_case: StreamCase, domain: DomainConfig
+) -> None:
+    # The probe's case: SIGKILL mid-ingest, and the successor on the SAME data dir (its local
+    # RocksDB store may hold writes the changelog never got, and a persisted changelog offset
+    # beyond what Tansu reports as the end). Killed in the middle of a batch (while its marker
+    # is on disk: exactly the state the probe's successors could not start from), and once
+    # just after a start.
+    from streams.local_store import MARKER_NAME
+
+    costs = cost_events("again", 20_000, seed=43)
+    worker = stream_case.start_worker()
+    data_dir = worker.data_dir
+    assert data_dir is not None
+    marker = data_dir / "v1" / "tables" / MARKER_NAME
+    stream_case.publish("cost", costs)
+    rebuilt = 0.0
+    for moment in ("mid-batch", "mid-batch", "after start", "mid-batch"):
+        if moment == "mid-batch":
+            wait_until(marker.exists, CATCH_UP_TIMEOUT_S, "a batch in progress", interval_s=0.002)
+        else:
+            wait_until(lambda: handled(stream_case, "cost") > 0, CATCH_UP_TIMEOUT_S, "ingest")
+        worker.stop(signal.SIGKILL)
+        worker = stream_case.start_worker(data_dir=data_dir)
+        rebuilt += sum_metric(
+            worker.samples(), "budgetvakt_table_store_rebuilds_total", reason="interrupted_batch"
+        )
+    # A kill can land just after a batch ended; not all three mid-batch kills.
+    assert rebuilt >= 1
+    wait_for_totals(
+        stream_case, worker.samples, costs, domain, "the same-dir successor's totals are exact"
+    )
+    more = cost_events("again-more", 60, seed=44)
+    stream_case.publish("cost", more)
+    wait_for_totals(stream_case, worker.samples, costs + more, domain, "later events add exactly")
+    # What the same-dir successors wrote is in the changelog too: a worker with an empty data
+    # dir recovers the same totals.
+    assert worker.stop(signal.SIGTERM) == 0
+    worker = stream_case.start_worker()
+    wait_for_totals(
+        stream_case, worker.samples, costs + more, domain, "an empty-dir successor is exact too"
+    )
+
+
+def test_a_local_store_left_untrustworthy_is_rebuilt_from_the_changelog(
+    stream_case: StreamCase, domain: DomainConfig
+) -> None:
+    # The two states a crash leaves, made on purpose after a clean stop: the marker of a batch
+    # that never finished, and a persisted changelog offset beyond the changelog's end (Faust
+    # alone refuses to start on that: ConsistencyError, and so does every successor).
+    import rocksdict
+
+    from streams.local_store import MARKER_NAME
+
+    costs = cost_events("store", 400, seed=45)
+    worker = stream_case.start_worker()
+    data_dir = worker.data_dir
+    assert data_dir is not None
+    stream_case.publish("cost", costs)
+    wait_handled(stream_case, "cost", len(costs))
+    assert worker.stop(signal.SIGTERM) == 0
+
+    tables = data_dir / "v1" / "tables"
+    partition_dirs = sorted(tables.glob("aggregates-*.db"))
+    assert len(partition_dirs) == 4
+    (tables / MARKER_NAME).write_text('{"partitions": [0, 1]}', encoding="utf-8")
+    db = rocksdict.Rdict(str(tables / "aggregates-2.db"), options=rocksdict.Options(raw_mode=True))
+    raw = db[b"__faust\0offset__"]
+    assert isinstance(raw, bytes)
+    persisted = int(raw)
+    db[b"__faust\0offset__"] = str(persisted + 5).encode()
+    db.close()
+
+    worker = stream_case.start_worker(data_dir=data_dir)
+    wait_for_totals(stream_case, worker.samples, costs, domain, "the rebuilt store's totals")
+    samples = worker.samples()
+    rebuilds = {
+        reason: sum_metric(samples, "budgetvakt_table_store_rebuilds_total", reason=reason)
+        for reason in ("interrupted_batch", "ahead_of_changelog")
+    }
+    assert rebuilds == {"interrupted_batch": 2, "ahead_of_changelog": 1}
+    assert not (tables / MARKER_NAME).exists()
+    log = worker.log_text()
+    assert '"reason": "interrupted_batch"' in log and '"reason": "ahead_of_changelog"' in log
+    assert "ConsistencyError" not in log
+    more = cost_events("store-more", 40, seed=46)
+    stream_case.publish("cost", costs[:40] + more)
+    wait_for_totals(stream_case, worker.samples, costs + more, domain, "later events add exactly")
+
+
+def _process_start(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time) of a live process from /proc; None when gone or a zombie."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[1]), fields[19]
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """pid → start time of every live child of ``pid``."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            info = _process_start(int(entry.name))
+            if info is not None and info[0] == pid:
+                out[int(entry.name)] = info[1]
+    return out
+
+
+def test_a_killed_worker_leaves_no_process_behind(stream_case: StreamCase) -> None:
+    worker = stream_case.start_worker()
+    stream_case.publish("cost", cost_events("orphan", 40, seed=47))
+    assert worker.pid is not None
+    pid = worker.pid
+    # The forecast pool (and the resource tracker its queues start) exists after a first run.
+    wait_until(lambda: len(children_of(pid)) >= 2, CATCH_UP_TIMEOUT_S, "forecast pool started")
+    children = children_of(pid)
+    worker.stop(signal.SIGKILL)
+
+    def gone() -> bool:
+        return all(
+            (info := _process_start(child)) is None or info[1] != started
+            for child, started in children.items()
+        )
+
+    wait_until(gone, 30, f"the killed worker's children {sorted(children)} ended")
+
+
+def test_a_message_whose_dead_letter_is_too_large_does_not_stop_ingestion(
+    stream_case: StreamCase, domain: DomainConfig
+) -> None:
+    # The probe's 900 kB event: its dead letter (original bytes and reason) was larger than the
+    # producer's max_request_size, the batch failed five times, the worker exited with 75, and
+    # every restart read the same message and exited again.
+    from kafka import KafkaConsumer
+
+    worker = stream_case.start_worker()
+    first = cost_events("big-before", 20, seed=48)
+    later = cost_events("big-after", 30, seed=49)
+    huge = {**cost_events("big", 1, seed=50)[0], "source": "x" * 900_000}
+    stream_case.publish("cost", [*first, json.dumps(huge).encode("utf-8"), *later])
+    wait_handled(stream_case, "cost", len(first) + 1 + len(later))
+    assert worker.alive()
+    assert handled(stream_case, "cost", "rejected") == 1
+    assert handled(stream_case, "cost", "accepted") == len(first) + len(later)
+    assert_totals(worker.samples(), first + later, domain)
+    log = worker.log_text()
+    assert "worker_exiting_batch_failed" not in log
+    if sum_metric(worker.samples(), "budgetvakt_dead_letter_total") == 1:
+        # A dead-letter record small enough to send (hash and length instead of the original).
+        consumer = KafkaConsumer(
+            stream_case.topics["dead_letter"],
+            bootstrap_servers=stream_case.bootstrap_servers,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=1000,
+            group_id=None,
+        )
+        letters: list[dict[str, Any]] = []
+
+        def read() -> bool:
+            letters.extend(json.loads(m.value) for m in consumer)
+            return bool(letters)
+
+        try:
+            wait_until(read, 60, "the dead letter readable")
+        finally:
+            consumer.close()
+        (coordinates,) = letters
+    else:
+        # Its record would carry the original: the message is rejected, counted and logged by
+        # its coordinates (it stays readable there), and ingestion goes on.
+        (coordinates,) = [
+            json.loads(line[line.index("{") :])
+            for line in log.splitlines()
+            if '"event": "event_rejected_without_dead_letter"' in line
+        ]
+    # The coordinates point at exactly the huge message.
+    where = (coordinates["topic"], coordinates["partition"], coordinates["offset"])
+    assert json.loads(fetch(stream_case, *where))["event_id"] == huge["event_id"]
+
+
+def fetch(case: StreamCase, topic: str, partition: int, offset: int) -> bytes:
+    """The value of one message, read by its coordinates."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    reader = KafkaConsumer(bootstrap_servers=case.bootstrap_servers, group_id=None)
+    try:
+        tp = TopicPartition(topic, partition)
+        reader.assign([tp])
+        reader.seek(tp, offset)
+        value: bytes = reader.poll(timeout_ms=10_000, max_records=1)[tp][0].value
+        return value
+    finally:
+        reader.close()
