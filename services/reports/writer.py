@@ -49,8 +49,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-ReportFormat = Literal["xlsx", "html", "csv"]
-ALL_FORMATS: tuple[ReportFormat, ...] = ("xlsx", "html", "csv")
+ReportFormat = Literal["xlsx", "html", "csv", "pdf"]
+ALL_FORMATS: tuple[ReportFormat, ...] = ("xlsx", "html", "csv", "pdf")
 COMPARE_MODES = ("auto", "all", "checkpoints")
 
 
@@ -58,14 +58,17 @@ COMPARE_MODES = ("auto", "all", "checkpoints")
 
 
 def parse_formats(text: str) -> tuple[ReportFormat, ...]:
+    """The formats asked for; ``all`` is every format, PDF only where Chromium is installed."""
     parts = [p.strip().lower() for p in text.split(",") if p.strip()]
     if not parts or "all" in parts:
-        return ALL_FORMATS
+        from services.reports.pdf import find_chromium
+
+        return ALL_FORMATS if find_chromium() else tuple(f for f in ALL_FORMATS if f != "pdf")
     unknown = [p for p in parts if p not in ALL_FORMATS]
     if unknown:
         raise UserError(
-            f"--format {text!r}: unknown format {', '.join(unknown)}; choose all, xlsx, html, csv "
-            "or a comma-separated list such as xlsx,csv"
+            f"--format {text!r}: unknown format {', '.join(unknown)}; choose all, xlsx, html, "
+            "csv, pdf or a comma-separated list such as xlsx,pdf"
         )
     return tuple(f for f in ALL_FORMATS if f in parts)
 
@@ -83,8 +86,14 @@ def report_files(report: Report, formats: Sequence[ReportFormat] = ALL_FORMATS) 
     files: dict[str, bytes] = {}
     if "xlsx" in formats:
         files[report_file_name(report.period, "xlsx")] = render_xlsx(report)
-    if "html" in formats:
-        files[report_file_name(report.period, "html")] = render_html(report).encode("utf-8")
+    if "html" in formats or "pdf" in formats:
+        html = render_html(report)
+        if "html" in formats:
+            files[report_file_name(report.period, "html")] = html.encode("utf-8")
+        if "pdf" in formats:
+            from services.reports.pdf import html_to_pdf
+
+            files[report_file_name(report.period, "pdf")] = html_to_pdf(html)
     if "csv" in formats:
         for table in report.tables:
             files[report_file_name(report.period, "csv", table.slug)] = render_csv(table)
@@ -233,6 +242,39 @@ def _domain(domain: DomainConfig | None) -> DomainConfig:
 # --- Entry points (CLI and demo) -------------------------------------------------------------
 
 
+def load_follow_up_or_none(engine: Engine, period: str) -> Any:
+    """The period's follow-up (comments, åtgärder, förvaltningens prognos, approvals)."""
+    try:
+        from services.followup.read import load_follow_up
+    except ImportError:  # a build without the follow-up (services.followup): tables only
+        return None
+    return load_follow_up(engine, period)
+
+
+def _previous_year_accuracy(
+    engine: Engine, snapshots: Sequence[StoredSnapshot], domain: DomainConfig, year: int
+) -> tuple[Any, list[str]]:
+    """Last year's prognossäkerhet at its checkpoints (table, sentences), or (None, [])."""
+    from dataclasses import replace
+
+    from services.reports.accuracy import compute_accuracy
+
+    if not any(s.period == f"{year:04d}-12" for s in snapshots):
+        return None, []
+    follow_ups = {s.period: load_follow_up_or_none(engine, s.period) for s in snapshots}
+    try:
+        accuracy = compute_accuracy(snapshots, domain, year, follow_ups, checkpoints_only=True)
+    except UserError:
+        return None, []
+    table = replace(
+        accuracy.table(),
+        title=f"Prognossäkerhet {year}",
+        caption=f"Hur väl prognoserna {year} träffade årets utfall, vid varje kontrollpunkt: "
+        + accuracy.table().caption,
+    )
+    return table, list(accuracy.sentences)
+
+
 def write_report(
     engine: Engine,
     period: str,
@@ -243,18 +285,47 @@ def write_report(
     domain: DomainConfig | None = None,
     version: int | None = None,
 ) -> tuple[Report, list[Path]]:
-    """Build the delårsrapport of ``period`` from the store and write it to ``out_dir``."""
-    from services.reports.tables import build_report
+    """Build the delårsrapport of ``period`` from the store and write it to ``out_dir``.
 
-    parse_period_option("--period", period)
+    Without ``version`` the report is built from the version the nämnd's forecast was approved
+    for, else from the latest version (and its cover says that it is not approved).
+    """
+    from services.reports.tables import build_report
+    from services.snapshots.store import load_snapshot, load_snapshots
+
+    year, _ = parse_period_option("--period", period)
+    domain = _domain(domain)
     current, earlier = load_report_snapshots(engine, period, version)
-    report = build_report(current, earlier, _domain(domain), compare=compare)
+    latest_version = current.version
+    follow_up = load_follow_up_or_none(engine, period)
+    if version is None and follow_up is not None:
+        root = follow_up.nodes.get(domain.org.root.id)
+        approval = getattr(root, "approval", None)
+        if approval is not None and approval.snapshot_version != current.version:
+            approved = load_snapshot(engine, period, approval.snapshot_version)
+            current = approved or current
+    previous_year = load_snapshots(engine, year - 1)
+    accuracy_table, accuracy_sentences = _previous_year_accuracy(
+        engine, previous_year, domain, year - 1
+    )
+    report = build_report(
+        current,
+        earlier,
+        domain,
+        compare=compare,
+        follow_up=follow_up,
+        previous_year=previous_year,
+        accuracy_table=accuracy_table,
+        accuracy_notes=accuracy_sentences,
+        latest_version=latest_version,
+    )
     paths = write_atomically(out_dir, report_files(report, formats))
     log.info(
         "report_written",
         period=period,
         snapshot_id=current.id,
         version=current.version,
+        approved=report.approved,
         compared=len(report.compared),
         files=len(paths),
     )
@@ -268,7 +339,9 @@ def write_accuracy(
     from services.reports.accuracy import compute_accuracy
     from services.snapshots.store import load_snapshots
 
-    accuracy = compute_accuracy(load_snapshots(engine, year), _domain(domain), year)
+    snapshots = load_snapshots(engine, year)
+    follow_ups = {s.period: load_follow_up_or_none(engine, s.period) for s in snapshots}
+    accuracy = compute_accuracy(snapshots, _domain(domain), year, follow_ups)
     paths = write_atomically(out_dir, accuracy_files(accuracy))
     log.info(
         "accuracy_written",
@@ -290,26 +363,29 @@ def print_accuracy(accuracy: Accuracy, console: Any = None) -> None:
 
     console = console or Console(soft_wrap=False)
     table = RichTable(
-        title=f"Prognossäkerhet {accuracy.year} (mnkr; skillnad = prognos − utfall)",
+        title=f"Prognossäkerhet {accuracy.year} (mnkr; avvikelse = prognos − utfall, "
+        "negativt = utfallet blev sämre)",
         box=box.SIMPLE_HEAD,
     )
     table.add_column("Verksamhet", overflow="fold")
     table.add_column("Prognos")
-    for header in ("Prognos helår", "Utfall", "Skillnad", "Skillnad %"):
+    for header in ("Modellen", "Förvaltn.", "Utfall", "Avv. modell", "Avv. förv."):
         table.add_column(header, justify="right", no_wrap=True)
     previous: str | None = None
     for row in accuracy.rows:
         if previous is not None and row.org_unit != previous:
             table.add_section()
         difference = format_cell("deviation", row.difference / 1e6)
-        pct = format_cell("pct", row.difference_pct)
+        adjusted = row.adjusted_difference
+        adj = format_cell("deviation", None if adjusted is None else adjusted / 1e6)
         table.add_row(
             row.name if row.org_unit != previous else "",
             row.snapshot.label.removeprefix("Prognos "),
             format_cell("money", row.forecast / 1e6).text,
+            format_cell("money", None if row.adjusted is None else row.adjusted / 1e6).text,
             format_cell("money", row.outcome / 1e6).text,
             f"[red]{difference.text}[/]" if "neg" in difference.css else difference.text,
-            f"[red]{pct.text}[/]" if "neg" in pct.css else pct.text,
+            f"[red]{adj.text}[/]" if "neg" in adj.css else adj.text,
             style="bold" if row.level == "namnd" else None,
         )
         previous = row.org_unit
