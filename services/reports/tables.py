@@ -309,7 +309,7 @@ def report_nodes(org: OrgTree, forecast: OrganisationForecast) -> list[ReportNod
 def _label(org: OrgTree, node: ReportNode) -> str:
     name = node_name(org, node.id)
     if node.also is not None:
-        return f"Summa {name} och {node_name(org, node.also).lower()}"
+        return f"Summa {name} (= förvaltningen)"
     return f"Summa {name}" if node.total else name
 
 
@@ -727,13 +727,17 @@ def _staff_cells(
     )
 
 
+#: Measures shown as sjukfrånvaro in per cent, not as volumes of their own.
+SJUK_MEASURES = ("sick_leave_hours", "scheduled_hours")
+
+
 def _measure_nodes(
     forecast: OrganisationForecast, org: OrgTree
 ) -> list[tuple[str, str, list[NodeForecast]]]:
     """(avdelning, measure, [enhet nodes…, avdelning node]) for every measure of an avdelning."""
     by_avdelning: dict[tuple[str, str], list[NodeForecast]] = {}
     for node in forecast.nodes:
-        if node.kind != "measure" or node.level != "enhet":
+        if node.kind != "measure" or node.level != "enhet" or node.category in SJUK_MEASURES:
             continue
         avdelning = next(
             (n for n in org.path(node.org_unit) if org.level_of(n) == "avdelning"), None
@@ -1130,7 +1134,7 @@ def kostnadsslag(
     )
 
 
-SICK_LEAVE, SCHEDULED = "sick_leave_hours", "scheduled_hours"
+SICK_LEAVE, SCHEDULED = SJUK_MEASURES
 
 
 def _sick_pct(
