@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = ""
     web_port: int = Field(default=6066, ge=0, le=65535)
     web_host: str = "127.0.0.1"
+    # budgetvakt web (the monthly follow-up): its port and host, the session lifetime, and
+    # whether the session cookie is HTTPS-only (set it behind a TLS-terminating proxy).
+    ui_port: int = Field(default=6070, ge=0, le=65535)
+    ui_host: str = "127.0.0.1"
+    ui_session_minutes: int = Field(default=480, ge=1)
+    ui_secure_cookie: bool = False
     data_dir: Path = Path("data")
     config_dir: Path = DEFAULT_CONFIG_DIR
     topic_partitions: int = Field(default=4, ge=1)

@@ -32,6 +32,8 @@ pytest_plugins = [
     "tests.services.demo.fixtures",
     "tests.services.notifier.fixtures",
     "tests.services.snapshots.fixtures",
+    "tests.services.followup.fixtures",
+    "tests.services.web.fixtures",
     "tests.observability.fixtures",
     "tests.services.reports.fixtures",
     # After the area modules it imports helpers from, so that pytest rewrites their asserts.
@@ -55,6 +57,7 @@ INTEGRATION_FIXTURES = frozenset(
         "amtool",
         "alertmanager_binary",
         "prometheus_binary",
+        "web_server",  # budgetvakt web on uvicorn
     }
 )
 
@@ -77,7 +80,7 @@ INTEGRATION_PROGRAMS = frozenset(
 )
 
 #: ``budgetvakt`` commands that start a broker themselves.
-INTEGRATION_COMMANDS = frozenset({"demo", "broker"})
+INTEGRATION_COMMANDS = frozenset({"demo", "broker", "web"})
 
 
 def is_integration(item: pytest.Item) -> bool:

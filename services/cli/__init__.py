@@ -56,6 +56,7 @@ COMMAND_MODULES: list[str] = [
     "services.cli.notifier",
     "services.cli.snapshot",
     "services.cli.report",
+    "services.cli.web",
 ]
 
 for _module in COMMAND_MODULES:

@@ -1,0 +1,316 @@
+"""Read the monthly follow-up of a period: comments, åtgärder, förvaltningens prognos, approvals.
+
+This is the interface the reports (``services.reports``) and the web application read; the
+writes are in :mod:`services.followup.write`. Only nodes with any follow-up data appear in
+:attr:`PeriodFollowUp.nodes`; a period without any is empty, not an error.
+
+An approval belongs to one snapshot version (``snapshot_version``). A change to an approved node
+after its approval makes a new snapshot version (see :mod:`services.followup.write`), so
+:attr:`NodeFollowUp.approval` is the node's approval *of the period's latest snapshot version*
+and None when there is none or it was superseded; :func:`approval_history` lists them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+import sqlalchemy
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.followup.models import (
+    AdjustmentRecord,
+    ApprovalRecord,
+    AuditRecord,
+    CommentRecord,
+    MeasureRecord,
+)
+from services.snapshots.migrate import ensure_at_head
+from services.snapshots.models import SnapshotRecord
+
+MeasureStatus = Literal["planerad", "beslutad", "genomford"]
+
+__all__ = [
+    "Adjustment",
+    "Approval",
+    "AuditEntry",
+    "Comment",
+    "Measure",
+    "MeasureStatus",
+    "NodeFollowUp",
+    "PeriodFollowUp",
+    "adjustment_history",
+    "approval_history",
+    "audit_trail",
+    "comment_history",
+    "latest_snapshot_version",
+    "load_follow_up",
+]
+
+
+@dataclass(frozen=True)
+class Measure:
+    text: str
+    responsible: str
+    amount_sek: float  # the saving the åtgärd is meant to bring, full year, SEK
+    status: MeasureStatus
+    decided: date | None
+    realised_sek: float | None
+    id: int = 0  # the row id (to change status or realised amount); 0 when built by hand
+
+
+@dataclass(frozen=True)
+class Approval:
+    approved_by: str
+    approved_at: datetime  # UTC
+    snapshot_version: int
+    comment: str | None
+
+
+@dataclass(frozen=True)
+class NodeFollowUp:
+    org_unit: str
+    comment: str | None
+    comment_by: str | None
+    measures: tuple[Measure, ...]
+    adjusted_full_year_sek: float | None  # förvaltningens prognos; None = the model's stands
+    adjustment_reason: str | None
+    approval: Approval | None  # of the period's latest snapshot version only
+
+
+@dataclass(frozen=True)
+class PeriodFollowUp:
+    period: str
+    nodes: Mapping[str, NodeFollowUp] = field(default_factory=dict)  # only nodes with data
+
+
+@dataclass(frozen=True)
+class Comment:
+    text: str
+    author: str
+    created_at: datetime
+    snapshot_version: int | None
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    full_year_sek: float
+    reason: str
+    author: str
+    created_at: datetime
+    snapshot_version: int | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    username: str
+    action: str
+    period: str | None
+    org_unit: str | None
+    before: Any
+    after: Any
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def latest_snapshot_version(session: Session, period: str) -> SnapshotRecord | None:
+    return session.scalar(
+        select(SnapshotRecord)
+        .where(SnapshotRecord.period == period)
+        .order_by(SnapshotRecord.version.desc())
+        .limit(1)
+    )
+
+
+def measure_of(record: MeasureRecord) -> Measure:
+    return Measure(
+        text=record.text,
+        responsible=record.responsible,
+        amount_sek=record.amount_sek,
+        status=record.status,  # type: ignore[arg-type]  # the check constraint holds it
+        decided=record.decided,
+        realised_sek=record.realised_sek,
+        id=record.id,
+    )
+
+
+def _newest(records: list[Any]) -> dict[str, Any]:
+    """org_unit → the newest record (records ordered by id ascending)."""
+    out: dict[str, Any] = {}
+    for record in records:
+        out[record.org_unit] = record
+    return out
+
+
+def load_follow_up(engine: sqlalchemy.Engine, period: str) -> PeriodFollowUp:
+    """The follow-up of ``period`` as it stands now; empty when the tables hold nothing."""
+    ensure_at_head(engine)
+    with Session(engine) as session:
+        comments = _newest(
+            list(
+                session.scalars(
+                    select(CommentRecord)
+                    .where(CommentRecord.period == period)
+                    .order_by(CommentRecord.id)
+                )
+            )
+        )
+        adjustments = _newest(
+            list(
+                session.scalars(
+                    select(AdjustmentRecord)
+                    .where(AdjustmentRecord.period == period)
+                    .order_by(AdjustmentRecord.id)
+                )
+            )
+        )
+        measures: dict[str, list[Measure]] = {}
+        for record in session.scalars(
+            select(MeasureRecord).where(MeasureRecord.period == period).order_by(MeasureRecord.id)
+        ):
+            measures.setdefault(record.org_unit, []).append(measure_of(record))
+        latest = latest_snapshot_version(session, period)
+        approvals: dict[str, ApprovalRecord] = {}
+        if latest is not None:
+            approvals = _newest(
+                list(
+                    session.scalars(
+                        select(ApprovalRecord)
+                        .where(ApprovalRecord.period == period)
+                        .where(ApprovalRecord.snapshot_version == latest.version)
+                        .order_by(ApprovalRecord.id)
+                    )
+                )
+            )
+    units = sorted(set(comments) | set(adjustments) | set(measures) | set(approvals))
+    nodes: dict[str, NodeFollowUp] = {}
+    for unit in units:
+        comment, adjustment, approval = (
+            comments.get(unit),
+            adjustments.get(unit),
+            approvals.get(unit),
+        )
+        nodes[unit] = NodeFollowUp(
+            org_unit=unit,
+            comment=comment.text if comment else None,
+            comment_by=comment.author if comment else None,
+            measures=tuple(measures.get(unit, ())),
+            adjusted_full_year_sek=adjustment.full_year_sek if adjustment else None,
+            adjustment_reason=adjustment.reason if adjustment else None,
+            approval=(
+                Approval(
+                    approved_by=approval.approved_by,
+                    approved_at=utc(approval.approved_at),
+                    snapshot_version=approval.snapshot_version,
+                    comment=approval.comment,
+                )
+                if approval
+                else None
+            ),
+        )
+    return PeriodFollowUp(period=period, nodes=nodes)
+
+
+def comment_history(engine: sqlalchemy.Engine, period: str, org_unit: str) -> list[Comment]:
+    """Every comment of the node, newest first (the first is the current one)."""
+    ensure_at_head(engine)
+    with Session(engine) as session:
+        return [
+            Comment(r.text, r.author, utc(r.created_at), r.snapshot_version)
+            for r in session.scalars(
+                select(CommentRecord)
+                .where(CommentRecord.period == period, CommentRecord.org_unit == org_unit)
+                .order_by(CommentRecord.id.desc())
+            )
+        ]
+
+
+def adjustment_history(engine: sqlalchemy.Engine, period: str, org_unit: str) -> list[Adjustment]:
+    """Every adjustment of the node, newest first (the first is förvaltningens prognos)."""
+    ensure_at_head(engine)
+    with Session(engine) as session:
+        return [
+            Adjustment(r.full_year_sek, r.reason, r.author, utc(r.created_at), r.snapshot_version)
+            for r in session.scalars(
+                select(AdjustmentRecord)
+                .where(AdjustmentRecord.period == period, AdjustmentRecord.org_unit == org_unit)
+                .order_by(AdjustmentRecord.id.desc())
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class ApprovalEntry:
+    org_unit: str
+    approval: Approval
+    frozen: Mapping[str, Any]  # the node's follow-up as it was approved
+    current: bool  # of the period's latest snapshot version
+
+
+def approval_history(
+    engine: sqlalchemy.Engine, period: str, org_unit: str | None = None
+) -> list[ApprovalEntry]:
+    """Every approval of the period (or of one node), newest first."""
+    ensure_at_head(engine)
+    with Session(engine) as session:
+        latest = latest_snapshot_version(session, period)
+        query = select(ApprovalRecord).where(ApprovalRecord.period == period)
+        if org_unit is not None:
+            query = query.where(ApprovalRecord.org_unit == org_unit)
+        return [
+            ApprovalEntry(
+                org_unit=r.org_unit,
+                approval=Approval(r.approved_by, utc(r.approved_at), r.snapshot_version, r.comment),
+                frozen=r.frozen,
+                current=latest is not None and r.snapshot_version == latest.version,
+            )
+            for r in session.scalars(query.order_by(ApprovalRecord.id.desc()))
+        ]
+
+
+def audit_trail(
+    engine: sqlalchemy.Engine, period: str | None = None, org_unit: str | None = None
+) -> list[AuditEntry]:
+    """The audit rows (of a period, of one node), newest first."""
+    ensure_at_head(engine)
+    query = select(AuditRecord)
+    if period is not None:
+        query = query.where(AuditRecord.period == period)
+    if org_unit is not None:
+        query = query.where(AuditRecord.org_unit == org_unit)
+    with Session(engine) as session:
+        return [
+            AuditEntry(utc(r.at), r.username, r.action, r.period, r.org_unit, r.before, r.after)
+            for r in session.scalars(query.order_by(AuditRecord.id.desc()))
+        ]
+
+
+def snapshot_versions(engine: sqlalchemy.Engine, period: str) -> list[tuple[int, datetime, str]]:
+    """(version, created_at, trigger) of every snapshot of the period, newest first."""
+    ensure_at_head(engine)
+    with Session(engine) as session:
+        return [
+            (r.version, utc(r.created_at), r.trigger)
+            for r in session.scalars(
+                select(SnapshotRecord)
+                .where(SnapshotRecord.period == period)
+                .order_by(SnapshotRecord.version.desc())
+            )
+        ]
+
+
+def periods_with_snapshots(engine: sqlalchemy.Engine) -> list[str]:
+    """Every period with a snapshot, newest first."""
+    ensure_at_head(engine)
+    with Session(engine) as session:
+        return sorted(
+            session.scalars(select(SnapshotRecord.period).group_by(SnapshotRecord.period)),
+            reverse=True,
+        )

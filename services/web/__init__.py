@@ -1,0 +1,1 @@
+"""``budgetvakt web``: the monthly follow-up in a browser and a JSON API under ``/api/v1/``."""
