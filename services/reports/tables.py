@@ -1640,22 +1640,31 @@ def chart_nodes(domain: DomainConfig, forecast: OrganisationForecast) -> list[st
     return [n.id for n in report_nodes(domain.org, forecast) if n.level in ("avdelning", "namnd")]
 
 
-def approval_status(
-    follow_up: Any, root_id: str, version: int, latest_version: int | None
-) -> tuple[bool, str]:
-    """(approved, the cover's sentence) of the snapshot version the report is built from."""
-    node = follow_up.nodes.get(root_id) if follow_up is not None else None
-    approval = getattr(node, "approval", None) if node is not None else None
+def approval_status(approval: Any, version: int, latest_version: int | None) -> tuple[bool, str]:
+    """(approved, the cover's sentence) of the snapshot version the report is built from.
+
+    ``approval`` is the nämnd's newest ``Approval`` (any version) or None.
+    """
+    later = latest_version is not None and latest_version > version
     if approval is not None and approval.snapshot_version == version:
         moment = approval.approved_at.strftime("%Y-%m-%d %H:%M")
         text = f"Godkänd av {approval.approved_by} {moment} UTC (snapshot-version {version})."
         if approval.comment:
             text += f" Kommentar: {approval.comment}"
+        if later:
+            text += (
+                f" Det finns en senare version ({latest_version}) med ändringar efter "
+                "godkännandet; den är inte godkänd och ingår inte i rapporten."
+            )
         return True, text
-    later = f" av {latest_version}" if latest_version and latest_version != version else ""
+    which = (
+        f"version {version} av snapshoten (den senaste är {latest_version})"
+        if later
+        else f"den senaste versionen ({version}) av snapshoten"
+    )
     return False, (
-        f"Prognosen är inte godkänd: rapporten bygger på den senaste versionen ({version}{later}) "
-        "av snapshoten, inte på en godkänd version."
+        f"Prognosen är inte godkänd: rapporten bygger på {which}, som ingen har godkänt för "
+        "nämnden."
     )
 
 
@@ -1670,6 +1679,7 @@ def build_report(
     previous_year: Sequence[SnapshotLike] = (),
     accuracy_table: Table | None = None,
     accuracy_notes: Sequence[str] = (),
+    approval: Any = None,
     latest_version: int | None = None,
 ) -> Report:
     """The delårsrapport of ``current`` with the year's ``earlier`` snapshots (any order).
@@ -1694,7 +1704,9 @@ def build_report(
     previous = december.forecast if december is not None else None
     forvaltning = forvaltning_forecasts(forecast, org, adjusted_nodes(follow_up))
     analyses = node_analyses(forecast, domain, nodes, follow_up)
-    approved, status = approval_status(follow_up, root.id, current.version, latest_version)
+    if approval is None and follow_up is not None and root.id in follow_up.nodes:
+        approval = follow_up.nodes[root.id].approval
+    approved, status = approval_status(approval, current.version, latest_version)
     chart_data = tuple(
         (node_id, node_name(org, node_id), fc)
         for node_id in chart_nodes(domain, forecast)

@@ -244,11 +244,17 @@ def _domain(domain: DomainConfig | None) -> DomainConfig:
 
 def load_follow_up_or_none(engine: Engine, period: str) -> Any:
     """The period's follow-up (comments, åtgärder, förvaltningens prognos, approvals)."""
-    try:
-        from services.followup.read import load_follow_up
-    except ImportError:  # a build without the follow-up (services.followup): tables only
-        return None
+    from services.followup.read import load_follow_up
+
     return load_follow_up(engine, period)
+
+
+def namnd_approval(engine: Engine, period: str, root_id: str) -> Any:
+    """The newest approval of the nämnd's forecast for the period (any version), or None."""
+    from services.followup.read import approval_history
+
+    entries = approval_history(engine, period, root_id)
+    return entries[0].approval if entries else None
 
 
 def _previous_year_accuracy(
@@ -298,12 +304,9 @@ def write_report(
     current, earlier = load_report_snapshots(engine, period, version)
     latest_version = current.version
     follow_up = load_follow_up_or_none(engine, period)
-    if version is None and follow_up is not None:
-        root = follow_up.nodes.get(domain.org.root.id)
-        approval = getattr(root, "approval", None)
-        if approval is not None and approval.snapshot_version != current.version:
-            approved = load_snapshot(engine, period, approval.snapshot_version)
-            current = approved or current
+    approval = namnd_approval(engine, period, domain.org.root.id)
+    if version is None and approval is not None and approval.snapshot_version != current.version:
+        current = load_snapshot(engine, period, approval.snapshot_version) or current
     previous_year = load_snapshots(engine, year - 1)
     accuracy_table, accuracy_sentences = _previous_year_accuracy(
         engine, previous_year, domain, year - 1
@@ -317,6 +320,7 @@ def write_report(
         previous_year=previous_year,
         accuracy_table=accuracy_table,
         accuracy_notes=accuracy_sentences,
+        approval=approval,
         latest_version=latest_version,
     )
     paths = write_atomically(out_dir, report_files(report, formats))
