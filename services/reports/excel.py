@@ -24,7 +24,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from core.swedish import MONTH_TICKS_SV, format_mnkr
-from services.reports.tables import MEASURE_STATUS_SV, MNKR, ColumnKind, Report, Table
+from services.reports.tables import MEASURE_STATUS_SV, MNKR, ColumnKind, Report, Row, Table
 
 NUMBER_FORMATS: dict[ColumnKind, str] = {
     "text": "@",
@@ -57,6 +57,16 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+def placement(table: Table) -> list[tuple[int, Row]]:
+    """(sheet row, table row): the data rows from FIRST_DATA_ROW, then after one empty row the
+    sum rows, so that the autofilter covers the data rows only."""
+    data = [r for r in table.rows if not r.total]
+    sums = [r for r in table.rows if r.total]
+    placed = [(FIRST_DATA_ROW + i, r) for i, r in enumerate(data)]
+    first_sum = FIRST_DATA_ROW + len(data) + (1 if data else 0)
+    return placed + [(first_sum + i, r) for i, r in enumerate(sums)]
+
+
 def write_table_sheet(ws: Worksheet, table: Table) -> None:
     ws.title = table.title[:31]
     last_column = len(table.columns)
@@ -79,11 +89,8 @@ def write_table_sheet(ws: Worksheet, table: Table) -> None:
         cell.border = Border(bottom=_THIN)
         ws.column_dimensions[get_column_letter(col)].width = column.width
     ws.row_dimensions[HEADER_ROW].height = 45
-    data = [r for r in table.rows if not r.total]
-    sums = [r for r in table.rows if r.total]
-    placed = [(FIRST_DATA_ROW + i, r) for i, r in enumerate(data)]
-    first_sum = FIRST_DATA_ROW + len(data) + (1 if data else 0)
-    placed += [(first_sum + i, r) for i, r in enumerate(sums)]
+    placed = placement(table)
+    data = [r for _, r in placed if not r.total]
     for excel_row, row in placed:
         for col, (column, value) in enumerate(zip(table.columns, row.cells, strict=True), start=1):
             cell = ws.cell(excel_row, col, value)

@@ -78,7 +78,13 @@ def report_file_name(period: str, fmt: str, table: str | None = None) -> str:
     return f"{stem}-{table}.{fmt}" if table else f"{stem}.{fmt}"
 
 
-def report_files(report: Report, formats: Sequence[ReportFormat] = ALL_FORMATS) -> dict[str, bytes]:
+#: The formats rendered in this process (PDF needs a browser).
+IN_PROCESS_FORMATS: tuple[ReportFormat, ...] = ("xlsx", "html", "csv")
+
+
+def report_files(
+    report: Report, formats: Sequence[ReportFormat] = IN_PROCESS_FORMATS
+) -> dict[str, bytes]:
     """File name → content of the report in the given formats (nothing written)."""
     from services.reports.excel import render_xlsx
     from services.reports.html import render_csv, render_html
