@@ -1460,17 +1460,20 @@ def method_notes(
         methods[name] = methods.get(name, 0) + 1
     notes = []
     ranked = sorted(methods.items(), key=lambda kv: -kv[1])
-    parts = [f"{count} av {len(leaves)} med {method_label(name)}" for name, count in ranked]
+    if len(ranked) == 1:
+        parts = [f"alla med {method_label(ranked[0][0])}"]
+    else:
+        parts = [f"{count} av {len(leaves)} med {method_label(name)}" for name, count in ranked]
     notes.append(
         "Modellens prognos görs per enhet och kostnadsslag (" + str(len(leaves)) + " serier) och "
         "summeras uppåt: " + "; ".join(parts) + "."
     )
     fallback = sum(c for n, c in methods.items() if n.endswith("fallback"))
     if fallback * 2 > len(leaves):
+        share = "Alla serier" if fallback == len(leaves) else f"De flesta serierna ({fallback})"
         notes.append(
-            f"De flesta serierna ({fallback} av {len(leaves)}) har prognostiserats med "
-            "reservmetoden, eftersom historiken är för kort för att pröva modellerna mot tidigare "
-            "år. Läs intervallen med försiktighet."
+            f"{share} har alltså prognostiserats med reservmetoden, eftersom historiken är för "
+            "kort för att pröva modellerna mot tidigare år. Läs intervallen med försiktighet."
         )
     stored = [getattr(n, "interval_coverage", None) for n in leaves]
     stored = [c for c in stored if c is not None]

@@ -284,7 +284,9 @@ def _previous_year_accuracy(
         caption=f"Hur väl prognoserna {year} träffade årets utfall, vid varje kontrollpunkt: "
         + accuracy.table().caption,
     )
-    return table, list(accuracy.sentences)
+    # In this year's report the sentences are about last year: say which.
+    sentences = [s.replace("Utfallet för ", f"Utfallet {year} för ", 1) for s in accuracy.sentences]
+    return table, sentences
 
 
 def write_report(
