@@ -263,6 +263,43 @@ def namnd_approval(engine: Engine, period: str, root_id: str) -> Any:
     return entries[0].approval if entries else None
 
 
+def approved_follow_up(engine: Engine, period: str, version: int, follow_up: Any) -> Any:
+    """The follow-up as it was approved for ``version``: each node approved for that version
+    with its frozen comment, åtgärder and adjustment; other nodes as they stand now."""
+    from datetime import date
+
+    from services.followup.read import Measure, NodeFollowUp, PeriodFollowUp, approval_history
+
+    nodes = dict(follow_up.nodes)
+    seen: set[str] = set()
+    for entry in approval_history(engine, period):  # newest first
+        if entry.approval.snapshot_version != version or entry.org_unit in seen:
+            continue
+        seen.add(entry.org_unit)
+        frozen = entry.frozen
+        measures = tuple(
+            Measure(
+                text=m["text"],
+                responsible=m["responsible"],
+                amount_sek=float(m["amount_sek"]),
+                status=m["status"],
+                decided=date.fromisoformat(m["decided"]) if m.get("decided") else None,
+                realised_sek=m.get("realised_sek"),
+            )
+            for m in frozen.get("measures", ())
+        )
+        nodes[entry.org_unit] = NodeFollowUp(
+            org_unit=entry.org_unit,
+            comment=frozen.get("comment"),
+            comment_by=frozen.get("comment_by"),
+            measures=measures,
+            adjusted_full_year_sek=frozen.get("adjusted_full_year_sek"),
+            adjustment_reason=frozen.get("adjustment_reason"),
+            approval=entry.approval,
+        )
+    return PeriodFollowUp(period=period, nodes=nodes)
+
+
 def _previous_year_accuracy(
     engine: Engine, snapshots: Sequence[StoredSnapshot], domain: DomainConfig, year: int
 ) -> tuple[Any, list[str]]:
@@ -314,7 +351,10 @@ def write_report(
     follow_up = load_follow_up_or_none(engine, period)
     approval = namnd_approval(engine, period, domain.org.root.id)
     if version is None and approval is not None and approval.snapshot_version != current.version:
-        current = load_snapshot(engine, period, approval.snapshot_version) or current
+        approved = load_snapshot(engine, period, approval.snapshot_version)
+        if approved is not None:
+            current = approved
+            follow_up = approved_follow_up(engine, period, approved.version, follow_up)
     previous_year = load_snapshots(engine, year - 1)
     accuracy_table, accuracy_sentences = _previous_year_accuracy(
         engine, previous_year, domain, year - 1
