@@ -331,7 +331,7 @@ def write_report(
     period: str,
     out_dir: Path,
     *,
-    formats: Sequence[ReportFormat] = ALL_FORMATS,
+    formats: Sequence[ReportFormat] | None = None,
     compare: CompareMode = "auto",
     domain: DomainConfig | None = None,
     version: int | None = None,
@@ -371,7 +371,8 @@ def write_report(
         approval=approval,
         latest_version=latest_version,
     )
-    paths = write_atomically(out_dir, report_files(report, formats))
+    chosen = parse_formats("all") if formats is None else formats  # all: PDF with Chromium
+    paths = write_atomically(out_dir, report_files(report, chosen))
     log.info(
         "report_written",
         period=period,
