@@ -420,27 +420,41 @@ def print_accuracy(accuracy: Accuracy, console: Any = None) -> None:
         "negativt = utfallet blev sämre)",
         box=box.SIMPLE_HEAD,
     )
-    table.add_column("Verksamhet", overflow="fold")
+    # The förvaltning's columns only where a forecast was approved, so that the names fit.
+    with_adjusted = any(r.adjusted is not None for r in accuracy.rows)
+    table.add_column("Verksamhet", overflow="fold", min_width=14)
     table.add_column("Prognos")
-    for header in ("Modellen", "Förvaltn.", "Utfall", "Avv. modell", "Avv. förv."):
+    headers = ["Modellen", "Utfall", "Avvikelse"]
+    if with_adjusted:
+        headers = ["Modellen", "Förvaltn.", "Utfall", "Avv. modell", "Avv. förv."]
+    for header in headers:
         table.add_column(header, justify="right", no_wrap=True)
+
+    def red(kind: str, value: float | None) -> str:
+        cell = format_cell(kind, value)  # type: ignore[arg-type]
+        return f"[red]{cell.text}[/]" if "neg" in cell.css else cell.text
+
+    def mnkr(value: float | None) -> float | None:
+        return None if value is None else value / 1e6
+
     previous: str | None = None
     for row in accuracy.rows:
         if previous is not None and row.org_unit != previous:
             table.add_section()
-        difference = format_cell("deviation", row.difference / 1e6)
-        adjusted = row.adjusted_difference
-        adj = format_cell("deviation", None if adjusted is None else adjusted / 1e6)
-        table.add_row(
+        cells = [
             row.name if row.org_unit != previous else "",
             row.snapshot.label.removeprefix("Prognos "),
-            format_cell("money", row.forecast / 1e6).text,
-            format_cell("money", None if row.adjusted is None else row.adjusted / 1e6).text,
-            format_cell("money", row.outcome / 1e6).text,
-            f"[red]{difference.text}[/]" if "neg" in difference.css else difference.text,
-            f"[red]{adj.text}[/]" if "neg" in adj.css else adj.text,
-            style="bold" if row.level == "namnd" else None,
-        )
+            format_cell("money", mnkr(row.forecast)).text,
+        ]
+        if with_adjusted:
+            cells.append(format_cell("money", mnkr(row.adjusted)).text)
+        cells += [
+            format_cell("money", mnkr(row.outcome)).text,
+            red("deviation", mnkr(row.difference)),
+        ]
+        if with_adjusted:
+            cells.append(red("deviation", mnkr(row.adjusted_difference)))
+        table.add_row(*cells, style="bold" if row.level == "namnd" else None)
         previous = row.org_unit
     console.print(table)
     for sentence in accuracy.sentences:
