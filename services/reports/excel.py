@@ -194,6 +194,16 @@ def _analysis_sheet(ws: Worksheet, report: Report) -> None:
                 f"(modellens {format_mnkr(a.model_full_year_sek or 0.0)} mnkr). Skäl: "
                 f"{a.adjustment_reason or '–'}"
             )
+        elif (
+            a.forvaltning_full_year_sek is not None
+            and a.model_full_year_sek is not None
+            and abs(a.forvaltning_full_year_sek - a.model_full_year_sek) >= 0.05 * MNKR
+        ):
+            line(
+                f"Förvaltningens prognos {format_mnkr(a.forvaltning_full_year_sek)} mnkr "
+                f"(modellens {format_mnkr(a.model_full_year_sek)} mnkr), med justeringarna på "
+                "enheterna nedan."
+            )
         if a.drivers:
             line("Största avvikelser mot budget: " + "; ".join(a.drivers) + ".")
         for m in a.measures:

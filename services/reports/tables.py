@@ -172,6 +172,8 @@ class NodeAnalysis:
     adjusted_full_year_sek: float | None
     model_full_year_sek: float | None
     adjustment_reason: str | None
+    #: Förvaltningens prognos of the node, its own adjustment or those made below it.
+    forvaltning_full_year_sek: float | None
     approved_by: str | None
     approved_at: datetime | None
     measures: tuple[MeasureView, ...]
@@ -1340,7 +1342,7 @@ def _drivers(forecast: OrganisationForecast, domain: DomainConfig, node_id: str)
         if fc is None or fc.deviation is None or abs(fc.deviation) < 0.5 * MNKR:
             continue
         parts.append((fc.deviation, category, fc))
-    parts.sort(key=lambda p: p[0])
+    parts.sort(key=lambda p: -abs(p[0]))  # the largest first, deficit or surplus
     for deviation, category, fc in parts[:3]:
         text = f"{_category_name(domain, category)} {format_number_sv(deviation / MNKR)} mnkr"
         if fc.volume_effect is not None and fc.price_effect is not None:
@@ -1357,16 +1359,17 @@ def node_analyses(
     domain: DomainConfig,
     nodes: Sequence[ReportNode],
     follow_up: Any = None,
+    forvaltning: Mapping[str, float] | None = None,
 ) -> tuple[NodeAnalysis, ...]:
     """Analys per avdelning and nämnd (and every enhet with follow-up data), in report order."""
     org = domain.org
     by_node = dict(follow_up.nodes) if follow_up is not None else {}
     order: list[tuple[str, str]] = []
-    for node in nodes:
-        if node.level == "avdelning" and node.id in org.nodes:
-            order += [(e.id, "enhet") for e in org.children(node.id) if e.id in by_node]
+    for node in nodes:  # each avdelning, then its enheter with follow-up data
         if node.level in ("avdelning", "namnd") or node.id in by_node:
             order.append((node.id, node.level))
+        if node.level == "avdelning" and node.id in org.nodes:
+            order += [(e.id, "enhet") for e in org.children(node.id) if e.id in by_node]
     out = []
     for node_id, level in order:
         data = by_node.get(node_id)
@@ -1381,6 +1384,7 @@ def node_analyses(
                 comment_by=getattr(data, "comment_by", None),
                 adjusted_full_year_sek=getattr(data, "adjusted_full_year_sek", None),
                 model_full_year_sek=fc.full_year if fc is not None else None,
+                forvaltning_full_year_sek=(forvaltning or {}).get(node_id),
                 adjustment_reason=getattr(data, "adjustment_reason", None),
                 approved_by=approval.approved_by if approval is not None else None,
                 approved_at=approval.approved_at if approval is not None else None,
@@ -1706,7 +1710,7 @@ def build_report(
     )
     previous = december.forecast if december is not None else None
     forvaltning = forvaltning_forecasts(forecast, org, adjusted_nodes(follow_up))
-    analyses = node_analyses(forecast, domain, nodes, follow_up)
+    analyses = node_analyses(forecast, domain, nodes, follow_up, forvaltning)
     if approval is None and follow_up is not None and root.id in follow_up.nodes:
         approval = follow_up.nodes[root.id].approval
     approved, status = approval_status(approval, current.version, latest_version)

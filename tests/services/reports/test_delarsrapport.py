@@ -164,6 +164,12 @@ def test_analysis_and_atgarder_show_decided_against_realised(full_report: Report
     assert ao.comment_by == "avdelningschef.anna"
     # The drivers name the volume and price effect of vikarier the snapshot holds.
     assert any(d.startswith("Vikarier och timavlönade") and "volym" in d for d in ao.drivers)
+    # Äldreomsorg's förvaltningens prognos carries Ekbacken's adjustment; its enhet follows it.
+    assert ao.forvaltning_full_year_sek == pytest.approx(
+        ao.model_full_year_sek + ADJUSTED_1210_DELTA  # type: ignore[operator]
+    )
+    order = [a.org_unit for a in full_report.analyses]
+    assert order.index("AO") < order.index("1210") < order.index("LSS")
     ekbacken = next(a for a in full_report.analyses if a.org_unit == "1210")
     assert ekbacken.adjustment_reason == "En avdelning stänger i oktober."
     table = full_report.table("atgarder")
