@@ -1062,8 +1062,8 @@ def kostnadsslag(
     ]
 
     def figures(categories: Iterable[str]) -> tuple[float | None, float, float, float] | None:
-        nodes = [forecast.get(node_id, c) for c in categories]
-        nodes = [n for n in nodes if n is not None and n.kind == "cost"]
+        found = [forecast.get(node_id, c) for c in categories]
+        nodes = [n for n in found if n is not None and n.kind == "cost"]
         if not nodes:
             return None
         prev = [previous.get(node_id, c) for c in categories] if previous is not None else []
@@ -1474,13 +1474,17 @@ def method_notes(
     )
     fallback = sum(c for n, c in methods.items() if n.endswith("fallback"))
     if fallback * 2 > len(leaves):
-        share = "Alla serier" if fallback == len(leaves) else f"De flesta serierna ({fallback})"
+        who = "Alla serier" if fallback == len(leaves) else f"De flesta serierna ({fallback})"
         notes.append(
-            f"{share} har alltså prognostiserats med reservmetoden, eftersom historiken är för "
+            f"{who} har alltså prognostiserats med reservmetoden, eftersom historiken är för "
             "kort för att pröva modellerna mot tidigare år. Läs intervallen med försiktighet."
         )
-    stored = [getattr(n, "interval_coverage", None) for n in leaves]
-    stored = [c for c in stored if c is not None]
+    # Where the intervals' own backtest coverage is stored with the rows (a share 0..1), use it.
+    stored = [
+        float(c) / (100.0 if float(c) > 1.0 else 1.0)  # a share; tolerate per cent
+        for n in leaves
+        if (c := getattr(n, "interval_coverage", None)) is not None
+    ]
     if stored:
         share = 100.0 * math.fsum(stored) / len(stored)
         notes.append(

@@ -113,6 +113,10 @@ class SnapshotRowRecord(Base):
     actual_monthly: Mapped[list[float]] = mapped_column(JSON)  # months 1 … as_of_month
     budget_monthly: Mapped[list[float] | None] = mapped_column(JSON)  # 12 months or null
     path: Mapped[list[float]] = mapped_column(JSON)  # months as_of_month+1 … 12
+    # How the 80 % interval was made and how often intervals of that method held (0..1);
+    # NULL where the forecast did not report it (migration 0003).
+    interval_method: Mapped[str | None] = mapped_column(Text)
+    interval_coverage: Mapped[float | None] = mapped_column(Double)
 
 
 class LateEventRecord(Base):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,6 +144,9 @@ def _row_record(
             else None
         ),
         path=_finite_list(node.path, f"{where} path"),
+        # Reported by forecasts that calibrate their intervals; None otherwise.
+        interval_method=getattr(node, "interval_method", None),
+        interval_coverage=_finite(getattr(node, "interval_coverage", None), f"{where} coverage"),
     )
 
 
@@ -337,7 +340,17 @@ def _node(row: SnapshotRowRecord) -> NodeForecast:
         model=row.model,
         volume_effect=row.volume_effect,
         price_effect=row.price_effect,
+        **_interval_fields(row),
     )
+
+
+#: The interval fields NodeForecast has in this build (a forecast without them ignores them).
+_NODE_FIELDS = {f.name for f in fields(NodeForecast)}
+
+
+def _interval_fields(row: SnapshotRowRecord) -> dict[str, Any]:
+    values = {"interval_method": row.interval_method, "interval_coverage": row.interval_coverage}
+    return {k: v for k, v in values.items() if k in _NODE_FIELDS}
 
 
 def _stored(session: Session, records: Iterable[SnapshotRecord]) -> list[StoredSnapshot]:

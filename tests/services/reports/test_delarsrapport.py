@@ -273,3 +273,33 @@ def test_accuracy_compares_the_approved_forvaltning_forecast(
     stale = with_adjustment(august_follow_up(approved_version=2), august.forecast)
     other = compute_accuracy(snapshots, report_case.domain, report_case.year, {"2024-08": stale})
     assert other.row("VON", "2024-08").adjusted is None
+
+
+def test_a_stored_interval_coverage_is_said_in_words(report_case: ReportCase) -> None:
+    """Where the forecast rows carry ``interval_method``/``interval_coverage`` (calibrated
+    intervals), the report names the method and says how often its intervals held."""
+    from dataclasses import dataclass
+
+    from forecasts.live import OrganisationForecast
+    from services.reports.tables import method_notes
+
+    forecast = report_case.snapshots[8].forecast
+
+    @dataclass(frozen=True)
+    class Calibrated:
+        org_unit: str
+        kind: str
+        category: str
+        model: str
+        interval_method: str
+        interval_coverage: float
+
+    rows = [
+        Calibrated(n.org_unit, n.kind, n.category, n.model, "panel", 0.81)
+        for n in forecast.nodes
+        if n.kind == "cost" and n.model != "sum" and n.category != TOTAL
+    ]
+    calibrated = OrganisationForecast(forecast.year, forecast.as_of_month, rows)  # type: ignore[arg-type]
+    notes = " ".join(method_notes(calibrated))
+    assert "Intervallet har träffat i 81 % av fallen i efterhand" in notes
+    assert "modellen panel" in notes
