@@ -19,7 +19,7 @@ from services.reports.charts import (
     monthly_band,
     render_chart,
 )
-from services.reports.html import format_cell, render_html
+from services.reports.html import format_cell, nbsp, render_html
 from services.reports.tables import Report
 from tests.services.reports.fixtures import ReportCase, run_chromium
 
@@ -85,15 +85,14 @@ def test_chromium_renders_the_tables_and_decodes_every_chart(
     assert result.returncode == 0, result.stderr[-2000:]
     dom = _Collector()
     dom.feed(result.stdout)
-    assert dom.tables == len(august_report.tables) == 5
-    assert [c.strip() for c in dom.captions] == [t.caption for t in august_report.tables]
+    assert dom.tables == len(august_report.tables) == 9
+    assert [c.strip() for c in dom.captions] == [nbsp(t.caption) for t in august_report.tables]
     assert dom.sections == [
         "sammanfattning",
-        "driftredovisning",
-        "prognosforandring",
-        "personalkostnader",
-        "volymer",
-        "nyckeltal",
+        "teckenforklaring",
+        "analys",
+        *(t.slug for t in august_report.tables),
+        "prognosmetod",
         "diagram",
     ]
     assert len(dom.images) == len(august_report.charts) == 4
@@ -103,7 +102,8 @@ def test_chromium_renders_the_tables_and_decodes_every_chart(
         # Decoded by the browser at the PNG's own size: the data URI is a loadable image.
         assert image["data-natural"] == f"{chart.width_px}x{chart.height_px}"
     assert "Prognos efter augusti 2024" in result.stdout
-    assert "1 094,6" in result.stdout  # the nämnd's forecast, Swedish format
+    # The nämnd's forecast, Swedish format, with a space that never breaks.
+    assert "1&nbsp;094,6" in result.stdout  # the browser serialises U+00A0 as &nbsp;
 
 
 def _band_pixels(tmp_path: Path, html: Path, name: str) -> np.ndarray:
