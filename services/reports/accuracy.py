@@ -42,6 +42,8 @@ from services.reports.tables import (
 DELAR_MONTH = 8
 LEVEL_ORDER = ("namnd", "forvaltning", "avdelning")
 LEVEL_LABELS = {"namnd": "Nämnd", "forvaltning": "Förvaltning", "avdelning": "Avdelning"}
+#: The columns of the förvaltning's approved forecast in the prognossäkerhet table.
+FORVALTNING_KEYS = ("prognos_forv", "skillnad_forv")
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Accuracy:
         return next(r for r in self.rows if r.org_unit == org_unit and r.snapshot.period == period)
 
     def table(self) -> Table:
-        columns = (
+        columns: tuple[Column, ...] = (
             Column("niva", "Nivå", "text", 12),
             Column("ansvar", "Ansvar", "text", 9),
             Column("verksamhet", "Verksamhet", "text", 32),
@@ -95,20 +97,34 @@ class Accuracy:
                 "skillnad_forv", "Avvikelse förvaltningens prognos − utfall (mnkr)", "deviation", 18
             ),
         )
+        # The förvaltning's columns only when some forecast of the year was approved: a column
+        # of dashes tells the nämnd nothing.
+        keep = [
+            c.key not in FORVALTNING_KEYS or any(r.adjusted is not None for r in self.rows)
+            for c in columns
+        ]
         rows = tuple(
             Row(
-                (
-                    LEVEL_LABELS.get(r.level, r.level),
-                    r.org_unit,
-                    r.name,
-                    r.snapshot.label,
-                    r.snapshot.period,
-                    r.forecast / MNKR,
-                    None if r.adjusted is None else r.adjusted / MNKR,
-                    r.outcome / MNKR,
-                    r.difference / MNKR,
-                    r.difference_pct,
-                    None if r.adjusted_difference is None else r.adjusted_difference / MNKR,
+                tuple(
+                    cell
+                    for cell, kept in zip(
+                        (
+                            LEVEL_LABELS.get(r.level, r.level),
+                            r.org_unit,
+                            r.name,
+                            r.snapshot.label,
+                            r.snapshot.period,
+                            r.forecast / MNKR,
+                            None if r.adjusted is None else r.adjusted / MNKR,
+                            r.outcome / MNKR,
+                            r.difference / MNKR,
+                            r.difference_pct,
+                            None if r.adjusted_difference is None else r.adjusted_difference / MNKR,
+                        ),
+                        keep,
+                        strict=True,
+                    )
+                    if kept
                 ),
                 r.org_unit,
                 r.level,
@@ -117,6 +133,7 @@ class Accuracy:
             )
             for r in self.rows
         )
+        columns = tuple(c for c, kept in zip(columns, keep, strict=True) if kept)
         snap = self.outcome_snapshot
         return Table(
             "prognossakerhet",
@@ -125,9 +142,14 @@ class Accuracy:
             f"jämförd med årets utfall (snapshot {snap.period}, id {snap.id}, version "
             f"{snap.version}). Avvikelse = prognos − utfall, samma tecken som i hela rapporten: "
             "ett negativt värde (rött) betyder att utfallet blev sämre (högre nettokostnad) än "
-            "prognosen, ett positivt att det blev bättre. Förvaltningens godkända prognos är "
-            "modellens prognos med förvaltningens justeringar vid prognostillfällen där "
-            "prognosen godkändes (– = ingen godkänd prognos).",
+            "prognosen, ett positivt att det blev bättre."
+            + (
+                " Förvaltningens godkända prognos är modellens prognos med förvaltningens "
+                "justeringar vid prognostillfällen där prognosen godkändes (– = ingen godkänd "
+                "prognos)."
+                if any(r.adjusted is not None for r in self.rows)
+                else " Ingen av årets prognoser godkändes med förvaltningens justeringar."
+            ),
             columns,
             rows,
         )

@@ -269,6 +269,11 @@ def test_accuracy_compares_the_approved_forvaltning_forecast(
     helped = abs(row.adjusted_difference) < abs(row.difference)  # type: ignore[arg-type]
     sentence = next(s for s in accuracy.sentences if s.startswith("Förvaltningens godkänd"))
     assert ("hjälpte inte" in sentence) != helped
+    table = accuracy.table()
+    august_row = next(
+        r for r in table.rows if r.org_unit == "VON" and table.value(r, "period") == "2024-08"
+    )
+    assert table.value(august_row, "prognos_forv") == pytest.approx(row.adjusted / MNKR)  # type: ignore[operator]
     # An approval of another version does not count.
     stale = with_adjustment(august_follow_up(approved_version=2), august.forecast)
     other = compute_accuracy(snapshots, report_case.domain, report_case.year, {"2024-08": stale})
