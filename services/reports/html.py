@@ -117,7 +117,7 @@ def _table_view(table: Table, notes: tuple[str, ...] = ()) -> dict[str, object]:
         "caption": table.caption,
         "notes": notes,
         "columns": [
-            {"header": c.header, "css": "text" if c.kind == "text" else "num"}
+            {"header": nbsp(c.header), "css": "text" if c.kind == "text" else "num"}
             for c in table.columns
         ],
         "rows": [
