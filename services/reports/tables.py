@@ -1449,6 +1449,26 @@ def interval_coverage(
     return hits, rows
 
 
+def coverage_by_method(
+    snapshots: Sequence[SnapshotLike], outcome: OrganisationForecast
+) -> dict[str, tuple[int, int]]:
+    """(hits, rows) per forecast method over the leaf rows (enhet × category) of the snapshots
+    before December of the outcome's year: how often each method's intervals held."""
+    out: dict[str, tuple[int, int]] = {}
+    for snap in snapshots:
+        fc = snap.forecast
+        if fc.year != outcome.year or fc.as_of_month >= 12:
+            continue
+        for node in _leaf_rows(fc):
+            actual = outcome.get(node.org_unit, node.category)
+            if actual is None:
+                continue
+            method = getattr(node, "interval_method", None) or node.model
+            hits, rows = out.get(method, (0, 0))
+            out[method] = (hits + (node.low <= actual.actual_ytd <= node.high), rows + 1)
+    return out
+
+
 def method_notes(
     forecast: OrganisationForecast,
     previous_year: Sequence[SnapshotLike] = (),
@@ -1501,6 +1521,17 @@ def method_notes(
                 f"(januari–november, alla nivåer och kostnadsslag) hamnade helårsutfallet inom "
                 f"80 %-intervallet i {format_number_sv(hits, 0)}."
                 + (" Intervallen är alltså smalare än de borde vara." if share < 70 else "")
+            )
+        per_method = coverage_by_method(previous_year, previous_outcome)
+        if len(per_method) > 1:
+            notes.append(
+                "Per metod (enhet och kostnadsslag): "
+                + "; ".join(
+                    f"{method_label(method)}: {format_number_sv(100.0 * h / n, 0)} % av {n}"
+                    for method, (h, n) in sorted(per_method.items(), key=lambda kv: -kv[1][1])
+                    if n
+                )
+                + "."
             )
     else:
         notes.append(

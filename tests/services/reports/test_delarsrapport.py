@@ -16,6 +16,7 @@ from services.reports.tables import (
     Table,
     approval_status,
     build_report,
+    coverage_by_method,
     forvaltning_forecasts,
     interval_coverage,
     method_label,
@@ -238,6 +239,14 @@ def test_interval_coverage_counts_rows_inside_their_interval(report_case: Report
         if n.kind == "cost" and outcome.get(n.org_unit, n.category) is not None
     ]
     assert (hits, rows) == (sum(expected), len(expected))
+    by_method = coverage_by_method([march], outcome)
+    leaves = [
+        n
+        for n in march.forecast.nodes
+        if n.kind == "cost" and n.model != "sum" and n.category != TOTAL
+    ]
+    assert sum(n for _, n in by_method.values()) == len(leaves)
+    assert set(by_method) == {n.model for n in leaves}
     assert interval_coverage([report_case.snapshots[12]], outcome) == (0, 0)  # December: none
 
 
