@@ -24,7 +24,9 @@ def register(app: typer.Typer) -> None:
         file_format: Annotated[
             str,
             typer.Option(
-                "--format", help="all (default), xlsx, html, csv, or a list such as xlsx,csv."
+                "--format",
+                help="all (default; pdf only where Chromium is installed), xlsx, html, csv, "
+                "pdf, or a list such as xlsx,pdf.",
             ),
         ] = "all",
         out: Annotated[
@@ -43,7 +45,8 @@ def register(app: typer.Typer) -> None:
             typer.Option("--snapshot-version", min=1, help="Version of the period's snapshot."),
         ] = None,
     ) -> None:
-        """Write the delårsrapport (Excel, HTML, CSV) from the period's latest snapshot."""
+        """Write the delårsrapport (Excel, HTML, CSV, PDF) from the period's approved snapshot
+        version, or the latest when none is approved."""
         from core.settings import Settings
         from services.reports.writer import (
             COMPARE_MODES,

@@ -286,8 +286,7 @@ def alert_lines(alerts: Sequence[Any], limit: int = ALERT_LINES_PER_MONTH) -> li
     """The month's alert changes, most severe first, as a controller would skim them."""
     ordered = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], a.status, a.alert_id))
     lines = [
-        f"  {alert_status_sv(a)} ({SEVERITY_SV[a.severity]}): {a.message}"
-        for a in ordered[:limit]
+        f"  {alert_status_sv(a)} ({SEVERITY_SV[a.severity]}): {a.message}" for a in ordered[:limit]
     ]
     if len(ordered) > limit:
         lines.append(f"  … och {len(ordered) - limit} larmändringar till.")

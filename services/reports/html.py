@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from core.swedish import format_number_sv
-from services.reports.tables import Cell, ColumnKind, Report, Table
+from services.reports.tables import MEASURE_STATUS_SV, Cell, ColumnKind, Report, Table
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -36,6 +37,7 @@ DISPLAY_DECIMALS: dict[ColumnKind, int] = {
     "volume": 0,
     "volume_change": 0,
     "pct_change": 1,
+    "pct_level": 1,
     "ratio": 0,
     "ratio_deviation": 0,
 }
@@ -45,15 +47,33 @@ CSV_DECIMALS: dict[ColumnKind, int] = {
     "change": 3,
     "pct": 2,
     "pct_change": 2,
+    "pct_level": 2,
     "volume": 1,
     "volume_change": 1,
     "ratio": 1,
     "ratio_deviation": 1,
 }
 SIGNED_KINDS = {"change", "volume_change", "pct_change"}
-RED_WHEN_NEGATIVE = {"deviation", "pct", "ratio_deviation"}
-RED_WHEN_POSITIVE = {"change"}
+#: One sign convention: negative = underskott or försämring, red (the legend says so).
+RED_WHEN_NEGATIVE = {
+    "deviation",
+    "pct",
+    "ratio_deviation",
+    "change",
+    "volume_change",
+    "pct_change",
+}
 DASH = "–"
+NBSP = "\u00a0"
+#: A space inside a number ("1 051,5") or between a number and its unit ("4,1 %", "43,1 mnkr").
+_BREAKABLE_SPACE = re.compile(
+    r"(?<=\d) (?=\d{3}(?!\d))|(?<=\d) (?=(?:%|mnkr|tkr|kr|procentenheter|timmar|h|st)(?![\w]))"
+)
+
+
+def nbsp(text: str) -> str:
+    """Non-breaking spaces inside numbers and before units, so "−4,1 %" never wraps."""
+    return _BREAKABLE_SPACE.sub(NBSP, text)
 
 
 @dataclass(frozen=True)
@@ -73,39 +93,49 @@ def format_cell(kind: ColumnKind, value: Cell) -> DisplayCell:
     shown = round(value, decimals)
     if kind in SIGNED_KINDS and shown > 0:
         text = "+" + text
-    red = (kind in RED_WHEN_NEGATIVE and shown < 0) or (kind in RED_WHEN_POSITIVE and shown > 0)
+    red = kind in RED_WHEN_NEGATIVE and shown < 0
     return DisplayCell(text, "num neg" if red else "num")
 
 
 def _environment() -> Environment:
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
         autoescape=select_autoescape(["html", "j2"], default=True),
         undefined=StrictUndefined,
         trim_blocks=False,
         keep_trailing_newline=True,
     )
+    env.filters["nbsp"] = nbsp
+    env.filters["mnkr"] = lambda sek: nbsp(format_number_sv(sek / 1e6)) if sek is not None else DASH
+    return env
 
 
-def _table_view(table: Table) -> dict[str, object]:
+def _table_view(table: Table, notes: tuple[str, ...] = ()) -> dict[str, object]:
     return {
         "slug": table.slug,
         "title": table.title,
         "caption": table.caption,
+        "notes": notes,
         "columns": [
-            {"header": c.header, "css": "text" if c.kind == "text" else "num"}
+            {"header": nbsp(c.header), "css": "text" if c.kind == "text" else "num"}
             for c in table.columns
         ],
         "rows": [
             {
                 "total": row.total,
+                "level": row.level or "",
                 "cells": [
-                    format_cell(c.kind, v) for c, v in zip(table.columns, row.cells, strict=True)
+                    _html_cell(format_cell(c.kind, v))
+                    for c, v in zip(table.columns, row.cells, strict=True)
                 ],
             }
             for row in table.rows
         ],
     }
+
+
+def _html_cell(cell: DisplayCell) -> DisplayCell:
+    return DisplayCell(nbsp(cell.text), cell.css)
 
 
 def data_uri(png: bytes) -> str:
@@ -116,11 +146,18 @@ def render_html(report: Report) -> str:
     created = report.snapshot.created_at
     if created.tzinfo is not None:
         created = created.astimezone(UTC)
+    notes = {"personalkostnader": report.staff_notes}
     template = _environment().get_template("delarsrapport.html.j2")
     return template.render(
         report=report,
         created=created.strftime("%Y-%m-%d %H:%M"),
-        tables=[_table_view(t) for t in report.tables],
+        tables=[_table_view(t, notes.get(t.slug, ())) for t in report.tables],
+        analyses=[
+            a
+            for a in report.analyses
+            if a.comment or a.measures or a.adjusted_full_year_sek is not None or a.drivers
+        ],
+        status_labels=MEASURE_STATUS_SV,
         charts=[
             {
                 "org_unit": c.org_unit,

@@ -49,8 +49,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-ReportFormat = Literal["xlsx", "html", "csv"]
-ALL_FORMATS: tuple[ReportFormat, ...] = ("xlsx", "html", "csv")
+ReportFormat = Literal["xlsx", "html", "csv", "pdf"]
+ALL_FORMATS: tuple[ReportFormat, ...] = ("xlsx", "html", "csv", "pdf")
 COMPARE_MODES = ("auto", "all", "checkpoints")
 
 
@@ -58,14 +58,17 @@ COMPARE_MODES = ("auto", "all", "checkpoints")
 
 
 def parse_formats(text: str) -> tuple[ReportFormat, ...]:
+    """The formats asked for; ``all`` is every format, PDF only where Chromium is installed."""
     parts = [p.strip().lower() for p in text.split(",") if p.strip()]
     if not parts or "all" in parts:
-        return ALL_FORMATS
+        from services.reports.pdf import find_chromium
+
+        return ALL_FORMATS if find_chromium() else tuple(f for f in ALL_FORMATS if f != "pdf")
     unknown = [p for p in parts if p not in ALL_FORMATS]
     if unknown:
         raise UserError(
-            f"--format {text!r}: unknown format {', '.join(unknown)}; choose all, xlsx, html, csv "
-            "or a comma-separated list such as xlsx,csv"
+            f"--format {text!r}: unknown format {', '.join(unknown)}; choose all, xlsx, html, "
+            "csv, pdf or a comma-separated list such as xlsx,pdf"
         )
     return tuple(f for f in ALL_FORMATS if f in parts)
 
@@ -75,7 +78,13 @@ def report_file_name(period: str, fmt: str, table: str | None = None) -> str:
     return f"{stem}-{table}.{fmt}" if table else f"{stem}.{fmt}"
 
 
-def report_files(report: Report, formats: Sequence[ReportFormat] = ALL_FORMATS) -> dict[str, bytes]:
+#: The formats rendered in this process (PDF needs a browser).
+IN_PROCESS_FORMATS: tuple[ReportFormat, ...] = ("xlsx", "html", "csv")
+
+
+def report_files(
+    report: Report, formats: Sequence[ReportFormat] = IN_PROCESS_FORMATS
+) -> dict[str, bytes]:
     """File name → content of the report in the given formats (nothing written)."""
     from services.reports.excel import render_xlsx
     from services.reports.html import render_csv, render_html
@@ -83,8 +92,14 @@ def report_files(report: Report, formats: Sequence[ReportFormat] = ALL_FORMATS) 
     files: dict[str, bytes] = {}
     if "xlsx" in formats:
         files[report_file_name(report.period, "xlsx")] = render_xlsx(report)
-    if "html" in formats:
-        files[report_file_name(report.period, "html")] = render_html(report).encode("utf-8")
+    if "html" in formats or "pdf" in formats:
+        html = render_html(report)
+        if "html" in formats:
+            files[report_file_name(report.period, "html")] = html.encode("utf-8")
+        if "pdf" in formats:
+            from services.reports.pdf import html_to_pdf
+
+            files[report_file_name(report.period, "pdf")] = html_to_pdf(html)
     if "csv" in formats:
         for table in report.tables:
             files[report_file_name(report.period, "csv", table.slug)] = render_csv(table)
@@ -233,28 +248,137 @@ def _domain(domain: DomainConfig | None) -> DomainConfig:
 # --- Entry points (CLI and demo) -------------------------------------------------------------
 
 
+def load_follow_up_or_none(engine: Engine, period: str) -> Any:
+    """The period's follow-up (comments, åtgärder, förvaltningens prognos, approvals)."""
+    from services.followup.read import load_follow_up
+
+    return load_follow_up(engine, period)
+
+
+def namnd_approval(engine: Engine, period: str, root_id: str) -> Any:
+    """The newest approval of the nämnd's forecast for the period (any version), or None."""
+    from services.followup.read import approval_history
+
+    entries = approval_history(engine, period, root_id)
+    return entries[0].approval if entries else None
+
+
+def approved_follow_up(engine: Engine, period: str, version: int, follow_up: Any) -> Any:
+    """The follow-up as it was approved for ``version``: each node approved for that version
+    with its frozen comment, åtgärder and adjustment; other nodes as they stand now."""
+    from datetime import date
+
+    from services.followup.read import Measure, NodeFollowUp, PeriodFollowUp, approval_history
+
+    nodes = dict(follow_up.nodes)
+    seen: set[str] = set()
+    for entry in approval_history(engine, period):  # newest first
+        if entry.approval.snapshot_version != version or entry.org_unit in seen:
+            continue
+        seen.add(entry.org_unit)
+        frozen = entry.frozen
+        measures = tuple(
+            Measure(
+                text=m["text"],
+                responsible=m["responsible"],
+                amount_sek=float(m["amount_sek"]),
+                status=m["status"],
+                decided=date.fromisoformat(m["decided"]) if m.get("decided") else None,
+                realised_sek=m.get("realised_sek"),
+            )
+            for m in frozen.get("measures", ())
+        )
+        nodes[entry.org_unit] = NodeFollowUp(
+            org_unit=entry.org_unit,
+            comment=frozen.get("comment"),
+            comment_by=frozen.get("comment_by"),
+            measures=measures,
+            adjusted_full_year_sek=frozen.get("adjusted_full_year_sek"),
+            adjustment_reason=frozen.get("adjustment_reason"),
+            approval=entry.approval,
+        )
+    return PeriodFollowUp(period=period, nodes=nodes)
+
+
+def _previous_year_accuracy(
+    engine: Engine, snapshots: Sequence[StoredSnapshot], domain: DomainConfig, year: int
+) -> tuple[Any, list[str]]:
+    """Last year's prognossäkerhet at its checkpoints (table, sentences), or (None, [])."""
+    from dataclasses import replace
+
+    from services.reports.accuracy import compute_accuracy
+
+    if not any(s.period == f"{year:04d}-12" for s in snapshots):
+        return None, []
+    follow_ups = {s.period: load_follow_up_or_none(engine, s.period) for s in snapshots}
+    try:
+        accuracy = compute_accuracy(snapshots, domain, year, follow_ups, checkpoints_only=True)
+    except UserError:
+        return None, []
+    table = replace(
+        accuracy.table(),
+        title=f"Prognossäkerhet {year}",
+        caption=f"Hur väl prognoserna {year} träffade årets utfall, vid varje kontrollpunkt: "
+        + accuracy.table().caption,
+    )
+    # In this year's report the sentences are about last year: say which.
+    sentences = [s.replace("Utfallet för ", f"Utfallet {year} för ", 1) for s in accuracy.sentences]
+    return table, sentences
+
+
 def write_report(
     engine: Engine,
     period: str,
     out_dir: Path,
     *,
-    formats: Sequence[ReportFormat] = ALL_FORMATS,
+    formats: Sequence[ReportFormat] | None = None,
     compare: CompareMode = "auto",
     domain: DomainConfig | None = None,
     version: int | None = None,
 ) -> tuple[Report, list[Path]]:
-    """Build the delårsrapport of ``period`` from the store and write it to ``out_dir``."""
-    from services.reports.tables import build_report
+    """Build the delårsrapport of ``period`` from the store and write it to ``out_dir``.
 
-    parse_period_option("--period", period)
+    Without ``version`` the report is built from the version the nämnd's forecast was approved
+    for, else from the latest version (and its cover says that it is not approved).
+    """
+    from services.reports.tables import build_report
+    from services.snapshots.store import load_snapshot, load_snapshots
+
+    year, _ = parse_period_option("--period", period)
+    domain = _domain(domain)
     current, earlier = load_report_snapshots(engine, period, version)
-    report = build_report(current, earlier, _domain(domain), compare=compare)
-    paths = write_atomically(out_dir, report_files(report, formats))
+    latest_version = current.version
+    follow_up = load_follow_up_or_none(engine, period)
+    approval = namnd_approval(engine, period, domain.org.root.id)
+    if version is None and approval is not None and approval.snapshot_version != current.version:
+        approved = load_snapshot(engine, period, approval.snapshot_version)
+        if approved is not None:
+            current = approved
+            follow_up = approved_follow_up(engine, period, approved.version, follow_up)
+    previous_year = load_snapshots(engine, year - 1)
+    accuracy_table, accuracy_sentences = _previous_year_accuracy(
+        engine, previous_year, domain, year - 1
+    )
+    report = build_report(
+        current,
+        earlier,
+        domain,
+        compare=compare,
+        follow_up=follow_up,
+        previous_year=previous_year,
+        accuracy_table=accuracy_table,
+        accuracy_notes=accuracy_sentences,
+        approval=approval,
+        latest_version=latest_version,
+    )
+    chosen = parse_formats("all") if formats is None else formats  # all: PDF with Chromium
+    paths = write_atomically(out_dir, report_files(report, chosen))
     log.info(
         "report_written",
         period=period,
         snapshot_id=current.id,
         version=current.version,
+        approved=report.approved,
         compared=len(report.compared),
         files=len(paths),
     )
@@ -268,7 +392,9 @@ def write_accuracy(
     from services.reports.accuracy import compute_accuracy
     from services.snapshots.store import load_snapshots
 
-    accuracy = compute_accuracy(load_snapshots(engine, year), _domain(domain), year)
+    snapshots = load_snapshots(engine, year)
+    follow_ups = {s.period: load_follow_up_or_none(engine, s.period) for s in snapshots}
+    accuracy = compute_accuracy(snapshots, _domain(domain), year, follow_ups)
     paths = write_atomically(out_dir, accuracy_files(accuracy))
     log.info(
         "accuracy_written",
@@ -290,28 +416,45 @@ def print_accuracy(accuracy: Accuracy, console: Any = None) -> None:
 
     console = console or Console(soft_wrap=False)
     table = RichTable(
-        title=f"Prognossäkerhet {accuracy.year} (mnkr; skillnad = prognos − utfall)",
+        title=f"Prognossäkerhet {accuracy.year} (mnkr; avvikelse = prognos − utfall, "
+        "negativt = utfallet blev sämre)",
         box=box.SIMPLE_HEAD,
     )
-    table.add_column("Verksamhet", overflow="fold")
+    # The förvaltning's columns only where a forecast was approved, so that the names fit.
+    with_adjusted = any(r.adjusted is not None for r in accuracy.rows)
+    table.add_column("Verksamhet", overflow="fold", min_width=14)
     table.add_column("Prognos")
-    for header in ("Prognos helår", "Utfall", "Skillnad", "Skillnad %"):
+    headers = ["Modellen", "Utfall", "Avvikelse"]
+    if with_adjusted:
+        headers = ["Modellen", "Förvaltn.", "Utfall", "Avv. modell", "Avv. förv."]
+    for header in headers:
         table.add_column(header, justify="right", no_wrap=True)
+
+    def red(kind: str, value: float | None) -> str:
+        cell = format_cell(kind, value)  # type: ignore[arg-type]
+        return f"[red]{cell.text}[/]" if "neg" in cell.css else cell.text
+
+    def mnkr(value: float | None) -> float | None:
+        return None if value is None else value / 1e6
+
     previous: str | None = None
     for row in accuracy.rows:
         if previous is not None and row.org_unit != previous:
             table.add_section()
-        difference = format_cell("deviation", row.difference / 1e6)
-        pct = format_cell("pct", row.difference_pct)
-        table.add_row(
+        cells = [
             row.name if row.org_unit != previous else "",
             row.snapshot.label.removeprefix("Prognos "),
-            format_cell("money", row.forecast / 1e6).text,
-            format_cell("money", row.outcome / 1e6).text,
-            f"[red]{difference.text}[/]" if "neg" in difference.css else difference.text,
-            f"[red]{pct.text}[/]" if "neg" in pct.css else pct.text,
-            style="bold" if row.level == "namnd" else None,
-        )
+            format_cell("money", mnkr(row.forecast)).text,
+        ]
+        if with_adjusted:
+            cells.append(format_cell("money", mnkr(row.adjusted)).text)
+        cells += [
+            format_cell("money", mnkr(row.outcome)).text,
+            red("deviation", mnkr(row.difference)),
+        ]
+        if with_adjusted:
+            cells.append(red("deviation", mnkr(row.adjusted_difference)))
+        table.add_row(*cells, style="bold" if row.level == "namnd" else None)
         previous = row.org_unit
     console.print(table)
     for sentence in accuracy.sentences:

@@ -100,8 +100,8 @@ CASES = {
         "BUDGETVAKT_DATABASE_URL is not a valid database URL",
     ),
     "report": (
-        ["report", "--period", "2024-08", "--format", "pdf"],
-        "--format 'pdf': unknown format pdf; choose all, xlsx, html, csv",
+        ["report", "--period", "2024-08", "--format", "docx"],
+        "--format 'docx': unknown format docx; choose all, xlsx, html, csv, pdf",
     ),
     "accuracy": (["accuracy", "--year", "1999"], "Invalid value for '--year'"),
     "web": (["web", "--port", "0"], "is empty (no tables), but this code needs revision"),

@@ -11,8 +11,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 from core.domain import DomainConfig
 from forecasts.live import OrganisationForecast, forecast_organisation
 from services.demo.scenario import Scenario, generate_scenario
+from services.followup.read import Approval, Measure, NodeFollowUp, PeriodFollowUp
 from services.reports.tables import Report, build_report
 from services.reports.writer import report_files
 from services.snapshots.checkpoints import DEFAULT_CHECKPOINTS
@@ -188,3 +189,78 @@ def budgetvakt_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``budgetvakt`` as a user would."""
     return run_cli(*args, env=env, cwd=cwd, timeout_s=timeout_s)
+
+
+@pytest.fixture(scope="session")
+def previous_year_snapshots(report_case: ReportCase) -> list[StoredSnapshot]:
+    """The year before the report year at its checkpoints, December (the bokslut) included."""
+    year = report_case.year - 1
+    forecasts = forecasts_by_month(report_case.scenario, report_case.domain, year, [3, 8, 12])
+    return [
+        stored(forecasts[month], snapshot_id=100 + month, checkpoint=SNAPSHOT_MONTHS[month])
+        for month in sorted(forecasts)
+    ]
+
+
+def august_follow_up(*, approved_version: int | None = 1) -> PeriodFollowUp:
+    """The follow-up of 2024-08 as an enhetschef, the avdelningschef and a controller leave it:
+    an analysis and two åtgärder for äldreomsorg, an adjusted forecast for Ekbacken (−2 mnkr
+    against the model, a unit that closes in October) and the nämnd's approval."""
+    approval = (
+        Approval("controller.eva", datetime(2024, 9, 12, 9, 30, tzinfo=UTC), approved_version, None)
+        if approved_version is not None
+        else None
+    )
+    return PeriodFollowUp(
+        "2024-08",
+        {
+            "AO": NodeFollowUp(
+                "AO",
+                "Vikarier och övertid över budget: hög sjukfrånvaro och vakanser på boendena.",
+                "avdelningschef.anna",
+                (
+                    Measure(
+                        "Samordnad bemanningsplanering",
+                        "Anna Avdelningschef",
+                        6_000_000.0,
+                        "beslutad",
+                        date(2024, 4, 23),
+                        1_500_000.0,
+                    ),
+                    Measure(
+                        "Övertidsstopp",
+                        "Anna Avdelningschef",
+                        2_000_000.0,
+                        "planerad",
+                        None,
+                        None,
+                    ),
+                ),
+                None,
+                None,
+                approval,
+            ),
+            "1210": NodeFollowUp(
+                "1210",
+                None,
+                None,
+                (),
+                ADJUSTED_1210_DELTA,  # replaced below with the model's figure − 2 mnkr
+                "En avdelning stänger i oktober.",
+                None,
+            ),
+            "VON": NodeFollowUp("VON", None, None, (), None, None, approval),
+        },
+    )
+
+
+ADJUSTED_1210_DELTA = -2_000_000.0
+
+
+def with_adjustment(follow_up: PeriodFollowUp, forecast: OrganisationForecast) -> PeriodFollowUp:
+    """``august_follow_up`` with Ekbacken's förvaltningens prognos = the model's − 2 mnkr."""
+    model = forecast.get("1210", "total")
+    assert model is not None
+    node = follow_up.nodes["1210"]
+    adjusted = replace(node, adjusted_full_year_sek=model.full_year + ADJUSTED_1210_DELTA)
+    return PeriodFollowUp(follow_up.period, {**follow_up.nodes, "1210": adjusted})

@@ -13,14 +13,30 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from core.errors import UserError
 from forecasts.live import TOTAL
-from services.reports.excel import FIRST_DATA_ROW, FREEZE_AT, HEADER_ROW, NUMBER_FORMATS
+from services.reports.excel import (
+    FIRST_DATA_ROW,
+    FREEZE_AT,
+    HEADER_ROW,
+    NUMBER_FORMATS,
+    placement,
+)
 from services.reports.html import CSV_DECIMALS, csv_value, render_csv
 from services.reports.tables import Report, Table
 from services.reports.writer import report_file_name, write_atomically
 from tests.services.reports.fixtures import ReportCase
 
 MNKR = 1e6
-TABLE_SLUGS = ("driftredovisning", "prognosforandring", "personalkostnader", "volymer", "nyckeltal")
+TABLE_SLUGS = (
+    "driftredovisning",
+    "driftredovisning_enhet",
+    "kostnadsslag",
+    "prognosforandring",
+    "personalkostnader",
+    "sjukfranvaro",
+    "volym_pris",
+    "volymer",
+    "nyckeltal",
+)
 
 
 def _workbook(files: dict[str, bytes]):  # type: ignore[no-untyped-def]
@@ -30,9 +46,9 @@ def _workbook(files: dict[str, bytes]):  # type: ignore[no-untyped-def]
 def _rows_by_key(ws: Worksheet, table: Table) -> dict[tuple[str, str | None], dict[str, object]]:
     """Sheet rows as {column key: value}, keyed by (Ansvar, category of the table row)."""
     out = {}
-    for offset, row in enumerate(table.rows):
+    for sheet_row, row in placement(table):
         values = {
-            column.key: ws.cell(FIRST_DATA_ROW + offset, col).value
+            column.key: ws.cell(sheet_row, col).value
             for col, column in enumerate(table.columns, start=1)
         }
         assert values["ansvar"] == row.org_unit
@@ -56,7 +72,7 @@ def test_excel_numbers_equal_the_snapshot_rows(
     forecast = report_case.snapshots[8].forecast
     table = august_report.table("driftredovisning")
     rows = _rows_by_key(wb["Driftredovisning"], table)
-    for org_unit in ("AO", "LSS", "IFO", "VOF", "VON"):
+    for org_unit in ("AO", "LSS", "IFO", "VON"):
         node = forecast.get(org_unit, TOTAL)
         assert node is not None and node.budget_full_year is not None
         row = rows[(org_unit, TOTAL)]
@@ -101,15 +117,28 @@ def test_every_sheet_has_formats_frozen_header_and_widths(
     wb = _workbook(august_files)
     assert wb.sheetnames == [
         "Försättsblad",
+        "Analys",
         "Driftredovisning",
+        "Driftredovisning per enhet",
+        "Kostnadsslag",
         "Prognosförändring",
         "Personalkostnader",
+        "Sjukfrånvaro",
+        "Volym- och priseffekt",
         "Volymer",
         "Nyckeltal",
         "Diagram",
+        "Diagramdata",
     ]
     for table in august_report.tables:
         ws = wb[table.title]
+        # The autofilter covers the header and the data rows, never a sum row.
+        data_rows = [r for r in table.rows if not r.total]
+        last_data_row = FIRST_DATA_ROW + len(data_rows) - 1
+        assert ws.auto_filter.ref.endswith(str(last_data_row)), (table.slug, ws.auto_filter.ref)
+        assert ws.auto_filter.ref.startswith(f"A{HEADER_ROW}:")
+        for sheet_row, row in placement(table):
+            assert (sheet_row <= last_data_row) == (not row.total)
         assert ws.freeze_panes == FREEZE_AT
         assert [ws.cell(HEADER_ROW, c).value for c in range(1, len(table.columns) + 1)] == [
             c.header for c in table.columns
@@ -119,14 +148,19 @@ def test_every_sheet_has_formats_frozen_header_and_widths(
             assert ws.column_dimensions[letter].width == column.width
             if column.kind == "text":
                 continue
-            for offset in range(len(table.rows)):
-                cell = ws.cell(FIRST_DATA_ROW + offset, col)
+            for sheet_row, _ in placement(table):
+                cell = ws.cell(sheet_row, col)
                 assert cell.number_format == NUMBER_FORMATS[column.kind], (table.slug, column.key)
                 assert cell.value is None or isinstance(cell.value, int | float)
         assert all("mnkr" in c.header for c in table.columns if c.kind in ("money", "deviation"))
     deviation_format = NUMBER_FORMATS["deviation"]
     assert deviation_format == "#,##0.0;[Red]-#,##0.0;0.0"  # one decimal, minus and red
-    assert wb["Driftredovisning"].cell(FIRST_DATA_ROW, 9).number_format == deviation_format
+    avvikelse = august_report.table("driftredovisning").index("avvikelse") + 1
+    assert wb["Driftredovisning"].cell(FIRST_DATA_ROW, avvikelse).number_format == deviation_format
+    # One sign convention: every signed kind is red when negative, never when positive.
+    for kind in ("change", "volume_change", "pct_change", "pct", "ratio_deviation"):
+        positive, negative = NUMBER_FORMATS[kind].split(";")[:2]
+        assert "[Red]" in negative and "[Red]" not in positive, kind
 
 
 def test_cover_sheet_and_chart_images(
@@ -139,14 +173,25 @@ def test_cover_sheet_and_chart_images(
         if ws_row[0].value
     }
     assert cover["Kommun"] == "Storvik kommun"
+    assert cover["Status"] == august_report.status
+    assert str(cover["Status"]).startswith("Prognosen är inte godkänd")
     assert cover["Nämnd"] == "Vård- och omsorgsnämnden"
     assert cover["Prognos"] == "Prognos efter augusti"
     assert cover["Snapshot-id"] == august_report.snapshot.id
     assert cover["Snapshot-version"] == 1
     assert str(cover["Period"]).startswith("2024-08")
     assert cover["Skapad (UTC)"].isoformat() == "2024-09-05T08:00:00"  # type: ignore[union-attr]
-    images = wb["Diagram"]._images
-    assert len(images) == len(august_report.charts) == 4  # AO, LSS, IFO and the nämnd
+    # Native Excel charts (not pictures) drawn from the Diagramdata sheet.
+    assert wb["Diagram"]._images == []
+    charts = wb["Diagram"]._charts
+    assert len(charts) == len(august_report.chart_data) == 4  # AO, LSS, IFO and the nämnd
+    data = wb["Diagramdata"]
+    node = august_report.chart_data[0][2]
+    assert data.cell(1, 1).value == august_report.chart_data[0][1]
+    assert [data.cell(3 + m, 2).value for m in range(8)] == pytest.approx(
+        [v / MNKR for v in node.actual_monthly]
+    )
+    assert data.cell(3 + 8, 4).value == pytest.approx(node.path[0] / MNKR)
 
 
 def test_csv_parses_back_with_decimal_comma(
@@ -173,7 +218,8 @@ def test_csv_parses_back_with_decimal_comma(
     drift = august_files["delarsrapport-2024-08-driftredovisning.csv"].decode("utf-8-sig")
     nämnd = next(line for line in drift.splitlines() if line.startswith("VON;"))
     assert nämnd.split(";")[2].startswith("1051,")
-    assert nämnd.split(";")[8].startswith("-")  # the deficit
+    avvikelse = august_report.table("driftredovisning").index("avvikelse")
+    assert nämnd.split(";")[avvikelse].startswith("-")  # the deficit
 
 
 def test_csv_value_rounding_and_sign() -> None:

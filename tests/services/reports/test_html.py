@@ -19,7 +19,7 @@ from services.reports.charts import (
     monthly_band,
     render_chart,
 )
-from services.reports.html import format_cell, render_html
+from services.reports.html import format_cell, nbsp, render_html
 from services.reports.tables import Report
 from tests.services.reports.fixtures import ReportCase, run_chromium
 
@@ -85,15 +85,14 @@ def test_chromium_renders_the_tables_and_decodes_every_chart(
     assert result.returncode == 0, result.stderr[-2000:]
     dom = _Collector()
     dom.feed(result.stdout)
-    assert dom.tables == len(august_report.tables) == 5
-    assert [c.strip() for c in dom.captions] == [t.caption for t in august_report.tables]
+    assert dom.tables == len(august_report.tables) == 9
+    assert [c.strip() for c in dom.captions] == [nbsp(t.caption) for t in august_report.tables]
     assert dom.sections == [
         "sammanfattning",
-        "driftredovisning",
-        "prognosforandring",
-        "personalkostnader",
-        "volymer",
-        "nyckeltal",
+        "teckenforklaring",
+        "analys",
+        *(t.slug for t in august_report.tables),
+        "prognosmetod",
         "diagram",
     ]
     assert len(dom.images) == len(august_report.charts) == 4
@@ -103,7 +102,8 @@ def test_chromium_renders_the_tables_and_decodes_every_chart(
         # Decoded by the browser at the PNG's own size: the data URI is a loadable image.
         assert image["data-natural"] == f"{chart.width_px}x{chart.height_px}"
     assert "Prognos efter augusti 2024" in result.stdout
-    assert "1 094,6" in result.stdout  # the nämnd's forecast, Swedish format
+    # The nämnd's forecast, Swedish format, with a space that never breaks.
+    assert "1&nbsp;094,6" in result.stdout  # the browser serialises U+00A0 as &nbsp;
 
 
 def _band_pixels(tmp_path: Path, html: Path, name: str) -> np.ndarray:
@@ -144,9 +144,15 @@ def test_chromium_screenshot_shows_the_charts(
 def test_html_escapes_text_and_formats_numbers_the_swedish_way(august_report: Report) -> None:
     html = render_html(august_report)
     assert '<html lang="sv">' in html
-    assert "1 051,5" in html and "−43,3" in html  # U+2212 minus, decimal comma
+    # U+2212 minus, decimal comma, non-breaking spaces inside numbers and before units.
+    assert "1\u00a0051,5" in html and "−43,3" in html
+    assert "1 051,5" not in html
     assert 'class="num neg">−43,3<' in html
-    assert html.count("<caption>") == 5
+    assert "(−4,1\u00a0%)" in html and "−4,1 %" not in html
+    assert html.count("<caption>") == len(august_report.tables)
+    # The legend states the sign convention and the rounding.
+    assert "Avvikelse = budget − prognos" in html
+    assert "på grund av avrundning" in html
     hostile = replace(august_report, namnd_name="<script>alert(1)</script>", charts=())
     rendered = render_html(hostile)
     assert "<script>alert(1)</script>" not in rendered
@@ -158,9 +164,13 @@ def test_format_cell_signs_and_colours() -> None:
     assert format_cell("deviation", -43.14).text == "−43,1"
     assert format_cell("deviation", -43.14).css == "num neg"
     assert format_cell("deviation", -0.04).css == "num"  # rounds to 0,0: not an underskott
-    assert format_cell("change", 21.7).text == "+21,7"
-    assert format_cell("change", 21.7).css == "num neg"  # a higher forecast cost
-    assert format_cell("change", -0.5).css == "num"
+    # One convention: föregående − prognos, a higher forecast cost is negative and red.
+    assert format_cell("change", -21.7).text == "−21,7"
+    assert format_cell("change", -21.7).css == "num neg"
+    assert format_cell("change", 0.5).text == "+0,5"
+    assert format_cell("change", 0.5).css == "num"
+    assert format_cell("volume_change", -4052.0).css == "num neg"  # more hours than planned
+    assert format_cell("pct_level", 8.3).css == "num"
     assert format_cell("money", 1051.5).text == "1 051,5"
     assert format_cell("volume", 180000.0).text == "180 000"
     assert format_cell("money", None).text == "–"
