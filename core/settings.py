@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     # and length only (default: the topic is readable by more people than the ERP), also its
     # first 1 KiB, or all of it up to 256 KiB. Never bytes that hold an identity number.
     dead_letter_payload: Literal["hash", "truncated", "full"] = "hash"
+    # The first period the deviation rules look at (YYYY-MM). A first load of earlier years
+    # from the ERP then builds history, forecasts and snapshots without mailing anyone about
+    # 2021. Empty: every closed period is evaluated.
+    alerts_from: str = Field(default="", pattern=r"^(|\d{4}-(0[1-9]|1[0-2]))$")
     log_level: str = "INFO"
 
     @field_validator("forecast_model")

@@ -289,6 +289,7 @@ def create_app(
         topics.alert,
         metrics,
         snapshot_store,
+        alerts_from=settings.alerts_from,
     )
     recovery = RecoveryReplay(app)
     on_disk = settings.table_store == "rocksdb"

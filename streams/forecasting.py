@@ -188,8 +188,10 @@ class LiveForecaster:
         metrics: WorkerMetrics,
         snapshot_store: SnapshotStore | None = None,
         processes: int = 1,
+        alerts_from: str = "",
     ) -> None:
         self.domain = domain
+        self.alerts_from = alerts_from
         self.model = model
         self.rules = rules
         self.publish = publish
@@ -261,7 +263,12 @@ class LiveForecaster:
             period = f"{year:04d}-{month:02d}"
             preliminary[year] = latest_close is not None and period > latest_close
             await self._publish_forecasts(latest[year], preliminary[year], now)
-        if target is not None and self._book is not None and self.rules is not None:
+        if (
+            target is not None
+            and self._book is not None
+            and self.rules is not None
+            and f"{target.year:04d}-{target.as_of_month:02d}" >= self.alerts_from
+        ):
             await self._evaluate(target, results, now, self.rules, self._book)
         self._closes_seen = counts
         self._snapshots_due = set()

@@ -670,7 +670,8 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
         broker.bootstrap_servers,
         demo_dir / "worker",
         demo_dir / "worker.log",
-        env={"BUDGETVAKT_DATABASE_URL": database_url},
+        # The history years are a first load from the ERP: forecasts and snapshots, no mail.
+        env={"BUDGETVAKT_DATABASE_URL": database_url, "BUDGETVAKT_ALERTS_FROM": f"{story_year}-01"},
     )
     notifier = service_process(
         "notifier",

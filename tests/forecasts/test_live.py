@@ -241,6 +241,38 @@ def test_rules_run_on_the_latest_close_and_an_unpublished_alert_is_sent_again(
     assert len({value for _, _, value in alerts}) == len(alerts)
 
 
+@pytest.mark.parametrize(("alerts_from", "alerted"), [("2024-07", False), ("2024-06", True)])
+def test_no_rule_runs_on_a_close_before_alerts_from(
+    domain: DomainConfig, alerts_from: str, alerted: bool
+) -> None:
+    """A first load of history years (BUDGETVAKT_ALERTS_FROM after them) mails nobody."""
+    from pathlib import Path
+
+    from services.config.rules import load_rules
+
+    rules = load_rules(Path(__file__).resolve().parents[2] / "config", domain)
+    sent: list[tuple[str, str, bytes]] = []
+    forecaster = LiveForecaster(
+        domain,
+        "auto",
+        rules,
+        lambda topic, key, value: sent.append((topic, key, value)),
+        "fc",
+        "al",
+        _Metrics(),
+        alerts_from=alerts_from,
+    )
+    forecaster.restore_alerts([])
+    items = _state_items(domain, _overrun_events(through="2024-07", closed="2024-06"))
+    try:
+        assert asyncio.run(forecaster.run_once(1, items))
+    finally:
+        forecaster.close()
+    assert bool([s for s in sent if s[0] == "al"]) is alerted
+    assert forecaster.status.evaluated == (["2024-06"] if alerted else [])
+    assert [s for s in sent if s[0] == "fc"], "forecasts are published either way"
+
+
 def test_one_series_that_cannot_be_forecast_leaves_the_others_forecast(
     domain: DomainConfig,
 ) -> None:
