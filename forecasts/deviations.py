@@ -775,9 +775,11 @@ class MeasureOverPlanRule(_Rule):
                     continue
                 actual = node.actual_ytd
                 excess = excess_of(actual, plan, key="units")
-                versus = [format_units(excess["units"], unit, signed=True)]
+                # Plan − utfall, the direction of budget − utfall: more hours than planned is
+                # negative (one sign convention in every message, mail and report).
+                versus = [format_units(-excess["units"], unit, signed=True)]
                 if math.isfinite(excess["pct"]):
-                    versus.append(format_pct(excess["pct"], signed=True))
+                    versus.append(format_pct(-excess["pct"], signed=True))
                 subject = ctx.subject(measure)
                 figure = (
                     f"{subject} {ytd_sv(node.year, node.as_of_month)} "

@@ -167,6 +167,7 @@ class ForecastStatus:
     preliminary: dict[int, bool] = field(default_factory=dict)
     alerts_restored: bool = False
     evaluated: list[str] = field(default_factory=list)  # periods the rules were evaluated at
+    alerts_from: str = ""  # no rule runs on a close before this period (BUDGETVAKT_ALERTS_FROM)
     snapshots: list[str] = field(default_factory=list)
 
 
@@ -199,7 +200,7 @@ class LiveForecaster:
         self.alert_topic = alert_topic
         self.metrics = metrics
         self.snapshot_store = snapshot_store
-        self.status = ForecastStatus()
+        self.status = ForecastStatus(alerts_from=alerts_from)
         metrics.forecast_status = self.status
         self._published: dict[tuple[str, str, str, int], tuple[float | None, ...]] = {}
         self._closes_seen: dict[str, int] | None = None
@@ -415,5 +416,6 @@ def status_json(status: ForecastStatus) -> dict[str, Any]:
             for year, fc in sorted(status.latest.items())
         },
         "evaluated": status.evaluated,
+        "alerts_from": status.alerts_from,
         "snapshots": status.snapshots,
     }

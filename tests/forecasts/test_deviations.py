@@ -629,7 +629,7 @@ def test_placement_days_above_plan_pro_rata_per_vardform(domain: DomainConfig) -
     assert event.alert_id == "placement_days_over_plan|3110|placement_days_hvb|2024"
     assert event.message == (
         "Barn och familj: vårddygn HVB januari–juni 2024 3 510 dygn mot plan 3 240 dygn "
-        "(+270 dygn, +8,3 %)."
+        "(−270 dygn, −8,3 %)."
     )
     back = run(ruleset, book, domain, days(domain, "placement_days_hvb", 540))
     assert transitions(back) == [("resolved", "warning")]
@@ -656,7 +656,7 @@ def test_home_care_hours_above_plan(domain: DomainConfig) -> None:
     fired = run(ruleset, AlertBook(), domain, hours(16_000))
     assert fired[0].message == (
         "Hemtjänst Norr: hemtjänsttimmar januari–augusti 2024 128 000 timmar mot plan "
-        "120 000 timmar (+8 000 timmar, +6,7 %)."
+        "120 000 timmar (−8 000 timmar, −6,7 %)."
     )
 
 
