@@ -265,3 +265,11 @@ def test_observability_services_mount_the_config_files_that_exist(
     command = compose_doc["services"]["prometheus"]["command"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in command
     assert (compose_repo_root / "config/prometheus/prometheus.yml").is_file()
+
+
+def test_the_follow_up_web_runs_on_the_migrated_database(compose_doc: dict[str, Any]) -> None:
+    web = compose_doc["services"]["web"]
+    assert web["command"] == ["budgetvakt", "web"]
+    assert web["depends_on"]["db-upgrade"]["condition"] == "service_completed_successfully"
+    assert _env(web)["BUDGETVAKT_UI_HOST"] == "0.0.0.0"
+    assert "6070:6070" in web["ports"]
