@@ -102,8 +102,8 @@ def test_chromium_renders_the_tables_and_decodes_every_chart(
         # Decoded by the browser at the PNG's own size: the data URI is a loadable image.
         assert image["data-natural"] == f"{chart.width_px}x{chart.height_px}"
     assert "Prognos efter augusti 2024" in result.stdout
-    # The nämnd's forecast, Swedish format, with a space that never breaks.
-    assert "1&nbsp;094,6" in result.stdout  # the browser serialises U+00A0 as &nbsp;
+    # The nämnd's budget, Swedish format, with a space that never breaks.
+    assert "1&nbsp;051,5" in result.stdout  # the browser serialises U+00A0 as &nbsp;
 
 
 def _band_pixels(tmp_path: Path, html: Path, name: str) -> np.ndarray:
