@@ -683,10 +683,13 @@ def run_demo(data_root: Path, seed: int, console: Any) -> list[Checkpoint]:
             "BUDGETVAKT_SMTP_PORT": str(mail.port),
             "BUDGETVAKT_NOTIFIER_GROUP_ID": NOTIFIER_GROUP,
             "BUDGETVAKT_NOTIFIER_ROUTING_FILE": str(demo_dir / "routing.yaml"),
-            # Mails link to the reports the demo writes (rapporter/, the delårsrapport for
-            # August); a real installation points this at its web server or the web UI.
+            # Mails link to the node's page of the month in the follow-up web the demo runs
+            # (and prints how to start again): every closed month has one, while the demo
+            # writes a report file for August only.
             "BUDGETVAKT_REPORT_BASE_URL": os.environ.get("BUDGETVAKT_REPORT_BASE_URL")
-            or demo_dir.resolve().as_uri(),
+            or f"http://127.0.0.1:{settings.ui_port}",
+            "BUDGETVAKT_REPORT_LINK": os.environ.get("BUDGETVAKT_REPORT_LINK")
+            or "{base}/perioder/{period}/noder/{org_unit}",
         },
     )
     from services.demo.followup import start_web
