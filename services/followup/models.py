@@ -28,6 +28,8 @@ from services.snapshots.models import Base
 
 ROLES = ("enhetschef", "avdelningschef", "controller", "forvaltningschef")
 MEASURE_STATUSES = ("planerad", "beslutad", "genomford")
+#: How a Swedish reader sees each status (lower case, as inside a sentence).
+MEASURE_STATUS_SV = {"planerad": "planerad", "beslutad": "beslutad", "genomford": "genomförd"}
 
 
 class UserRecord(Base):

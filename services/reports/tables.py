@@ -31,6 +31,7 @@ from core.domain import DomainConfig
 from core.hierarchy import UNMAPPED_ID, OrgTree
 from core.swedish import MONTH_ABBR_SV, MONTH_NAMES_SV, format_mnkr, format_number_sv
 from forecasts.live import TOTAL, NodeForecast, OrganisationForecast
+from services.followup.models import MEASURE_STATUS_SV as FOLLOW_UP_STATUS_SV
 
 if TYPE_CHECKING:
     from services.reports.charts import Chart
@@ -1266,7 +1267,8 @@ def volym_pris(
     )
 
 
-MEASURE_STATUS_SV = {"planerad": "Planerad", "beslutad": "Beslutad", "genomford": "Genomförd"}
+#: The follow-up's status names as table cells (capitalised).
+MEASURE_STATUS_SV = {k: v.capitalize() for k, v in FOLLOW_UP_STATUS_SV.items()}
 
 
 def atgarder(analyses: Sequence[NodeAnalysis]) -> Table | None:

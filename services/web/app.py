@@ -28,6 +28,7 @@ from core.period import Period, PeriodError
 from core.swedish import format_mnkr, format_number_sv
 from services.followup import write
 from services.followup.errors import Conflict, FollowUpError, InvalidInput, NotFound
+from services.followup.models import MEASURE_STATUS_SV
 from services.followup.read import (
     adjustment_history,
     approval_history,
@@ -53,7 +54,6 @@ SESSION_COOKIE = "budgetvakt_session"
 LOGIN_CSRF_COOKIE = "budgetvakt_login_csrf"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 NBSP = "\u00a0"
-STATUS_SV = {"planerad": "planerad", "beslutad": "beslutad", "genomford": "genomförd"}
 LEVEL_SV = {
     "namnd": "nämnd",
     "forvaltning": "förvaltning",
@@ -148,7 +148,7 @@ def change_sv(value: Any) -> str:
         elif key.endswith("_sek") and isinstance(item, int | float):
             shown = f"{mnkr(float(item))}{NBSP}mnkr"
         elif key == "status":
-            shown = STATUS_SV.get(str(item), str(item))
+            shown = MEASURE_STATUS_SV.get(str(item), str(item))
         elif key == "measures" and isinstance(item, list):
             shown = str(len(item))
         elif isinstance(item, list):
@@ -164,7 +164,7 @@ def _templates() -> Jinja2Templates:
     env = templates.env
     env.filters["mnkr"] = mnkr
     env.filters["nbsp"] = nbsp
-    env.filters["status_sv"] = lambda s: STATUS_SV.get(s, s)
+    env.filters["status_sv"] = lambda s: MEASURE_STATUS_SV.get(s, s)
     env.filters["level_sv"] = lambda s: LEVEL_SV.get(s, s)
     env.filters["role_sv"] = lambda s: ROLE_SV.get(s, s)
     env.filters["action_sv"] = lambda s: ACTION_SV.get(s, s)
