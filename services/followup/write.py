@@ -24,7 +24,6 @@ from typing import Any, ParamSpec, TypeVar
 import sqlalchemy
 import structlog
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.followup.errors import Conflict, InvalidInput, NotFound
@@ -40,8 +39,7 @@ from services.followup.read import Approval, latest_snapshot_version, measure_of
 from services.snapshots.engine import write_connection
 from services.snapshots.migrate import ensure_at_head
 from services.snapshots.models import SnapshotRecord, SnapshotRowRecord
-from services.snapshots.store import VERSION_CONFLICT_ATTEMPTS
-from services.snapshots.store import _is_version_conflict as is_version_conflict
+from services.snapshots.store import retry_on_version_conflict
 
 __all__ = ["add_measure", "approve", "set_adjustment", "set_comment", "update_measure"]
 
@@ -53,19 +51,14 @@ _T = TypeVar("_T")
 
 
 def _retry_on_version_conflict(write: Callable[_P, _T]) -> Callable[_P, _T]:
-    """Two writers that both start version n + 1 on PostgreSQL: the unique constraint rejects
-    the second, which then runs again and finds version n + 1 (as the snapshot store does)."""
+    """Two writers that both start version n + 1 on PostgreSQL: the second runs again and finds
+    version n + 1 (the snapshot store's retry)."""
 
     @functools.wraps(write)
     def attempt(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        for number in range(1, VERSION_CONFLICT_ATTEMPTS + 1):
-            try:
-                return write(*args, **kwargs)
-            except IntegrityError as err:
-                if not is_version_conflict(err) or number == VERSION_CONFLICT_ATTEMPTS:
-                    raise
-                log.info("followup_version_conflict", attempt=number)
-        raise AssertionError("unreachable")
+        return retry_on_version_conflict(
+            lambda: write(*args, **kwargs), "followup_version_conflict"
+        )
 
     return attempt
 

@@ -12,10 +12,10 @@ a new version (the triggers in the initial migration reject UPDATE and DELETE).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import Engine, func, select, update
@@ -160,6 +160,23 @@ def _is_version_conflict(err: IntegrityError) -> bool:
     return "uq_snapshot_period_version" in text or "snapshot.period, snapshot.version" in text
 
 
+_T = TypeVar("_T")
+
+
+def retry_on_version_conflict(write: Callable[[], _T], event: str, **context: object) -> _T:
+    """Run ``write`` again when a concurrent writer took version n + 1 of the period first
+    (the unique constraint on period and version rejects the second); other errors propagate.
+    Each retry is logged as ``event`` with ``context``."""
+    for attempt in range(1, VERSION_CONFLICT_ATTEMPTS + 1):
+        try:
+            return write()
+        except IntegrityError as err:
+            if not _is_version_conflict(err) or attempt == VERSION_CONFLICT_ATTEMPTS:
+                raise
+            log.info(event, attempt=attempt, **context)
+    raise AssertionError("unreachable")
+
+
 def write_snapshot(
     engine: Engine,
     forecast: OrganisationForecast,
@@ -188,35 +205,31 @@ def write_snapshot(
         raise ValueError(f"forecast as_of_month must be 1..12, got {forecast.as_of_month}")
     ensure_at_head(engine)
     names = _org_names(org, org_names)
-    for attempt in range(1, VERSION_CONFLICT_ATTEMPTS + 1):
-        try:
-            stored = _write_once(
-                engine,
-                forecast,
-                period=period,
-                trigger=trigger,
-                checkpoint=checkpoint,
-                names=names,
-                org=org,
-                model=model,
-            )
-        except IntegrityError as err:
-            if not _is_version_conflict(err) or attempt == VERSION_CONFLICT_ATTEMPTS:
-                raise
-            log.info("snapshot_version_conflict", period=period, attempt=attempt)
-            continue
-        log.info(
-            "snapshot_written",
-            snapshot_id=stored.id,
+    stored = retry_on_version_conflict(
+        lambda: _write_once(
+            engine,
+            forecast,
             period=period,
-            version=stored.version,
-            checkpoint=checkpoint,
             trigger=trigger,
-            rows=len(forecast.nodes),
-            late_events=stored.late_event_count,
-        )
-        return stored
-    raise AssertionError("unreachable")
+            checkpoint=checkpoint,
+            names=names,
+            org=org,
+            model=model,
+        ),
+        "snapshot_version_conflict",
+        period=period,
+    )
+    log.info(
+        "snapshot_written",
+        snapshot_id=stored.id,
+        period=period,
+        version=stored.version,
+        checkpoint=checkpoint,
+        trigger=trigger,
+        rows=len(forecast.nodes),
+        late_events=stored.late_event_count,
+    )
+    return stored
 
 
 def _write_once(
