@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,6 +24,25 @@ if TYPE_CHECKING:
     from tests.streams.inprocess import LateEventRecorder, Outbox
 
 KEPT_LOGS = Path("test-logs")
+
+
+def cost(event_id: str, unit: str, period: str, category: str, amount: float) -> Any:
+    """A cost event as ``streams.aggregation`` reads it (attributes only)."""
+    return SimpleNamespace(
+        type="cost",
+        event_id=event_id,
+        org_unit=unit,
+        period=period,
+        category=category,
+        amount_sek=amount,
+    )
+
+
+def volume(event_id: str, unit: str, period: str, measure: str, value: float) -> Any:
+    """A volume event as ``streams.aggregation`` reads it (attributes only)."""
+    return SimpleNamespace(
+        type="volume", event_id=event_id, org_unit=unit, period=period, measure=measure, value=value
+    )
 
 
 @pytest.fixture(scope="session")

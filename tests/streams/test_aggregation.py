@@ -10,23 +10,7 @@ import pytest
 
 from core.domain import DomainConfig
 from streams.aggregation import ActiveState, apply_events, home_partition, parse_key, state_key
-
-
-def cost(event_id: str, unit: str, period: str, category: str, amount: float) -> Any:
-    return SimpleNamespace(
-        type="cost",
-        event_id=event_id,
-        org_unit=unit,
-        period=period,
-        category=category,
-        amount_sek=amount,
-    )
-
-
-def volume(event_id: str, unit: str, period: str, measure: str, value: float) -> Any:
-    return SimpleNamespace(
-        type="volume", event_id=event_id, org_unit=unit, period=period, measure=measure, value=value
-    )
+from tests.streams.fixtures import cost, volume
 
 
 def budget(

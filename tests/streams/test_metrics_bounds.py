@@ -26,27 +26,10 @@ from streams.forecasting import ForecastStatus
 from streams.metrics import WorkerMetrics
 from streams.pii_egress import PiiEgress
 from testing.cli import run_cli
-from tests.streams.fixtures import StreamCase
+from tests.streams.fixtures import StreamCase, cost, volume
 
 PARTITIONS = 4
 UNKNOWN_IDS = 500
-
-
-def cost(event_id: str, unit: str, period: str, category: str, amount: float) -> Any:
-    return SimpleNamespace(
-        type="cost",
-        event_id=event_id,
-        org_unit=unit,
-        period=period,
-        category=category,
-        amount_sek=amount,
-    )
-
-
-def volume(event_id: str, unit: str, period: str, measure: str, value: float) -> Any:
-    return SimpleNamespace(
-        type="volume", event_id=event_id, org_unit=unit, period=period, measure=measure, value=value
-    )
 
 
 def close(event_id: str, unit: str, period: str) -> Any:
