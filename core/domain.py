@@ -6,7 +6,7 @@ forecasts and stream processing can use it without touching files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.hierarchy import OrgTree
 
@@ -43,6 +43,15 @@ class DomainConfig:
     measures: dict[str, Measure]
     accounts: list[AccountRange] = field(default_factory=list)
     municipality: str = ""
+
+    def for_owner(self, owner: str) -> DomainConfig:
+        """The same configuration restricted to one nämnd (or ``omappad``): what one worker's
+        per-nämnd forecast, rules, snapshot and report see."""
+        return replace(
+            self,
+            org=self.org.subtree(owner),
+            municipality=self.org.municipality_of(owner) or self.municipality,
+        )
 
     def category_for_account(self, account: int) -> str | None:
         for rng in self.accounts:

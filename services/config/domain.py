@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.domain import AccountRange, Category, DomainConfig, Measure
 from core.errors import ConfigError
@@ -29,9 +29,40 @@ class OrgNodeSpec(_Strict):
     children: list[OrgNodeSpec] = []
 
 
+class KommunSpec(_Strict):
+    name: str = Field(min_length=1)
+    namnder: list[OrgNodeSpec] = Field(min_length=1)
+
+
 class OrgFile(_Strict):
+    """One of three forms: ``tree`` (one nämnd), ``namnder`` (one kommun's nämnder) or
+    ``kommuner`` (several kommuner, each with its nämnder)."""
+
     municipality: str = ""
-    tree: OrgNodeSpec
+    tree: OrgNodeSpec | None = None
+    namnder: list[OrgNodeSpec] | None = None
+    kommuner: list[KommunSpec] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> OrgFile:
+        given = [k for k in ("tree", "namnder", "kommuner") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of tree, namnder or kommuner"
+                + (f" (found {', '.join(given)})" if given else "")
+            )
+        if self.kommuner is not None and self.municipality:
+            raise ValueError("with kommuner, name each kommun (kommuner[].name), not municipality")
+        return self
+
+    def kommun_namnder(self) -> list[tuple[str, str, list[OrgNodeSpec]]]:
+        """(kommun name, yaml key, nämnder) per kommun."""
+        if self.tree is not None:
+            return [(self.municipality, "tree", [self.tree])]
+        if self.namnder is not None:
+            return [(self.municipality, "namnder", self.namnder)]
+        assert self.kommuner is not None
+        return [(k.name, f"kommuner.{i}.namnder", k.namnder) for i, k in enumerate(self.kommuner)]
 
 
 class CategorySpec(_Strict):
@@ -100,12 +131,26 @@ def _flatten(
 
 
 def load_org(path: Path) -> tuple[str, OrgTree]:
+    """The organisation and the kommun's name (empty when several kommuner are configured)."""
     spec = _parse(OrgFile, path)
     nodes: dict[str, OrgNode] = {}
-    _flatten(spec.tree, None, nodes, path, "tree")
-    # Unknown cost centres are rolled up here, directly under the top node.
-    nodes[UNMAPPED_ID] = OrgNode(UNMAPPED_ID, UNMAPPED_NAME, "avdelning", spec.tree.id)
-    return spec.municipality, OrgTree(nodes)
+    municipality_of: dict[str, str] = {}
+    forms = spec.kommun_namnder()
+    for kommun, key, namnder in forms:
+        for i, namnd in enumerate(namnder):
+            node_key = key if key == "tree" else f"{key}.{i}"
+            if namnd.level != "namnd":
+                raise ConfigError(
+                    str(path),
+                    f"{node_key}.level",
+                    f"a top node must be a namnd, not {namnd.level!r}",
+                )
+            _flatten(namnd, None, nodes, path, node_key)
+            municipality_of[namnd.id] = kommun
+    # Unknown cost centres are rolled up under a top node of their own: their own owner, so
+    # they are never dropped and never counted in a nämnd they may not belong to.
+    nodes[UNMAPPED_ID] = OrgNode(UNMAPPED_ID, UNMAPPED_NAME, "namnd", None)
+    return (forms[0][0] if len(forms) == 1 else ""), OrgTree(nodes, municipality_of)
 
 
 def load_domain_config(config_dir: Path) -> DomainConfig:

@@ -110,7 +110,7 @@ def test_500_unknown_cost_centres_add_no_label_values(domain: DomainConfig) -> N
         org_unit=UNMAPPED_ID,
         category="overtime",
         year="2025",
-        level="avdelning",
+        level="namnd",
     )
     assert unmapped_ytd == UNKNOWN_IDS * 1.0
     assert sample("budgetvakt_last_closed_period", org_unit=UNMAPPED_ID) == 202501
@@ -121,7 +121,7 @@ def test_500_unknown_cost_centres_add_no_label_values(domain: DomainConfig) -> N
         org_unit=UNMAPPED_ID,
         category="total",
         year="2025",
-        level="avdelning",
+        level="namnd",
     )
     assert forecast_omappad is not None and forecast_omappad > 0
     assert registry.get_sample_value("budgetvakt_pii_blocked_total", {"where": "metric_label"}) == 0
