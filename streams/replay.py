@@ -205,6 +205,8 @@ async def read_topics_async(
         begin = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
         messages: list[RawMessage] = []
+        if exact_end_offsets and all(end[tp] <= begin[tp] for tp in partitions):
+            return messages  # exact end offsets: nothing to read, no poll to wait for
         drain = _EndDrain(end, timeout_s, 0 if exact_end_offsets else DRAIN_POLLS)
         while True:
             batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)

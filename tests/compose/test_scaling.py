@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from core.settings import Settings
+from streams.broker_kind import is_kafka_cluster_id
 
 SCALED = "worker"
 SINGLE = ("notifier", "alertmanager", "prometheus", "grafana", "web", "postgres", "kafka")
@@ -138,6 +139,8 @@ def test_the_replicas_are_one_consumer_group_on_kafka_over_enough_partitions(
     # A topic a producer creates before the worker gets the broker's default partition count.
     kafka_env = _env(compose_doc["services"]["kafka"])
     assert int(kafka_env["KAFKA_NUM_PARTITIONS"]) == settings.topic_partitions
+    # The kind is set; `auto` would come to the same answer on this cluster's id (and APIs).
+    assert is_kafka_cluster_id(kafka_env["CLUSTER_ID"])
     # Every service on the shared settings sees the same broker kind and partitions.
     for name in ("notifier", "web", "db-upgrade"):
         env = _env(compose_doc["services"][name])
