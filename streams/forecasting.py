@@ -190,9 +190,11 @@ class LiveForecaster:
         snapshot_store: SnapshotStore | None = None,
         processes: int = 1,
         alerts_from: str = "",
+        flush_alerts: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.domain = domain
         self.alerts_from = alerts_from
+        self.flush_alerts = flush_alerts  # after a run's alerts, before the book records them
         self.model = model
         self.rules = rules
         self.publish = publish
@@ -364,6 +366,9 @@ class LiveForecaster:
             await _maybe_await(
                 self.publish(self.alert_topic, alert.org_unit, alert.model_dump_json().encode())
             )
+        if changes and self.flush_alerts is not None:
+            await self.flush_alerts()  # on the topic now (one flush per run on Kafka)
+        for alert in changes:
             book.record(alert)
             log.info(
                 "alert_" + alert.status,

@@ -70,6 +70,7 @@ def take_snapshot(period: Period, checkpoint: str | None, timeout_s: float) -> T
             domain,
             timeout_s=timeout_s,
             connect_timeout_s=min(timeout_s, 10.0),
+            broker_kind=settings.broker_kind,
         )
         leaves, latest_month = leaf_series(replayed.items.items(), year)
         if latest_month == 0:
