@@ -237,12 +237,13 @@ def write_snapshot(
     org: OrgTree | None = None,
     model: str = "auto",
 ) -> StoredSnapshot:
-    """Freeze ``forecast`` as the next version of ``period``; it takes every pending late event.
+    """Freeze ``forecast`` as the next version of its nämnd's ``period``; it takes the nämnd's
+    pending late events.
 
-    ``forecast`` is one owner's (:func:`forecast_owner` finds the nämnd from its top node); its
-    version is the next of that nämnd's period. ``org`` (the organisation tree) fills each row's
-    name and parent; ``org_names`` adds or overrides names. ``model`` records the model that was asked for (``Settings.forecast_model``);
-    each row keeps the model its node actually used.
+    ``forecast`` is one owner's (:func:`forecast_owner` finds the nämnd from its top node).
+    ``org`` (the organisation tree) fills each row's name and parent; ``org_names`` adds or
+    overrides names. ``model`` records the model that was asked for
+    (``Settings.forecast_model``); each row keeps the model its node actually used.
     """
     year, _month = _check_period(period)
     if trigger not in TRIGGERS:
