@@ -104,7 +104,7 @@ def test_a_forecast_of_several_namnder_is_refused(
         DB_AS_OF,
         [*kommun_case.forecasts["VON"].nodes, *kommun_case.forecasts["BUN"].nodes],
     )
-    with pytest.raises(ValueError, match="2 top nodes \\(BUN, VON\\).*split_by_owner"):
+    with pytest.raises(ValueError, match=r"2 top nodes \(BUN, VON\).*split_by_owner"):
         write_snapshot(store_engine, both, period=PERIOD, trigger="cli")
     assert snapshot_namnder(store_engine) == []
 
