@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--namnd",
-                help="The nämnd (id of config/org.yaml, or omappad); default: the only one, or "
+                help="The nämnd (id of config/org.yaml); default: the only one, or "
                 "with several every nämnd in OUT/<id>/ plus a kommun summary.",
             ),
         ] = None,
@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--namnd",
-                help="The nämnd (id of config/org.yaml, or omappad); default: the only one, or "
+                help="The nämnd (id of config/org.yaml); default: the only one, or "
                 "with several every nämnd in OUT/<id>/.",
             ),
         ] = None,

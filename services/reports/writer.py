@@ -252,13 +252,18 @@ def _domain(domain: DomainConfig | None) -> DomainConfig:
 def report_namnder(domain: DomainConfig, namnd: str | None) -> list[str]:
     """The nämnder to report on: ``namnd`` (checked against the configuration), else every
     configured nämnd (one for a one-nämnd deployment)."""
-    owners = domain.org.owners
+    namnder = domain.org.namnder
     if namnd is None:
-        return domain.org.namnder
-    if namnd not in owners:
+        return namnder
+    if namnd == UNMAPPED_ID:
+        raise UserError(
+            f"--namnd {UNMAPPED_ID}: unknown cost centres belong to no nämnd and get no report; "
+            "list them with `budgetvakt unmapped`"
+        )
+    if namnd not in namnder:
         raise UserError(
             f"--namnd {namnd!r} is not a nämnd of config/org.yaml; choose one of "
-            + ", ".join(owners)
+            + ", ".join(namnder)
         )
     return [namnd]
 
