@@ -464,7 +464,7 @@ def write_reports(
     whole = _domain(domain)
     namnder = report_namnder(whole, namnd)
     if len(namnder) == 1:
-        report, paths = write_report(
+        report, one_paths = write_report(
             engine,
             period,
             out_dir,
@@ -474,7 +474,7 @@ def write_reports(
             version=version,
             namnd=namnder[0],
         )
-        return KommunReports([report], paths, [], [])
+        return KommunReports([report], one_paths, [], [])
     if version is not None:
         raise UserError("--snapshot-version needs --namnd: each nämnd has versions of its own")
     reports: list[Report] = []

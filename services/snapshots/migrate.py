@@ -83,9 +83,9 @@ def upgrade(url: str, revision: str = "head") -> str:
                 f"the database {describe_url(url)} cannot be upgraded by this version of "
                 f"budgetvakt: {err}"
             ) from None
-        revision = current_revision(engine)
-        assert revision is not None
-        return revision
+        reached = current_revision(engine)
+        assert reached is not None
+        return reached
     finally:
         engine.dispose()
 

@@ -51,7 +51,7 @@ UPDATE snapshot SET namnd = COALESCE(
 
 def _snapshot_table(unique: tuple[str, ...], unique_name: str, with_namnd: bool) -> sa.Table:
     """The snapshot table as batch mode must rebuild it on SQLite (every constraint named)."""
-    columns: list[sa.SchemaItem] = [
+    columns: list[sa.schema.SchemaItem] = [
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("period", sa.String(7), nullable=False),
         sa.Column("year", sa.Integer(), nullable=False),
