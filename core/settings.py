@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     # 2021. Empty: every closed period is evaluated.
     alerts_from: str = Field(default="", pattern=r"^(|\d{4}-(0[1-9]|1[0-2]))$")
     log_level: str = "INFO"
+    # What an event's home partition is keyed by (streams/ownership.py): the nämnd that owns its
+    # cost centre (one worker holds whole nämnder), or the cost centre itself (the older scheme,
+    # until `budgetvakt migrate-keys` has moved the state). Recorded per deployment and checked.
+    partition_key: Literal["namnd", "cost_centre"] = "namnd"
 
     @field_validator("forecast_model")
     @classmethod
