@@ -17,6 +17,14 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="Print what would move; change nothing.")
         ] = False,
+        workers_stopped: Annotated[
+            bool,
+            typer.Option(
+                "--workers-stopped",
+                help="Skip the check that the consumer group has no member (for a broker that "
+                "keeps stopped workers as members, such as the embedded one).",
+            ),
+        ] = False,
     ) -> None:
         """Re-key the aggregate state for BUDGETVAKT_PARTITION_KEY (every worker stopped)."""
         from core.settings import Settings
@@ -28,7 +36,16 @@ def register(app: typer.Typer) -> None:
         servers = settings.require_bootstrap_servers()
         domain = load_domain_config(settings.config_dir)  # ConfigError → exit 2, no traceback
         ownership = Ownership(domain.org, settings.partition_key)
-        outcome = run(servers, settings.app_id, ownership, settings.topic_partitions, dry_run)
+        # A killed worker stays a member for the session timeout: wait that long for it to go.
+        members_timeout_s = None if workers_stopped else settings.broker_session_timeout_s + 2
+        outcome = run(
+            servers,
+            settings.app_id,
+            ownership,
+            settings.topic_partitions,
+            dry_run,
+            members_timeout_s=members_timeout_s,
+        )
         plan = outcome.plan
         before = outcome.recorded_before
         if before is None:
