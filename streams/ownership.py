@@ -24,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal, cast, get_args
+from typing import Literal, cast, get_args
 
 import structlog
 from aiokafka.partitioner import murmur2
@@ -316,12 +316,3 @@ def ensure_scheme(
 ) -> SchemeRecord:
     """:func:`ensure_scheme_async` for the worker command, before Faust starts."""
     return asyncio.run(ensure_scheme_async(bootstrap_servers, app_id, ownership, partitions))
-
-
-def scheme_of(records: Sequence[SchemeRecord]) -> PartitionKey | None:
-    record = effective_record(records)
-    return record.scheme if record is not None else None
-
-
-def describe(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
