@@ -301,14 +301,15 @@ async def ensure_scheme_async(
     if verdict.record is None:
         assert recorded is not None
         return recorded
-    await append_record(bootstrap_servers, app_id, verdict.record)
+    written = verdict.record
+    await append_record(bootstrap_servers, app_id, written)
     # Two workers may have raced on an empty deployment: the first record written wins.
     recorded = effective_record(await read_records(bootstrap_servers, app_id))
     verdict = judge(recorded, False, ownership, partitions, app_id)
     if verdict.refusal:
         raise UserError(verdict.refusal)
     log.info("ownership_recorded", scheme=ownership.scheme, topic=ownership_topic(app_id))
-    return recorded or verdict.record
+    return recorded or written
 
 
 def ensure_scheme(
