@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     # them, `auto` asks the broker once at start and takes `tansu` unless it is recognisably
     # Apache Kafka (streams/broker_kind.py).
     broker_kind: Literal["auto", "tansu", "kafka"] = "auto"
+    # What an event's home partition is keyed by (streams/ownership.py): the nämnd that owns its
+    # cost centre (one worker holds whole nämnder), or the cost centre itself (the older scheme,
+    # until `budgetvakt migrate-keys` has moved the state). Recorded per deployment and checked.
+    partition_key: Literal["namnd", "cost_centre"] = "namnd"
 
     @field_validator("forecast_model")
     @classmethod

@@ -1,9 +1,10 @@
 """Pure state logic of the stream worker: table keys, applying events, and the metric views.
 
-No Kafka here. Every event is processed on its org_unit's *home partition*
-(:func:`home_partition`, the partition the Kafka default partitioner picks for the key
-``org_unit``); an event that arrives elsewhere is forwarded there first, so all events of a cost
-centre, and every re-sent copy of one, meet in one place whatever the producer did with keys.
+No Kafka here. Every event is processed on its *home partition* (``streams.ownership``: the
+partition the Kafka default partitioner picks for the key of the nämnd that owns its
+``org_unit``, or for the ``org_unit`` itself under the legacy ``cost_centre`` scheme); an event
+that arrives elsewhere is forwarded there first, so all events of a nämnd, and every re-sent copy
+of one, meet in one place whatever the producer did with keys.
 The worker keeps ONE changelog-backed table; every key starts with that partition
 (``p{partition}|...``) so that a key is only ever written from its own partition:
 
@@ -25,14 +26,14 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
-
-from aiokafka.partitioner import murmur2
 
 from core.domain import DomainConfig
 from core.hierarchy import OrgTree
 from forecasts.live import LeafSeries, SeriesKind
+
+# Re-exported for the callers of old; the home is decided in streams.ownership.
+from streams.ownership import home_partition as home_partition
 
 Outcome = Literal["accepted", "duplicate", "failed"]
 StateValue = dict[str, Any]
@@ -51,16 +52,6 @@ def _period(event: Any) -> str:
     if isinstance(period, str):
         return period[:7]
     return f"{period.year:04d}-{period.month:02d}"
-
-
-@lru_cache(maxsize=65536)
-def home_partition(org_unit: str, partitions: int) -> int:
-    """The partition of ``org_unit`` as Kafka's default (murmur2) partitioner places the key.
-
-    The same function as the Java client's, kafka-python's and aiokafka's, so events produced
-    with the documented key already arrive at home and cost no forwarding.
-    """
-    return (murmur2(org_unit.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
 
 def state_key(partition: int, event: Any) -> str:

@@ -58,6 +58,7 @@ from streams.ingest import IngestBatch, consume
 from streams.late_events import LateEvents
 from streams.local_store import MARKER_NAME, BatchMarker, discard_untrusted_partitions
 from streams.metrics import WorkerMetrics
+from streams.ownership import Ownership
 from streams.pii_egress import EGRESS
 from streams.replay import read_topics_async
 from streams.snapshot_store import SnapshotStore
@@ -252,7 +253,12 @@ def _ingest_batch(
             metrics,
             payload=settings.dead_letter_payload,
         ),
-        forwarder=HomeForwarder(app.producer.send, partition_count, metrics),
+        forwarder=HomeForwarder(
+            app.producer.send,
+            partition_count,
+            metrics,
+            Ownership(domain.org, settings.partition_key),
+        ),
         late_events=LateEvents(metrics, snapshot_store),
         flush=app.producer.flush,
         recovery=recovery,

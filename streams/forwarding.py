@@ -1,9 +1,10 @@
-"""Forwarding: an event that arrived off its org_unit's home partition is sent there, unchanged.
+"""Forwarding: an event that arrived off its home partition is sent there, unchanged.
 
-All events of a cost centre, and every re-sent copy of one, must meet on one partition
-(``streams.aggregation.home_partition``) for de-duplication to work, whatever the producer did
-with keys. The original bytes go to the home partition of the same topic, keyed by org_unit and
-marked with where they came from; the worker applies them when the forward arrives.
+All events of an owner (a nämnd, see ``streams.ownership``), and every re-sent copy of one, must
+meet on one partition for de-duplication to work, whatever the producer did with keys (none, a
+different partitioner, the cost centre as in the older scheme). The original bytes go to the
+home partition of the same topic, keyed by the partition key (the nämnd id) and marked with where
+they came from; the worker applies them when the forward arrives.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Protocol
 
 from faust.types import EventT, RecordMetadata
 
-from streams.aggregation import home_partition
 from streams.metrics import WorkerMetrics
+from streams.ownership import Ownership
 
 FORWARDED_FROM_HEADER = "budgetvakt-forwarded-from"
 
@@ -41,22 +42,24 @@ class HomeForwarder:
         produce: ProduceRaw,
         partition_count: Callable[[str], int],
         metrics: WorkerMetrics,
+        ownership: Ownership,
     ) -> None:
         self.produce = produce
         self.partition_count = partition_count
         self.metrics = metrics
+        self.ownership = ownership
 
     def home(self, topic: str, org_unit: str) -> int:
-        return home_partition(org_unit, self.partition_count(topic))
+        return self.ownership.home(org_unit, self.partition_count(topic))
 
     async def forward(self, event: EventT, org_unit: str, home: int) -> Delivery:
-        """Send the original bytes to the org_unit's home partition of the same topic."""
+        """Send the original bytes to the home partition of the same topic."""
         msg = event.message
         self.metrics.forwarded.labels(msg.topic).inc()
         origin = f"{msg.topic}/{msg.partition}/{msg.offset}".encode()
         return await self.produce(
             msg.topic,
-            org_unit.encode("utf-8"),
+            self.ownership.key(org_unit).encode("utf-8"),
             bytes(msg.value or b""),
             home,
             None,

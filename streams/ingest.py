@@ -1,12 +1,13 @@
 """One batch of input, from raw bytes to acknowledged table writes.
 
 Per batch (:meth:`IngestBatch.process`): validate every message (invalid ones are dead-lettered,
-``streams.dead_letter``), forward valid events that are not on their org_unit's home partition
-to it (``streams.forwarding``), group the rest by state key, read each key once, apply its events
-(de-duplicated by ``event_id``), write it once, note late events (``streams.late_events``), flush,
-and end the batch's changelog writes with a one-record batch per partition (the Tansu end-offset
-workaround, brief §5). Only when :meth:`~IngestBatch.process` returns may the batch be
-acknowledged. ``docs/architecture.md`` ("Why every event counts exactly once") has the argument.
+``streams.dead_letter``), forward valid events that are not on their home partition (the one of
+the nämnd owning their org_unit, ``streams.ownership``) to it (``streams.forwarding``), group the
+rest by state key, read each key once, apply its events (de-duplicated by ``event_id``), write it
+once, note late events (``streams.late_events``), flush, and end the batch's changelog writes
+with a one-record batch per partition (the Tansu end-offset workaround, brief §5). Only when
+:meth:`~IngestBatch.process` returns may the batch be acknowledged. ``docs/architecture.md``
+("Why every event counts exactly once") has the argument.
 """
 
 from __future__ import annotations

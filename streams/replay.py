@@ -53,6 +53,8 @@ CONNECT_TIMEOUT_S = 10.0
 class RawMessage:
     topic: str
     value: bytes | None
+    key: bytes | None = None  # the record's key and partition: streams.rekeying reads them
+    partition: int = 0
 
 
 @dataclass
@@ -211,7 +213,10 @@ async def read_topics_async(
         while True:
             batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
             for tp, records in batch.items():
-                messages.extend(RawMessage(tp.topic, record.value) for record in records)
+                messages.extend(
+                    RawMessage(tp.topic, record.value, record.key, tp.partition)
+                    for record in records
+                )
             positions = {tp: await consumer.position(tp) for tp in drain.behind}
             if drain.finished(bool(batch), positions, len(messages)):
                 break

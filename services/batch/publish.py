@@ -1,8 +1,10 @@
 """``budgetvakt publish FILE``: validate a CSV or JSON Lines file of events and send it to Kafka.
 
 Every row is validated with the worker's own ``parse_event``; a bad row is reported as
-``FILE:LINE: reason`` and not sent. Valid rows are sent with kafka-python (acks=all, key =
-org_unit), flushed and confirmed one by one. A row without ``event_id`` gets a deterministic id
+``FILE:LINE: reason`` and not sent. Valid rows are sent with kafka-python (acks=all, key = the
+partition key of the row's org_unit: the id of the nämnd that owns it under the org tree, see
+``streams.ownership``, so that every event arrives at its home partition), flushed and confirmed
+one by one. A row without ``event_id`` gets a deterministic id
 from the file name, the line number and the row's content, so that publishing the same file
 twice counts once.
 """
@@ -25,6 +27,7 @@ from core.domain import DomainConfig
 from core.errors import UserError
 from core.settings import Topics
 from core.swedish import parse_number_sv
+from streams.ownership import Ownership
 
 MONTH_COLUMNS = [f"m{m:02d}" for m in range(1, 13)]
 CSV_LAYOUTS: dict[str, tuple[set[str], set[str]]] = {
@@ -244,25 +247,42 @@ def read_events(path: Path, domain: DomainConfig) -> LoadedFile:
     return loaded
 
 
+def configured_ownership() -> Ownership:
+    """The partition keys of the deployment: the org tree in ``BUDGETVAKT_CONFIG_DIR`` and the
+    scheme in ``BUDGETVAKT_PARTITION_KEY`` (the worker's own)."""
+    from core.settings import Settings
+    from services.config.domain import load_domain_config
+
+    settings = Settings()
+    return Ownership(load_domain_config(settings.config_dir).org, settings.partition_key)
+
+
 def send_events(
     bootstrap_servers: str,
     topic: str | None,
     events: Sequence[dict[str, Any]],
     topics: Topics | None = None,
     on_sent: Any = None,
+    ownership: Ownership | None = None,
 ) -> int:
-    """Send events (to ``topic``, or each to its type's topic), acks=all, and confirm each one."""
+    """Send events (to ``topic``, or each to its type's topic), acks=all, and confirm each one.
+
+    Each is keyed by its owner (``ownership``, by default :func:`configured_ownership`), so the
+    producer's default partitioner puts it on its home partition and the worker need not
+    forward it.
+    """
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
     topics = topics or Topics()
+    ownership = ownership or configured_ownership()
     try:
         producer = KafkaProducer(
             bootstrap_servers=bootstrap_servers,
             acks="all",
             linger_ms=5,
             retries=5,
-            max_in_flight_requests_per_connection=1,  # keeps a cost centre's events in order
+            max_in_flight_requests_per_connection=1,  # keeps a nämnd's events in order
         )
     except KafkaError as err:
         raise UserError(f"cannot reach Kafka at {bootstrap_servers}: {err}", exit_code=1) from None
@@ -271,7 +291,8 @@ def send_events(
         for event in events:
             target = topic or topic_for_type(str(event["type"]), topics)
             value = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
-            futures.append(producer.send(target, key=str(event["org_unit"]).encode(), value=value))
+            key = ownership.key(str(event["org_unit"])).encode("utf-8")
+            futures.append(producer.send(target, key=key, value=value))
         producer.flush()
         for future in futures:
             future.get(timeout=30)

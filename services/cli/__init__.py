@@ -58,6 +58,7 @@ COMMAND_MODULES: list[str] = [
     "services.cli.snapshot",
     "services.cli.report",
     "services.cli.web",
+    "services.cli.migrate",
 ]
 
 for _module in COMMAND_MODULES:

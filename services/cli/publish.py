@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
         from core.settings import Settings
         from services.batch.publish import read_events, send_events, topic_for_type
         from services.config.domain import load_domain_config
+        from streams.ownership import Ownership
 
         settings = Settings()
         servers = bootstrap_servers or settings.kafka_bootstrap_servers
@@ -44,7 +45,8 @@ def register(app: typer.Typer) -> None:
                 "--bootstrap-servers (start a local broker with `budgetvakt broker`)"
             )
         console = Console(stderr=True, soft_wrap=True)
-        loaded = read_events(file, load_domain_config(settings.config_dir))
+        domain = load_domain_config(settings.config_dir)
+        loaded = read_events(file, domain)
         for rejection in loaded.rejections:
             console.print(
                 f"{file}:{rejection.line}: {rejection.reason}", highlight=False, markup=False
@@ -54,7 +56,12 @@ def register(app: typer.Typer) -> None:
         with Progress(console=console, transient=True, disable=len(events) < 1000) as progress:
             task = progress.add_task("sending", total=len(events))
             sent = send_events(
-                servers, topic, events, topics, on_sent=lambda: progress.advance(task)
+                servers,
+                topic,
+                events,
+                topics,
+                on_sent=lambda: progress.advance(task),
+                ownership=Ownership(domain.org, settings.partition_key),
             )
         per_topic = Counter(topic or topic_for_type(str(e["type"]), topics) for e in events)
         for name, count in sorted(per_topic.items()):

@@ -33,8 +33,14 @@ def register(app: typer.Typer) -> None:
         from services.config.rules import load_rules
         from services.worker import SnapshotStore
         from streams.app import create_app
+        from streams.ownership import Ownership, ensure_scheme
 
         rules = load_rules(settings.config_dir, domain)  # ConfigError → exit 2, no traceback
+        # Never two partition-key schemes in one consumer group (UserError → exit 2).
+        ownership = Ownership(domain.org, settings.partition_key)
+        ensure_scheme(
+            settings.kafka_bootstrap_servers, settings.app_id, ownership, settings.topic_partitions
+        )
         store = SnapshotStore(settings, domain)
         worker_app = create_app(settings, domain, rules, store)
         structlog.get_logger(__name__).info(
@@ -45,6 +51,7 @@ def register(app: typer.Typer) -> None:
             data_dir=str(settings.data_dir),
             store=settings.table_store,
             partitions=settings.topic_partitions,
+            partition_key=settings.partition_key,
         )
         runner = faust.Worker(worker_app.app, loglevel=faust_log_level.upper(), quiet=True)
         if not sys.stdout.isatty():

@@ -7,7 +7,7 @@ import shutil
 import signal
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -116,6 +116,8 @@ class StreamCase:
     topics: dict[str, str]
     tmp_path: Path
     workers: list[WorkerProcess] = field(default_factory=list)
+    # More settings for the workers, e.g. BUDGETVAKT_CONFIG_DIR or BUDGETVAKT_PARTITION_KEY.
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -125,7 +127,19 @@ class StreamCase:
             "BUDGETVAKT_BROKER_SESSION_TIMEOUT_S": "6",
         }
         env.update({f"BUDGETVAKT_TOPIC_{k.upper()}": v for k, v in self.topics.items()})
+        env.update(self.settings)
         return env
+
+    def partition_key(self) -> Callable[[str], str]:
+        """The record key of an org_unit's events, as the workers' settings have it (the owning
+        nämnd, or the cost centre): ``streams.ownership``, as ``budgetvakt publish`` keys."""
+        from core.settings import DEFAULT_CONFIG_DIR
+        from services.config.domain import load_domain_config
+        from streams.ownership import Ownership
+
+        config_dir = Path(self.settings.get("BUDGETVAKT_CONFIG_DIR", DEFAULT_CONFIG_DIR))
+        scheme = self.settings.get("BUDGETVAKT_PARTITION_KEY", "namnd")
+        return Ownership(load_domain_config(config_dir).org, scheme).key  # type: ignore[arg-type]
 
     def start_worker(self, data_dir: Path | None = None, wait: bool = True) -> WorkerProcess:
         index = len(self.workers)
@@ -141,14 +155,21 @@ class StreamCase:
 
         return KafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=5)
 
-    def publish(self, topic: str, events: Sequence[dict[str, Any] | bytes]) -> None:
-        """Send events (dicts as contract JSON, bytes as is) keyed by org_unit; wait for acks."""
+    def publish(
+        self,
+        topic: str,
+        events: Sequence[dict[str, Any] | bytes],
+        key_of: Callable[[str], str] | None = None,
+    ) -> None:
+        """Send events (dicts as contract JSON, bytes as is) keyed by ``key_of(org_unit)``
+        (default :meth:`partition_key`: they arrive at home); wait for acks."""
+        key_of = key_of or self.partition_key()
         records: list[tuple[bytes | None, bytes, int | None]] = []
         for event in events:
             if isinstance(event, bytes):
                 records.append((b"poison", event, None))
             else:
-                key = str(event.get("org_unit", "")).encode("utf-8")
+                key = key_of(str(event.get("org_unit", ""))).encode("utf-8")
                 records.append((key, json.dumps(event).encode("utf-8"), None))
         self.send(topic, records)
 

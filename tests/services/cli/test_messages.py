@@ -82,6 +82,7 @@ CASES = {
         "--data-dir {tmp}/A.csv exists and is not a directory",
     ),
     "worker": (["worker"], "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS is not set"),
+    "migrate-keys": (["migrate-keys"], "BUDGETVAKT_KAFKA_BOOTSTRAP_SERVERS is not set"),
     "schemas": (
         ["schemas", "--out", "{tmp}/A.csv"],
         "{tmp}/A.csv: cannot create the directory",
