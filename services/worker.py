@@ -43,7 +43,8 @@ class SnapshotStore:
             model=self.model,
         )
 
-    def periods(self) -> set[str]:
+    def periods(self, owner: str | None = None) -> set[str]:
+        # Bridge until the per-nämnd store (branch readers) lands: every period of any owner.
         from services.snapshots.store import snapshot_periods
 
         return snapshot_periods(self.engine)
