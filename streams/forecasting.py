@@ -220,7 +220,7 @@ class Pending:
     """Forecasts submitted to the pool and not yet taken (kept when a pass gives way)."""
 
     requests: frozenset[ForecastRequest]
-    future: asyncio.Future[dict[ForecastRequest, OrganisationForecast]]
+    future: concurrent.futures.Future[dict[ForecastRequest, OrganisationForecast]]
 
 
 @dataclass
@@ -404,6 +404,7 @@ class LiveForecaster:
         unsettled = any(not r.settled or r.snapshots_due for r in self._runs.values())
         if state_version == self.status.state_version and not unsettled:
             return False
+        epoch = self._epoch
         groups, partitions = self._index.group(items)
         for owner in [o for o in self._runs if o not in groups]:
             self._forget(owner)
@@ -425,6 +426,8 @@ class LiveForecaster:
                     run.pending = None
             if not run.settled or run.snapshots_due:
                 plans.append(await self._plan(run, cache))
+        if epoch != self._epoch:
+            return False  # a revocation came while planning: these items are not all ours
         self.metrics.set_owned_namnder(self.owners)
         # Owners with a new close first (their alerts wait), then the others.
         plans.sort(key=lambda p: (not p.new_close, p.run.owner))
@@ -479,7 +482,7 @@ class LiveForecaster:
         months = latest_months(items)
         counts = close_counts(items)  # every closed period, with how often it was closed
         latest_close = max(counts, default=None)
-        new_close = run.closes_seen is None or counts != run.closes_seen
+        new_close = counts != (run.closes_seen or {})  # at a first run: any close
         closed = await self._newly_closed(run, counts, items)
         due = sorted(set(closed or []) | run.snapshots_due)
         target = self._evaluation_target(run.owner, months, latest_close)
@@ -509,14 +512,8 @@ class LiveForecaster:
         run = plan.run
         if not plan.missing or (run.pending is not None and plan.missing <= run.pending.requests):
             return
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self._pool,
-            compute_forecasts,
-            plan.items,
-            run.domain,
-            sorted(plan.missing),
-            self.model,
+        future = self._pool.submit(
+            compute_forecasts, plan.items, run.domain, sorted(plan.missing), self.model
         )
         run.pending = Pending(plan.missing, future)
 
@@ -528,7 +525,7 @@ class LiveForecaster:
         reused = len(plan.requests) - len(plan.missing)
         if plan.missing:
             assert run.pending is not None
-            future = run.pending.future
+            future = asyncio.wrap_future(run.pending.future)
             if interrupt is not None and not future.done():
                 waiter: asyncio.Future[Any] = asyncio.ensure_future(interrupt.wait())
                 either: set[asyncio.Future[Any]] = {future, waiter}
@@ -580,7 +577,8 @@ class LiveForecaster:
         # Replaced only now, so /forecasts/status and the gauges change together with the events.
         run.status.latest, run.status.preliminary = latest, preliminary
         run.status.runs += 1
-        run.settled = plan.closes_known
+        # Without its alert book (read at the next pass) the owner was not evaluated: not done.
+        run.settled = plan.closes_known and (self.rules is None or run.owner in self._books)
         self._refresh_status()
 
     def _refresh_status(self) -> None:
