@@ -254,6 +254,7 @@ class Plan:
     missing: frozenset[ForecastRequest]
     new_close: bool
     closes_known: bool = True  # False: the snapshot store could not say what it has
+    keep: frozenset[ForecastRequest] = frozenset()  # cached for the next run besides requests
 
 
 class LiveForecaster:
@@ -494,6 +495,12 @@ class LiveForecaster:
                 requests.add(ForecastRequest(target.year, target.as_of_month - 1))
         missing = frozenset(r for r in requests if r not in cache.forecasts)
         run.status.latest_close = latest_close
+        # The next close's target (the month after the latest close): computed for the gauges
+        # while it was the latest month, it is kept until next month's postings arrive.
+        keep: frozenset[ForecastRequest] = frozenset()
+        if latest_close is not None:
+            year, month = int(latest_close[:4]), int(latest_close[5:7])
+            keep = frozenset({ForecastRequest(year + month // 12, month % 12 + 1)})
         return Plan(
             run,
             items,
@@ -505,6 +512,7 @@ class LiveForecaster:
             missing,
             new_close,
             closes_known=closed is not None,
+            keep=keep,
         )
 
     def _start(self, plan: Plan) -> None:
@@ -542,8 +550,9 @@ class LiveForecaster:
             cache.forecasts.update({r: computed[r] for r in plan.missing})
             run.status.forecasts_computed += len(plan.missing)
         run.status.forecasts_reused += reused
-        # Keep what the next run is likely to need: what this one needed.
-        cache.forecasts = {r: f for r, f in cache.forecasts.items() if r in plan.requests}
+        # Keep what the next run is likely to need: what this one needed, and the next target.
+        wanted = plan.requests | plan.keep
+        cache.forecasts = {r: f for r, f in cache.forecasts.items() if r in wanted}
         return {r: cache.forecasts[r] for r in plan.requests}
 
     async def _publish_owner(

@@ -493,3 +493,20 @@ def test_a_pass_without_a_close_gives_way_to_a_close(
     assert asyncio.run(forecaster.run_once(state.version, state.items()))
     assert all(s.runs == 1 for s in forecaster.status.owners.values())
     assert forecaster.status.state_version == state.version
+
+
+def test_next_month_s_postings_before_the_close_leave_the_closed_month_s_forecast_cached(
+    kommun: DomainConfig, make: Callable[..., LiveForecaster]
+) -> None:
+    forecaster = make(kommun, Sent(), rules=_rules(kommun))
+    forecaster.restore_alerts([])
+    state = State(kommun).apply([*_postings("1110", "2024-06"), _close("VON", "2024-05")])
+    asyncio.run(forecaster.run_once(state.version, state.items()))
+    state.apply([_cost("1110", "2024-07", 1_000_000)])  # July's postings before June's close
+    asyncio.run(forecaster.run_once(state.version, state.items()))
+    von = forecaster.status.owners["VON"]
+    computed = von.forecasts_computed
+    state.apply([_close("VON", "2024-06")])
+    asyncio.run(forecaster.run_once(state.version, state.items()))
+    assert von.evaluated == ["2024-05", "2024-06"]
+    assert von.forecasts_computed == computed  # as of June (and May) were kept
