@@ -191,6 +191,11 @@ def main() -> None:
         forecaster.close()
     for label, values in timings.items():
         print(f"{label:<48} median {statistics.median(values):.3f} s  max {max(values):.3f} s")
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    pool = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS: the forecaster's process {rss:.0f} MiB, its pool process {pool:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -562,13 +562,8 @@ class LiveForecaster:
         self._report_failed_series(run, results.values())
         now = datetime.now(UTC)
         latest_close = run.status.latest_close
-        latest: dict[int, OrganisationForecast] = {}
-        preliminary: dict[int, bool] = {}
-        for year, month in sorted(plan.months.items()):
-            latest[year] = results[ForecastRequest(year, month)]
-            period = f"{year:04d}-{month:02d}"
-            preliminary[year] = latest_close is not None and period > latest_close
-            await self._publish_forecasts(run, latest[year], preliminary[year], now)
+        # Alerts first: a close changes every node's preliminary flag, and thousands of forecast
+        # events would otherwise stand between the close and its alerts.
         book = self._books.get(run.owner)
         target = plan.target
         if (
@@ -578,6 +573,13 @@ class LiveForecaster:
             and target.period >= self.alerts_from
         ):
             await self._evaluate(run, target, results, now, self.rules, book)
+        latest: dict[int, OrganisationForecast] = {}
+        preliminary: dict[int, bool] = {}
+        for year, month in sorted(plan.months.items()):
+            latest[year] = results[ForecastRequest(year, month)]
+            period = f"{year:04d}-{month:02d}"
+            preliminary[year] = latest_close is not None and period > latest_close
+            await self._publish_forecasts(run, latest[year], preliminary[year], now)
         if plan.closes_known:
             run.closes_seen = plan.counts
         run.snapshots_due = set()
