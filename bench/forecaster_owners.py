@@ -194,8 +194,7 @@ def main() -> None:
     import resource
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    pool = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak RSS: the forecaster's process {rss:.0f} MiB, its pool process {pool:.0f} MiB")
+    print(f"peak RSS of the forecaster's process (state, caches; not its pool): {rss:.0f} MiB")
 
 
 if __name__ == "__main__":
