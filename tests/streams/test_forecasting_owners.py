@@ -510,3 +510,42 @@ def test_next_month_s_postings_before_the_close_leave_the_closed_month_s_forecas
     asyncio.run(forecaster.run_once(state.version, state.items()))
     assert von.evaluated == ["2024-05", "2024-06"]
     assert von.forecasts_computed == computed  # as of June (and May) were kept
+
+
+def test_the_status_and_the_metrics_are_per_owner(
+    kommun: DomainConfig, make: Callable[..., LiveForecaster]
+) -> None:
+    from streams.aggregation import ActiveState
+    from streams.forecasting import status_json
+    from streams.metrics import WorkerMetrics
+
+    metrics = WorkerMetrics(ActiveState(), kommun.org, measures=set(kommun.measures))
+    snapshots = MemorySnapshots()
+    forecaster = make(kommun, Sent(), metrics=metrics, snapshot_store=snapshots)
+    state = State(kommun)
+    state.apply([*_postings("1110", "2024-03"), _close("VON", "2024-02")], partition=0)
+    state.apply(_postings("5110", "2024-02"), partition=1)
+    asyncio.run(forecaster.run_once(state.version, state.items()))
+    answer = status_json(forecaster.status)
+    assert answer["owned"] == ["SN", "VON"] and answer["state_version"] == state.version
+    assert answer["years"]["2024"]["as_of_month"] == 3  # the top level merges the owners
+    von, sn = answer["owners"]["VON"], answer["owners"]["SN"]
+    assert (von["runs"], von["latest_close"], von["snapshots"]) == (1, "2024-02", ["2024-02"])
+    # 1110, AO, VOF and VON × salaries and total
+    assert von["years"]["2024"] == {"as_of_month": 3, "preliminary": True, "nodes": 8}
+    assert sn["years"]["2024"]["as_of_month"] == 2 and sn["snapshots"] == []
+    assert sn["forecasts_computed"] == 2  # as of Dec 2023 and Feb 2024
+
+    def sample(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert sample("budgetvakt_owned_namnder", namnd="VON") == 1
+    assert sample("budgetvakt_owned_namnder", namnd="SN") == 1
+    assert sample("budgetvakt_forecast_runs_total") == 2  # one per owner
+    assert sample("budgetvakt_forecast_duration_seconds_count") == 2
+    labels = {"org_unit": "SN", "category": "total", "year": "2024", "level": "namnd"}
+    assert sample("budgetvakt_forecast_full_year_sek", **labels) is not None
+    asyncio.run(forecaster.revoke_partitions({1}))
+    assert sample("budgetvakt_owned_namnder", namnd="SN") is None
+    assert sample("budgetvakt_forecast_full_year_sek", **labels) is None  # not this worker's
+    assert status_json(forecaster.status)["owned"] == ["VON"]
