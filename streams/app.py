@@ -306,6 +306,7 @@ def create_app(
         read_alerts=read_alerts,
         # Well within the session timeout, inside which Faust must finish the revocation.
         revoke_timeout_s=settings.broker_session_timeout_s / 2,
+        flush=app.producer.flush,
     )
     recovery = RecoveryReplay(app)
     on_disk = settings.table_store == "rocksdb"

@@ -274,6 +274,7 @@ class LiveForecaster:
         alerts_from: str = "",
         read_alerts: ReadAlerts | None = None,
         revoke_timeout_s: float = 10.0,
+        flush: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.domain = domain
         self.alerts_from = alerts_from
@@ -286,6 +287,7 @@ class LiveForecaster:
         self.snapshot_store = snapshot_store
         self.read_alerts = read_alerts
         self.revoke_timeout_s = revoke_timeout_s
+        self.flush = flush  # the producer's: a revocation ends with what was sent on the broker
         self.status = ForecastStatus(alerts_from=alerts_from)
         metrics.forecast_status = self.status
         self._index = OwnerIndex(domain.org)
@@ -378,7 +380,11 @@ class LiveForecaster:
         except TimeoutError:
             log.error("forecast_publish_outlived_revocation", owners=sorted(owners))
             return
-        self._publishing.release()
+        try:
+            if self.flush is not None:
+                await self.flush()
+        finally:
+            self._publishing.release()
         if owners:
             log.info("forecast_owners_revoked", owners=sorted(owners))
 

@@ -374,7 +374,12 @@ def test_a_revocation_waits_for_the_publish_in_flight_and_stops_the_nämnd(
             await release.wait()  # the broker is slow with the first alert
         sent(topic, key, value)
 
-    forecaster = make(kommun, publish, rules=_rules(kommun), snapshot_store=snapshots)
+    flushed: list[int] = []
+
+    async def flush() -> None:
+        flushed.append(len(sent.alerts()))  # what was sent when the producer was flushed
+
+    forecaster = make(kommun, publish, rules=_rules(kommun), snapshot_store=snapshots, flush=flush)
     forecaster.restore_alerts([])
     state = State(kommun)
     state.apply([*_postings("1110", "2024-06"), _close("VON", "2024-06")], partition=0)
@@ -396,6 +401,7 @@ def test_a_revocation_waits_for_the_publish_in_flight_and_stops_the_nämnd(
     assert waited, "the revocation waits for the publish in flight"
     assert nothing_after, "no alert of a revoked nämnd after its revocation"
     assert len(sent.alerts()) == 1  # the one in flight, and no other
+    assert flushed == [1], "the revocation flushed after the publish in flight"
     assert snapshots.written == []  # the snapshot comes after the alerts: not written
     assert forecaster.owners == [] and "VON" not in forecaster.status.owners
 
