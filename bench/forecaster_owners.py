@@ -11,6 +11,7 @@ from ``bench/alert_latency.py``), and how many (year, as-of month) forecasts wer
 
     .venv/bin/python -m bench.forecaster_owners [--namnder 8] [--cost-centres 190]
         [--categories 12] [--years 3] [--closes 3] [--seed 1]
+    .venv/bin/python -m bench.forecaster_owners --tiny   # 2 nämnder × 10 cost centres, 2 years
 """
 
 from __future__ import annotations
@@ -123,7 +124,13 @@ def main() -> None:
     parser.add_argument("--years", type=int, default=3)
     parser.add_argument("--closes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--tiny", action="store_true", help="a smoke run (tests/bench)")
     args = parser.parse_args()
+    if args.tiny:
+        args.namnder, args.cost_centres, args.categories, args.years, args.closes = 2, 10, 4, 2, 1
+    from bench.machine import describe
+
+    print(f"machine: {describe()}")
 
     shipped = load_domain_config(DEFAULT_CONFIG_DIR)
     domain, units = kommun(shipped, args.namnder, args.cost_centres)
