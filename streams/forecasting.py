@@ -275,6 +275,7 @@ class LiveForecaster:
         read_alerts: ReadAlerts | None = None,
         revoke_timeout_s: float = 10.0,
         flush: Callable[[], Awaitable[object]] | None = None,
+        flush_alerts: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.domain = domain
         self.alerts_from = alerts_from
@@ -288,6 +289,7 @@ class LiveForecaster:
         self.read_alerts = read_alerts
         self.revoke_timeout_s = revoke_timeout_s
         self.flush = flush  # the producer's: a revocation ends with what was sent on the broker
+        self.flush_alerts = flush_alerts  # after an owner's alerts, before the book records them
         self.status = ForecastStatus(alerts_from=alerts_from)
         metrics.forecast_status = self.status
         self._index = OwnerIndex(domain.org)
@@ -726,6 +728,9 @@ class LiveForecaster:
             await self._send(
                 run, self.alert_topic, alert.org_unit, alert.model_dump_json().encode()
             )
+        if changes and self.flush_alerts is not None:
+            await self.flush_alerts()  # on the topic now (one flush per run on Kafka)
+        for alert in changes:
             book.record(alert)
             log.info(
                 "alert_" + alert.status,
