@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     # 2021. Empty: every closed period is evaluated.
     alerts_from: str = Field(default="", pattern=r"^(|\d{4}-(0[1-9]|1[0-2]))$")
     log_level: str = "INFO"
+    # Which broker the worker runs on: `tansu` keeps the embedded broker's workarounds (changelog
+    # end marker, a flush per alert, the replay's drain polls), `kafka` (Apache Kafka) drops
+    # them, `auto` asks the broker once at start and takes `tansu` unless it is recognisably
+    # Apache Kafka (streams/broker_kind.py).
+    broker_kind: Literal["auto", "tansu", "kafka"] = "auto"
 
     @field_validator("forecast_model")
     @classmethod

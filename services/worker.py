@@ -31,6 +31,21 @@ class SnapshotStore:
         self.model = settings.forecast_model
 
     def write(self, forecast: Any, period: str) -> Any:
+        """Store ``forecast`` (one owner's: the nämnd is its top node) as the next version of
+        that nämnd's ``period``. A forecast of the whole organisation (several top nodes) is
+        split and stored as one snapshot per owner; the list of them is returned."""
+        from services.snapshots.store import forecast_owner, split_by_owner
+
+        try:
+            forecast_owner(forecast)
+        except ValueError:
+            return [
+                self._write_one(part, period)
+                for part in split_by_owner(forecast, self.org).values()
+            ]
+        return self._write_one(forecast, period)
+
+    def _write_one(self, forecast: Any, period: str) -> Any:
         from services.snapshots.store import write_snapshot
 
         return write_snapshot(
@@ -44,20 +59,22 @@ class SnapshotStore:
         )
 
     def periods(self, owner: str | None = None) -> set[str]:
-        # Bridge until the per-nämnd store (branch readers) lands: every period of any owner.
+        """Every period with a snapshot of ``owner`` (a nämnd id or ``omappad``; None: of any)."""
         from services.snapshots.store import snapshot_periods
 
-        return snapshot_periods(self.engine)
+        return snapshot_periods(self.engine, namnd=owner)
 
     def record_late_events(self, events: Sequence[Any]) -> None:
         from services.snapshots.store import record_late_event
 
         for event in events:
+            org_unit = str(event.org_unit)
             record_late_event(
                 self.engine,
                 event_id=str(event.event_id),
-                org_unit=str(event.org_unit),
+                org_unit=org_unit,
                 period=str(event.period),
                 type=str(event.type),
                 amount=getattr(event, "amount_sek", getattr(event, "value", None)),
+                namnd=self.org.owner_of(org_unit),
             )

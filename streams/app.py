@@ -12,7 +12,10 @@
 * ``streams.web``: ``/metrics``, ``/ready`` and ``/forecasts/status``;
 * ``streams.faust_compat``: every use of Faust or aiokafka internals, and the version check;
 * ``streams.local_store``: what a crashed predecessor left untrustworthy in the local store is
-  discarded at start (and recovered from the changelog).
+  discarded at start (and recovered from the changelog);
+* ``streams.broker_kind``: Tansu or Apache Kafka (``BUDGETVAKT_BROKER_KIND``, detected once
+  here); on Kafka the embedded broker's workarounds (changelog end marker, a flush per alert,
+  the replay's drain polls) are switched off, through parameters of the same code.
 
 One agent consumes the four input topics as raw bytes (so bad JSON reaches our validator instead
 of Faust's deserializer, which would drop it silently) in batches. See ``streams.aggregation``
@@ -23,6 +26,7 @@ exactly once without Kafka transactions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,6 +41,7 @@ from core.settings import Settings, Topics
 from forecasts.deviations import RuleSet
 from streams.aggregation import ActiveState, StateValue, parse_key
 from streams.alert_state import read_alert_events
+from streams.broker_kind import BrokerDetection, BrokerProfile, resolve_broker_kind
 from streams.dead_letter import DeadLetters, dead_letter_record
 from streams.faust_compat import (
     RecoveryReplay,
@@ -56,6 +61,7 @@ from streams.late_events import LateEvents
 from streams.local_store import MARKER_NAME, BatchMarker, discard_untrusted_partitions
 from streams.metrics import WorkerMetrics
 from streams.pii_egress import EGRESS
+from streams.replay import read_topics_async
 from streams.snapshot_store import SnapshotStore
 from streams.web import register_views
 
@@ -95,6 +101,7 @@ class WorkerApp:
     forecaster: LiveForecaster
     ingest: IngestBatch
     ingest_agent: AgentT[Any]
+    broker: BrokerDetection
     alerting: bool = False  # rules given: the alert state must be restored before evaluating
     ready: bool = False
 
@@ -180,9 +187,14 @@ class WorkerTopics:
     dead_letter: TopicT
     outputs: dict[str, TopicT]  # forecast and alert topic by name
     alert: str
+    # Tansu: every alert its own produce batch (see publish); Kafka: the forecaster flushes
+    # once after a run's alerts (LiveForecaster.flush_alerts).
+    flush_each_alert: bool = True
 
     @classmethod
-    def declare(cls, app: faust.App, topics: Topics, partitions: int) -> WorkerTopics:
+    def declare(
+        cls, app: faust.App, topics: Topics, partitions: int, flush_each_alert: bool = True
+    ) -> WorkerTopics:
         outputs = {
             name: _raw_topic(
                 app,
@@ -199,12 +211,13 @@ class WorkerTopics:
             _raw_topic(app, topics.dead_letter, partitions=partitions),
             outputs,
             topics.alert,
+            flush_each_alert,
         )
 
     async def publish(self, topic: str, key: str, value: bytes) -> None:
         """A forecast or alert event (``streams.forecasting.Publish``)."""
         await self.outputs[topic].send(key=key.encode("utf-8"), value=value)
-        if topic == self.alert:
+        if topic == self.alert and self.flush_each_alert:
             # One alert per produce batch, so that Tansu's end offset stays exact (brief §5)
             # and the alert state can be read back to the end at the next start.
             await self.app.producer.flush()
@@ -230,6 +243,7 @@ def _ingest_batch(
     snapshot_store: SnapshotStore | None,
     recovery: RecoveryReplay,
     batch_marker: BatchMarker | None,
+    profile: BrokerProfile,
 ) -> IngestBatch:
     def partition_count(topic: str) -> int:
         return app.consumer.topic_partitions(topic) or settings.topic_partitions
@@ -249,7 +263,8 @@ def _ingest_batch(
         late_events=LateEvents(metrics, snapshot_store),
         flush=app.producer.flush,
         recovery=recovery,
-        changelog_end_marker=settings.changelog_end_marker,
+        # BUDGETVAKT_CHANGELOG_END_MARKER=false turns it off on Tansu too; Kafka never needs it.
+        changelog_end_marker=settings.changelog_end_marker and profile.changelog_end_marker,
         batch_marker=batch_marker,
     )
 
@@ -278,8 +293,11 @@ def create_app(
     """The worker app; ``rules`` turns on alerting, and ``snapshot_store`` snapshots on period
     close and records events that arrive for a closed period."""
     check_faust_version()
+    broker = resolve_broker_kind(settings.broker_kind, settings.kafka_bootstrap_servers)
     app = _faust_app(settings)
-    topics = WorkerTopics.declare(app, settings.topics(), settings.topic_partitions)
+    topics = WorkerTopics.declare(
+        app, settings.topics(), settings.topic_partitions, broker.profile.flush_each_alert
+    )
     table = app.Table(TABLE_NAME, default=None, key_type=str, partitions=settings.topic_partitions)
     state = ActiveState()
     metrics = WorkerMetrics(state, domain.org, measures=set(domain.measures))
@@ -290,7 +308,10 @@ def create_app(
 
     async def read_alerts() -> list[AlertEvent]:
         return await read_alert_events(
-            settings.kafka_bootstrap_servers, topics.alert, settings.worker_batch_attempts
+            settings.kafka_bootstrap_servers,
+            topics.alert,
+            settings.worker_batch_attempts,
+            read=partial(read_topics_async, exact_end_offsets=broker.profile.exact_end_offsets),
         )
 
     forecaster = LiveForecaster(
@@ -307,12 +328,23 @@ def create_app(
         # Well within the session timeout, inside which Faust must finish the revocation.
         revoke_timeout_s=settings.broker_session_timeout_s / 2,
         flush=app.producer.flush,
+        flush_alerts=app.producer.flush,
     )
     recovery = RecoveryReplay(app)
     on_disk = settings.table_store == "rocksdb"
     marker = _guard_local_store(app, settings, metrics) if on_disk else None
     ingest = _ingest_batch(
-        app, settings, domain, topics, table, state, metrics, snapshot_store, recovery, marker
+        app,
+        settings,
+        domain,
+        topics,
+        table,
+        state,
+        metrics,
+        snapshot_store,
+        recovery,
+        marker,
+        broker.profile,
     )
 
     async def ingest_batches(stream: faust.StreamT[bytes]) -> None:
@@ -333,6 +365,7 @@ def create_app(
         forecaster,
         ingest,
         ingest_agent,
+        broker,
         alerting=rules is not None,
     )
     _register_tasks(worker, topics)

@@ -11,9 +11,11 @@ duplicate by ``event_id`` and counts once.
 
 Where the end is (brief §5): Tansu answers the end offset of a partition as "first offset of the
 last record batch + 1", so after batched produces it is too low (measured: 249 reported, 286
-records present). The reader therefore keeps polling after every partition has reached the
-reported end until a poll brings nothing (at most :data:`DRAIN_POLLS` more polls, so that a
-busy production cluster, whose end offsets are exact, cannot keep the replay going forever).
+records present). On Tansu the reader therefore keeps polling after every partition has reached
+the reported end until a poll brings nothing (at most :data:`DRAIN_POLLS` more polls, so that a
+busy cluster cannot keep the replay going forever). Apache Kafka's end offsets are exact: with
+``exact_end_offsets`` (``streams.broker_kind``, broker kind ``kafka``) the read stops as soon as
+every partition has reached the end offset it had when the read began.
 No consumer group: nothing is committed and no running worker is disturbed.
 
 :func:`read_topics_async` (aiokafka) serves the stream worker; :func:`read_topics` runs it for
@@ -35,6 +37,7 @@ from contract.validation import InvalidEvent, parse_event
 from core.domain import DomainConfig
 from core.errors import UserError
 from streams.aggregation import StateValue, apply_events, closed_periods, state_key
+from streams.broker_kind import resolve_broker_kind
 
 log = structlog.get_logger(__name__)
 
@@ -107,20 +110,24 @@ def _reason(err: Exception) -> str:
 
 class _EndDrain:
     """When a read has reached the end: every partition at its reported end, then polls until
-    one brings nothing (Tansu's end offset is too low), at most :data:`DRAIN_POLLS` of them."""
+    one brings nothing (Tansu's end offset is too low), at most ``max_drain_polls`` of them
+    (:data:`DRAIN_POLLS`; 0 on a broker with exact end offsets: done at the reported end)."""
 
-    def __init__(self, end: Mapping[Any, int], timeout_s: float) -> None:
+    def __init__(
+        self, end: Mapping[Any, int], timeout_s: float, max_drain_polls: int = DRAIN_POLLS
+    ) -> None:
         self.end = end
         self.behind = set(end)
         self.timeout_s = timeout_s
         self.deadline = time.monotonic() + timeout_s
+        self.max_drain_polls = max_drain_polls
         self.drain_polls = 0
 
     def finished(self, got_records: bool, positions: Mapping[Any, int], read: int) -> bool:
         """After a poll: True when done; a :class:`UserError` when past the deadline."""
         self.behind = {tp for tp in self.behind if positions[tp] < self.end[tp]}
         if not self.behind:
-            if not got_records or self.drain_polls >= DRAIN_POLLS:
+            if not got_records or self.drain_polls >= self.max_drain_polls:
                 return True
             self.drain_polls += 1
         if time.monotonic() > self.deadline:
@@ -136,6 +143,7 @@ def read_topics(
     topics: Iterable[str],
     timeout_s: float = DEFAULT_TIMEOUT_S,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    exact_end_offsets: bool = False,
 ) -> list[RawMessage]:
     """Every record of ``topics`` from the log start to the end (see the module doc), for callers
     without an event loop (the ``snapshot`` command): :func:`read_topics_async` run to the end.
@@ -143,7 +151,11 @@ def read_topics(
     A topic that does not exist yet has no records. The broker unreachable, or the end not
     reached within ``timeout_s``, is a :class:`UserError`.
     """
-    return asyncio.run(read_topics_async(bootstrap_servers, topics, timeout_s, connect_timeout_s))
+    return asyncio.run(
+        read_topics_async(
+            bootstrap_servers, topics, timeout_s, connect_timeout_s, exact_end_offsets
+        )
+    )
 
 
 async def read_topics_async(
@@ -151,10 +163,12 @@ async def read_topics_async(
     topics: Iterable[str],
     timeout_s: float = DEFAULT_TIMEOUT_S,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    exact_end_offsets: bool = False,
 ) -> list[RawMessage]:
     """Every record of ``topics`` from the log start to the end, with aiokafka (the client Faust
     itself uses, so the worker, which reads its alert state back at start, runs no second Kafka
-    client library)."""
+    client library). ``exact_end_offsets``: the broker's end offsets are exact (Apache Kafka),
+    so no drain polls after them (module doc)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
 
@@ -191,7 +205,9 @@ async def read_topics_async(
         begin = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
         messages: list[RawMessage] = []
-        drain = _EndDrain(end, timeout_s)
+        if exact_end_offsets and all(end[tp] <= begin[tp] for tp in partitions):
+            return messages  # exact end offsets: nothing to read, no poll to wait for
+        drain = _EndDrain(end, timeout_s, 0 if exact_end_offsets else DRAIN_POLLS)
         while True:
             batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS)
             for tp, records in batch.items():
@@ -220,9 +236,18 @@ def replay(
     domain: DomainConfig,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    broker_kind: str = "auto",
 ) -> ReplayResult:
-    """Read ``topic_types`` (topic name → the event type it carries) and aggregate them."""
-    messages = read_topics(bootstrap_servers, topic_types, timeout_s, connect_timeout_s)
+    """Read ``topic_types`` (topic name → the event type it carries) and aggregate them.
+    ``broker_kind`` is ``BUDGETVAKT_BROKER_KIND`` (``auto`` asks the broker first)."""
+    detection = resolve_broker_kind(broker_kind, bootstrap_servers, connect_timeout_s)
+    messages = read_topics(
+        bootstrap_servers,
+        topic_types,
+        timeout_s,
+        connect_timeout_s,
+        exact_end_offsets=detection.profile.exact_end_offsets,
+    )
     result = aggregate(messages, topic_types, domain)
     log.info(
         "replay_done",

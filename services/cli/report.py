@@ -44,6 +44,14 @@ def register(app: typer.Typer) -> None:
             int | None,
             typer.Option("--snapshot-version", min=1, help="Version of the period's snapshot."),
         ] = None,
+        namnd: Annotated[
+            str | None,
+            typer.Option(
+                "--namnd",
+                help="The nämnd (id of config/org.yaml); default: the only one, or "
+                "with several every nämnd in OUT/<id>/ plus a kommun summary.",
+            ),
+        ] = None,
     ) -> None:
         """Write the delårsrapport (Excel, HTML, CSV, PDF) from the period's approved snapshot
         version, or the latest when none is approved."""
@@ -52,7 +60,7 @@ def register(app: typer.Typer) -> None:
             COMPARE_MODES,
             open_store,
             parse_formats,
-            write_report,
+            write_reports,
         )
 
         parsed = parse_period_option("--period", period)
@@ -61,17 +69,26 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--compare {compare!r}: choose auto, all or checkpoints")
         settings = Settings()
         with open_store(settings.database_url_or_default()) as engine:
-            report, paths = write_report(
+            written = write_reports(
                 engine,
                 str(parsed),
                 out,
                 formats=formats,
                 compare=compare,  # type: ignore[arg-type]
                 version=snapshot_version,
+                namnd=namnd,
             )
-        for sentence in report.summary:
+        several = len(written.reports) > 1 or bool(written.missing)
+        for report in written.reports:
+            if several:
+                typer.echo(f"{report.namnd_name} ({report.namnd_id}):")
+            for sentence in report.summary:
+                typer.echo(("  " if several else "") + sentence)
+        for sentence in written.summary:
             typer.echo(sentence)
-        typer.echo("Wrote: " + ", ".join(str(p) for p in paths))
+        for owner in written.missing:
+            typer.echo(f"No snapshot of {owner} for {parsed}: no report for it.")
+        typer.echo("Wrote: " + ", ".join(str(p) for p in written.paths))
 
     @app.command("accuracy")
     def accuracy_command(
@@ -81,13 +98,26 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path, typer.Option("--out", help="Directory for the files (default: current).")
         ] = Path("."),
+        namnd: Annotated[
+            str | None,
+            typer.Option(
+                "--namnd",
+                help="The nämnd (id of config/org.yaml); default: the only one, or "
+                "with several every nämnd in OUT/<id>/.",
+            ),
+        ] = None,
     ) -> None:
         """Prognossäkerhet: every snapshot's forecast of the year against its outcome."""
         from core.settings import Settings
-        from services.reports.writer import open_store, print_accuracy, write_accuracy
+        from services.reports.writer import open_store, print_accuracy, write_accuracies
 
         settings = Settings()
         with open_store(settings.database_url_or_default()) as engine:
-            accuracy, paths = write_accuracy(engine, year, out)
-        print_accuracy(accuracy)
+            written = write_accuracies(engine, year, out, namnd=namnd)
+        paths = []
+        for owner, accuracy, owner_paths in written:
+            if len(written) > 1:
+                typer.echo(f"{owner}:")
+            print_accuracy(accuracy)
+            paths += owner_paths
         typer.echo("Wrote: " + ", ".join(str(p) for p in paths))

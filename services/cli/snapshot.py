@@ -44,10 +44,17 @@ def register(app: typer.Typer) -> None:
             float,
             typer.Option("--timeout", min=1.0, help="Seconds to read the topics at most."),
         ] = 120.0,
+        namnd: Annotated[
+            str | None,
+            typer.Option(
+                "--namnd",
+                help="Only this nämnd (id of config/org.yaml, or omappad); default: every one.",
+            ),
+        ] = None,
     ) -> None:
-        """Replay the input topics, forecast as of --period and store it as a new snapshot."""
+        """Replay the input topics, forecast as of --period and store each nämnd's snapshot."""
         from services.snapshots.manual import summary_lines, take_snapshot
 
-        taken = take_snapshot(parse_period_option("--period", period), checkpoint, timeout_s)
+        taken = take_snapshot(parse_period_option("--period", period), checkpoint, timeout_s, namnd)
         for line in summary_lines(taken):
             typer.echo(line)

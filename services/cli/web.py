@@ -50,12 +50,19 @@ def register(app: typer.Typer) -> None:
     def users_add(
         username: Annotated[str, typer.Argument(help="Login name (lower case).")],
         role: Annotated[str, typer.Option("--role", help=ROLE_HELP)],
-        node: Annotated[str, typer.Option("--node", help="Org unit id of config/org.yaml.")],
+        node: Annotated[
+            list[str],
+            typer.Option(
+                "--node",
+                help="Org unit id of config/org.yaml; repeat it to give a kommun's controller "
+                "several nämnder.",
+            ),
+        ],
         password_stdin: Annotated[
             bool, typer.Option("--password-stdin", help="Read the password from standard input.")
         ] = False,
     ) -> None:
-        """Add a user tied to an org node; the password is stored as an argon2id hash."""
+        """Add a user tied to an org node (or several); the password is stored as argon2id."""
         from core.settings import Settings
         from services.config.domain import load_domain_config
         from services.followup.users import add_user, check_role

@@ -39,7 +39,8 @@ class UserRecord(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(String(32))
-    org_unit: Mapped[str] = mapped_column(String(64))
+    # the user's node, or several comma-separated (a kommun's controller: its nämnder; 0004)
+    org_unit: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -4,6 +4,12 @@ This is the interface the reports (``services.reports``) and the web application
 writes are in :mod:`services.followup.write`. Only nodes with any follow-up data appear in
 :attr:`PeriodFollowUp.nodes`; a period without any is empty, not an error.
 
+Per nämnd. A snapshot is one nämnd's (``snapshot.namnd``), and so is the follow-up of its nodes:
+every read takes the nämnd (``namnd``; None: the only nämnd with snapshots), and only the nodes
+of that nämnd's snapshot of the period appear. Org unit ids are unique in the whole organisation,
+so the rows themselves need no nämnd column: a node's nämnd is the one whose snapshot of the
+period holds it (:func:`namnd_of_unit`).
+
 An approval belongs to one snapshot version (``snapshot_version``). A change to an approved node
 after its approval makes a new snapshot version (see :mod:`services.followup.write`), so
 :attr:`NodeFollowUp.approval` is the node's approval *of the period's latest snapshot version*
@@ -12,7 +18,7 @@ and None when there is none or it was superseded; :func:`approval_history` lists
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -29,7 +35,8 @@ from services.followup.models import (
     MeasureRecord,
 )
 from services.snapshots.migrate import ensure_at_head
-from services.snapshots.models import SnapshotRecord
+from services.snapshots.models import SnapshotRecord, SnapshotRowRecord
+from services.snapshots.store import default_namnd
 
 MeasureStatus = Literal["planerad", "beslutad", "genomford"]
 
@@ -120,12 +127,34 @@ def utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def latest_snapshot_version(session: Session, period: str) -> SnapshotRecord | None:
+def latest_snapshot_version(session: Session, period: str, namnd: str) -> SnapshotRecord | None:
+    """The nämnd's latest snapshot of the period."""
     return session.scalar(
         select(SnapshotRecord)
-        .where(SnapshotRecord.period == period)
+        .where(SnapshotRecord.period == period, SnapshotRecord.namnd == namnd)
         .order_by(SnapshotRecord.version.desc())
         .limit(1)
+    )
+
+
+def namnd_of_unit(session: Session, period: str, org_unit: str) -> str | None:
+    """The nämnd whose snapshot of the period holds ``org_unit``; None when none does."""
+    return session.scalar(
+        select(SnapshotRecord.namnd)
+        .join(SnapshotRowRecord, SnapshotRowRecord.snapshot_id == SnapshotRecord.id)
+        .where(SnapshotRecord.period == period, SnapshotRowRecord.org_unit == org_unit)
+        .order_by(SnapshotRecord.id.desc())
+        .limit(1)
+    )
+
+
+def _units(session: Session, snapshot_id: int) -> set[str]:
+    return set(
+        session.scalars(
+            select(SnapshotRowRecord.org_unit)
+            .where(SnapshotRowRecord.snapshot_id == snapshot_id)
+            .distinct()
+        )
     )
 
 
@@ -150,16 +179,26 @@ def _newest(records: list[Any]) -> dict[str, Any]:
 
 
 def load_follow_up(
-    engine: sqlalchemy.Engine, period: str, *, snapshot_version: int | None = None
+    engine: sqlalchemy.Engine,
+    period: str,
+    *,
+    snapshot_version: int | None = None,
+    namnd: str | None = None,
 ) -> PeriodFollowUp:
-    """The follow-up of ``period`` as it stands now; empty when the tables hold nothing.
+    """The nämnd's follow-up of ``period`` as it stands now; empty when the tables hold nothing
+    (or the nämnd has no snapshot of the period). ``namnd`` None: the only nämnd.
 
     ``snapshot_version`` (for a report of an older, frozen version): the approvals of that
     version, and the comments and adjustments written up to it. Åtgärder are changed in place
     and are always the current ones (their history is in the audit trail).
     """
     ensure_at_head(engine)
+    owner = default_namnd(engine, namnd)
     with Session(engine) as session:
+        latest = latest_snapshot_version(session, period, owner) if owner else None
+        if latest is None:
+            return PeriodFollowUp(period=period)
+        mine = _units(session, latest.id)
         comment_query = select(CommentRecord).where(CommentRecord.period == period)
         adjustment_query = select(AdjustmentRecord).where(AdjustmentRecord.period == period)
         if snapshot_version is not None:
@@ -174,23 +213,19 @@ def load_follow_up(
             select(MeasureRecord).where(MeasureRecord.period == period).order_by(MeasureRecord.id)
         ):
             measures.setdefault(record.org_unit, []).append(measure_of(record))
-        latest = latest_snapshot_version(session, period)
-        version = snapshot_version
-        if version is None and latest is not None:
-            version = latest.version
-        approvals: dict[str, ApprovalRecord] = {}
-        if version is not None:
-            approvals = _newest(
-                list(
-                    session.scalars(
-                        select(ApprovalRecord)
-                        .where(ApprovalRecord.period == period)
-                        .where(ApprovalRecord.snapshot_version == version)
-                        .order_by(ApprovalRecord.id)
-                    )
+        version = latest.version if snapshot_version is None else snapshot_version
+        approvals: dict[str, ApprovalRecord] = _newest(
+            list(
+                session.scalars(
+                    select(ApprovalRecord)
+                    .join(SnapshotRecord, SnapshotRecord.id == ApprovalRecord.snapshot_id)
+                    .where(ApprovalRecord.period == period, SnapshotRecord.namnd == owner)
+                    .where(ApprovalRecord.snapshot_version == version)
+                    .order_by(ApprovalRecord.id)
                 )
             )
-    units = sorted(set(comments) | set(adjustments) | set(measures) | set(approvals))
+        )
+    units = sorted((set(comments) | set(adjustments) | set(measures) | set(approvals)) & mine)
     nodes: dict[str, NodeFollowUp] = {}
     for unit in units:
         comment, adjustment, approval = (
@@ -256,13 +291,28 @@ class ApprovalEntry:
 
 
 def approval_history(
-    engine: sqlalchemy.Engine, period: str, org_unit: str | None = None
+    engine: sqlalchemy.Engine,
+    period: str,
+    org_unit: str | None = None,
+    *,
+    namnd: str | None = None,
 ) -> list[ApprovalEntry]:
-    """Every approval of the period (or of one node), newest first."""
+    """Every approval of the nämnd's period (or of one node, whose nämnd it is), newest first.
+    ``namnd`` None and no ``org_unit``: the only nämnd."""
     ensure_at_head(engine)
     with Session(engine) as session:
-        latest = latest_snapshot_version(session, period)
-        query = select(ApprovalRecord).where(ApprovalRecord.period == period)
+        owner = namnd
+        if owner is None and org_unit is not None:
+            owner = namnd_of_unit(session, period, org_unit)
+        owner = owner or default_namnd(engine, None)
+        if owner is None:
+            return []
+        latest = latest_snapshot_version(session, period, owner)
+        query = (
+            select(ApprovalRecord)
+            .join(SnapshotRecord, SnapshotRecord.id == ApprovalRecord.snapshot_id)
+            .where(ApprovalRecord.period == period, SnapshotRecord.namnd == owner)
+        )
         if org_unit is not None:
             query = query.where(ApprovalRecord.org_unit == org_unit)
         return [
@@ -293,25 +343,31 @@ def audit_trail(
         ]
 
 
-def snapshot_versions(engine: sqlalchemy.Engine, period: str) -> list[tuple[int, datetime, str]]:
-    """(version, created_at, trigger) of every snapshot of the period, newest first."""
+def snapshot_versions(
+    engine: sqlalchemy.Engine, period: str, namnd: str | None = None
+) -> list[tuple[int, datetime, str]]:
+    """(version, created_at, trigger) of every snapshot of the nämnd's period, newest first
+    (``namnd`` None: the only nämnd)."""
     ensure_at_head(engine)
+    owner = default_namnd(engine, namnd)
     with Session(engine) as session:
         return [
             (r.version, utc(r.created_at), r.trigger)
             for r in session.scalars(
                 select(SnapshotRecord)
-                .where(SnapshotRecord.period == period)
+                .where(SnapshotRecord.period == period, SnapshotRecord.namnd == owner)
                 .order_by(SnapshotRecord.version.desc())
             )
         ]
 
 
-def periods_with_snapshots(engine: sqlalchemy.Engine) -> list[str]:
-    """Every period with a snapshot, newest first."""
+def periods_with_snapshots(
+    engine: sqlalchemy.Engine, namnder: Collection[str] | None = None
+) -> list[str]:
+    """Every period with a snapshot (of one of ``namnder``; None: of any), newest first."""
     ensure_at_head(engine)
+    query = select(SnapshotRecord.period).group_by(SnapshotRecord.period)
+    if namnder is not None:
+        query = query.where(SnapshotRecord.namnd.in_(list(namnder)))
     with Session(engine) as session:
-        return sorted(
-            session.scalars(select(SnapshotRecord.period).group_by(SnapshotRecord.period)),
-            reverse=True,
-        )
+        return sorted(session.scalars(query), reverse=True)

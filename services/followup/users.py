@@ -10,16 +10,20 @@ Sessions are server-side rows: the cookie holds a random token, the table only i
 a copy of the database opens no session; a session expires (``BUDGETVAKT_UI_SESSION_MINUTES``)
 and logging out deletes it. Each session has its own CSRF token.
 
-Roles, each tied to one node of ``config/org.yaml``; a user's *scope* is that node's subtree:
+Roles, each tied to one node of ``config/org.yaml`` (or several: a controller of a whole kommun
+is given its nämnder, ``--node SN --node VON``, stored comma-separated); a user's *scope* is
+those nodes' subtrees, and *their nämnder* the nämnder those nodes are in:
 
 =================  ====================================  ==============================
 role               reads                                 writes (comment, åtgärd, prognos)
 =================  ====================================  ==============================
 enhetschef         the scope and the nodes above it      the scope (their enhet)
 avdelningschef     the scope and the nodes above it      the scope (avdelning + enheter)
-controller         everything                            the scope; approves in the scope
-forvaltningschef   everything                            nothing
+controller         their nämnder, and omappad            the scope; approves in the scope
+forvaltningschef   their nämnder, and omappad            nothing
 =================  ====================================  ==============================
+
+No one reads another nämnd's nodes (a one-nämnd deployment: everything, as before).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -38,7 +43,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.errors import UserError
-from core.hierarchy import OrgTree
+from core.hierarchy import UNMAPPED_ID, OrgTree
 from services.followup.models import ROLES, AuditRecord, SessionRecord, UserRecord
 from services.followup.read import utc
 from services.snapshots.engine import write_connection
@@ -58,8 +63,13 @@ _DUMMY_HASH = _HASHER.hash("budgetvakt-no-such-user")
 class User:
     username: str
     role: str
-    org_unit: str
+    org_unit: str  # one node id, or several comma-separated
     created_at: datetime
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """The user's nodes (one, or a kommun controller's several)."""
+        return tuple(n for n in self.org_unit.split(",") if n)
 
 
 @dataclass(frozen=True)
@@ -83,17 +93,34 @@ def check_role(role: str) -> None:
         raise UserError(f"--role {role!r}: choose one of {', '.join(ROLES)}")
 
 
+NODES_MAX_LENGTH = 512
+
+
 def add_user(
-    engine: sqlalchemy.Engine, org: OrgTree, *, username: str, role: str, node: str, password: str
+    engine: sqlalchemy.Engine,
+    org: OrgTree,
+    *,
+    username: str,
+    role: str,
+    node: str | Sequence[str],
+    password: str,
 ) -> User:
+    """Add a user tied to ``node`` (one id, or several: a kommun controller's nämnder)."""
     if not USERNAME.match(username):
         raise UserError(
             f"username {username!r}: use 1-64 lower-case letters, digits, '.', '_' or '-'"
         )
     check_role(role)
-    if not org.is_known(node):
-        known = ", ".join(sorted(org.nodes)[:12])
-        raise UserError(f"--node {node!r} is not a node of config/org.yaml (e.g. {known})")
+    nodes = [node] if isinstance(node, str) else list(node)
+    if not nodes:
+        raise UserError("give the user's node: --node ID (repeat it for several)")
+    for one in nodes:
+        if not org.is_known(one):
+            known = ", ".join(sorted(org.nodes)[:12])
+            raise UserError(f"--node {one!r} is not a node of config/org.yaml (e.g. {known})")
+    node = ",".join(dict.fromkeys(nodes))
+    if len(node) > NODES_MAX_LENGTH:
+        raise UserError(f"--node: at most {NODES_MAX_LENGTH} characters of node ids in all")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     ensure_at_head(engine)
@@ -114,7 +141,7 @@ def add_user(
                 username="(cli)",
                 action="user_add",
                 period=None,
-                org_unit=node,
+                org_unit=node if len(nodes) == 1 else None,
                 before=None,
                 after={"username": username, "role": role, "org_unit": node},
             )
@@ -219,16 +246,29 @@ def logout(engine: sqlalchemy.Engine, token: str) -> None:
 
 
 def in_scope(org: OrgTree, user: User, node: str) -> bool:
-    """The node is the user's node or below it."""
-    return node in org.nodes and user.org_unit in org.path(node)
+    """The node is one of the user's nodes or below one."""
+    if node not in org.nodes:
+        return False
+    path = org.path(node)
+    return any(mine in path for mine in user.nodes)
+
+
+def user_namnder(org: OrgTree, user: User) -> list[str]:
+    """The nämnder the user's nodes are in, in configuration order."""
+    mine = {org.owner_of(n) for n in user.nodes if n in org.nodes}
+    return [owner for owner in org.owners if owner in mine]
 
 
 def may_read(org: OrgTree, user: User, node: str) -> bool:
+    if node not in org.nodes:
+        return False
     if user.role in ("controller", "forvaltningschef"):
-        return True
+        # Their nämnder whole; omappad (unknown cost centres) is every controller's to sort out.
+        owner = org.owner_of(node)
+        return owner == UNMAPPED_ID or owner in user_namnder(org, user)
     # Chefs see their subtree and the nodes above it (the context of their numbers).
-    return in_scope(org, user, node) or (
-        user.org_unit in org.nodes and node in org.path(user.org_unit)
+    return in_scope(org, user, node) or any(
+        mine in org.nodes and node in org.path(mine) for mine in user.nodes
     )
 
 

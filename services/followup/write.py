@@ -35,7 +35,13 @@ from services.followup.models import (
     CommentRecord,
     MeasureRecord,
 )
-from services.followup.read import Approval, latest_snapshot_version, measure_of, utc
+from services.followup.read import (
+    Approval,
+    latest_snapshot_version,
+    measure_of,
+    namnd_of_unit,
+    utc,
+)
 from services.snapshots.engine import write_connection
 from services.snapshots.migrate import ensure_at_head
 from services.snapshots.models import SnapshotRecord, SnapshotRowRecord
@@ -112,12 +118,16 @@ def _date(value: Any, field: str) -> date | None:
 
 
 class _Context:
-    """The period's latest snapshot and its org structure, inside a write transaction."""
+    """The latest snapshot of the node's nämnd and period and its org structure, inside a write
+    transaction (the nämnd is the one whose snapshot of the period holds the node)."""
 
     def __init__(self, session: Session, period: str, org_unit: str) -> None:
         self.session, self.period, self.org_unit = session, period, org_unit
-        snapshot = latest_snapshot_version(session, period)
+        namnd = namnd_of_unit(session, period, org_unit)
+        snapshot = latest_snapshot_version(session, period, namnd) if namnd else None
         if snapshot is None:
+            if session.scalar(select(SnapshotRecord.id).where(SnapshotRecord.period == period)):
+                raise NotFound(f"the org unit {org_unit} is not in the snapshot of {period}")
             raise NotFound(f"no snapshot for the period {period}")
         self.snapshot = snapshot
         rows = session.execute(
@@ -151,8 +161,7 @@ class _Context:
         return list(
             self.session.scalars(
                 select(ApprovalRecord)
-                .where(ApprovalRecord.period == self.period)
-                .where(ApprovalRecord.snapshot_version == self.snapshot.version)
+                .where(ApprovalRecord.snapshot_id == self.snapshot.id)
                 .order_by(ApprovalRecord.id)
             )
         )
@@ -165,6 +174,7 @@ class _Context:
             return
         old = self.snapshot
         new = SnapshotRecord(
+            namnd=old.namnd,
             period=old.period,
             year=old.year,
             month=old.month,

@@ -259,12 +259,33 @@ def ordered(alerts: Sequence[AlertEvent]) -> list[AlertEvent]:
 
 
 def common_unit_name(alerts: Sequence[AlertEvent], domain: DomainConfig) -> str:
-    """The name of the lowest org unit that holds every alert's unit (the unit itself for one)."""
+    """The name of the lowest org unit that holds every alert's unit (the unit itself for one);
+    for alerts of several nämnder (a kommun's ekonomichef) their kommun, or "flera kommuner"."""
     paths = [domain.org.path(a.org_unit) for a in alerts]
     shared = set(paths[0]).intersection(*paths[1:])
-    lowest = next(unit for unit in paths[0] if unit in shared)
+    lowest = next((unit for unit in paths[0] if unit in shared), None)
+    if lowest is None:
+        kommuner = {domain.org.municipality_of(a.org_unit) or domain.municipality for a in alerts}
+        kommun = kommuner.pop() if len(kommuner) == 1 else ""
+        return kommun or ("flera kommuner" if kommuner else "flera nämnder")
     own = next((a.org_unit_name for a in alerts if a.org_unit == lowest), None)
-    return own or domain.org.nodes[lowest].name
+    node = domain.org.nodes.get(lowest)
+    return own or (node.name if node is not None else lowest)
+
+
+def namnd_label(org_unit: str, domain: DomainConfig) -> str:
+    """The unit's nämnd (unless the unit is the nämnd) and, when the organisation holds several
+    kommuner, its kommun: ``Vård- och omsorgsnämnden``, ``Socialnämnden, Knivsta kommun``."""
+    org = domain.org
+    owner = org.owner_of(org_unit)
+    parts = []
+    if owner != org_unit:
+        node = org.nodes.get(owner)
+        parts.append(node.name if node is not None else owner)
+    kommun = org.municipality_of(org_unit)
+    if kommun and len({k for k in org.municipality_of_namnd.values() if k}) > 1:
+        parts.append(kommun)
+    return ", ".join(parts)
 
 
 def subject(alerts: Sequence[AlertEvent], domain: DomainConfig) -> str:
@@ -408,6 +429,8 @@ def item_lines(
     figures ``shown`` for the same unit and category by an earlier item of the digest (two
     rules on one total must not list the total twice); ``shown`` is updated."""
     where = f"{alert.org_unit_name} ({alert.org_unit})"
+    if namnd := namnd_label(alert.org_unit, domain):
+        where += f", {namnd}"
     category = category_sv(alert.category, domain)
     status = (
         f"{SEVERITY_SV[alert.severity]} · {status_sv(alert)} · {where} · {period_sv(alert.period)}"

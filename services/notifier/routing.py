@@ -8,6 +8,13 @@ and attached to org units (ids of ``config/org.yaml``) under ``units``. An alert
 and the controller of its avdelning, and a förvaltningschef attached to the förvaltning with
 ``min_severity: critical`` hears only of critical ones.
 
+Several nämnder. ``units`` takes the nodes of every nämnd (and ``omappad``), so each nämnd's
+recipients are attached to its own nodes. A recipient above the nämnder, such as a kommun's
+ekonomichef, is attached under the optional ``kommuner`` section: kommun name (as in org.yaml's
+``municipality`` or ``kommuner[].name``) → recipient ids, or ``"*"`` for every nämnd of the
+deployment (and ``omappad``); with ``min_severity: critical`` that person hears of every nämnd's
+critical alerts and nothing else.
+
 Two optional sections say what a mail asks for: ``controllers`` (org unit id → the recipient
 id of the unit's controller, inherited by every unit below that has none of its own) and
 ``actions`` (the requested action per severity, per org level if wanted, and after the year's
@@ -51,6 +58,7 @@ from services.config.domain import _parse
 
 EMAIL_PATTERN = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 RECIPIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+ALL_KOMMUNER = "*"  # under ``kommuner``: every nämnd of the deployment
 
 Channel = Literal["email", "webhook"]
 WebhookFormat = Literal["json", "teams"]
@@ -199,6 +207,8 @@ class ActionsSpec(_Strict):
 class RoutingFile(_Strict):
     recipients: dict[RecipientId, RecipientSpec]
     units: dict[str, list[str]]
+    # Kommun name (or "*": every nämnd) → recipient ids told of every nämnd of that kommun.
+    kommuner: dict[str, list[str]] = Field(default_factory=dict)
     # Org unit id → the recipient id of its controller (inherited by the units below).
     controllers: dict[str, str] = Field(default_factory=dict)
     actions: ActionsSpec = Field(default_factory=ActionsSpec)
@@ -248,6 +258,8 @@ class Routing:
     by_unit: dict[str, tuple[str, ...]]  # org unit id → recipient ids attached to it
     controllers: dict[str, str] = field(default_factory=dict)  # org unit id → recipient id
     actions: ActionsSpec = field(default_factory=ActionsSpec)
+    # kommun name, or "*" (every nämnd and omappad) → recipient ids
+    by_kommun: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def controller_for(self, org_unit: str, org: OrgTree) -> Recipient | None:
         """The controller named for ``org_unit`` or, failing that, for the nearest unit above it."""
@@ -257,10 +269,16 @@ class Routing:
         return None
 
     def recipients_for(self, alert: AlertEvent, org: OrgTree) -> list[Recipient]:
-        """The recipients of ``alert``: along the unit's path to the root, each at most once."""
+        """The recipients of ``alert``: along the unit's path to its nämnd, then those of the
+        nämnd's kommun and of every kommun (``"*"``), each at most once."""
         chosen: dict[str, Recipient] = {}
-        for unit_id in org.path(alert.org_unit):
-            for recipient_id in self.by_unit.get(unit_id, ()):
+        attached = [self.by_unit.get(unit_id, ()) for unit_id in org.path(alert.org_unit)]
+        kommun = org.municipality_of(alert.org_unit)
+        if kommun:
+            attached.append(self.by_kommun.get(kommun, ()))
+        attached.append(self.by_kommun.get(ALL_KOMMUNER, ()))
+        for recipient_ids in attached:
+            for recipient_id in recipient_ids:
                 recipient = self.recipients[recipient_id]
                 if recipient_id not in chosen and recipient.wants(alert):
                     chosen[recipient_id] = recipient
@@ -327,6 +345,28 @@ def load_routing(path: Path, org: OrgTree, environ: Mapping[str, str] | None = N
             seen.add(recipient_id)
             attached.setdefault(recipient_id, []).append(unit_id)
         by_unit[unit_id] = tuple(recipient_ids)
+    kommuner = {k for k in org.municipality_of_namnd.values() if k}
+    by_kommun: dict[str, tuple[str, ...]] = {}
+    for kommun, recipient_ids in spec.kommuner.items():
+        if kommun != ALL_KOMMUNER and kommun not in kommuner:
+            raise ConfigError(
+                file,
+                f"kommuner.{kommun}",
+                f"unknown kommun {kommun!r}; org.yaml names {sorted(kommuner) or 'none'} "
+                f'("*" is every nämnd)',
+            )
+        for index, recipient_id in enumerate(recipient_ids):
+            if recipient_id not in spec.recipients:
+                raise ConfigError(
+                    file,
+                    f"kommuner.{kommun}.{index}",
+                    f"unknown recipient {recipient_id!r}; defined under recipients: "
+                    f"{sorted(spec.recipients)}",
+                )
+            attached.setdefault(recipient_id, []).append(kommun)
+        if len(set(recipient_ids)) != len(recipient_ids):
+            raise ConfigError(file, f"kommuner.{kommun}", "a recipient is listed twice")
+        by_kommun[kommun] = tuple(recipient_ids)
     for unit_id, recipient_id in spec.controllers.items():
         if unit_id not in org.nodes:
             raise ConfigError(
@@ -347,7 +387,8 @@ def load_routing(path: Path, org: OrgTree, environ: Mapping[str, str] | None = N
             raise ConfigError(
                 file,
                 f"recipients.{recipient_id}",
-                "not attached to any org unit under units (would never be notified)",
+                "not attached to any org unit under units or kommun under kommuner "
+                "(would never be notified)",
             )
         webhook = r.channels.webhook
         webhook_url = (
@@ -366,4 +407,4 @@ def load_routing(path: Path, org: OrgTree, environ: Mapping[str, str] | None = N
             webhook_format=webhook.format if webhook is not None else "json",
             units=tuple(attached[recipient_id]),
         )
-    return Routing(path, recipients, by_unit, dict(spec.controllers), spec.actions)
+    return Routing(path, recipients, by_unit, dict(spec.controllers), spec.actions, by_kommun)

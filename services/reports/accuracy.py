@@ -34,6 +34,7 @@ from services.reports.tables import (
     adjusted_nodes,
     forvaltning_forecasts,
     node_name,
+    report_namnd,
     report_nodes,
     snapshot_info,
 )
@@ -221,7 +222,7 @@ def compute_accuracy(
     approved: dict[str, dict[str, float]] = {}
     for snap in earlier:
         follow_up = (follow_ups or {}).get(snap.period)
-        if follow_up is None or not _is_approved(follow_up, org.root.id, snap.version):
+        if follow_up is None or not _is_approved(follow_up, report_namnd(org).id, snap.version):
             continue
         approved[snap.period] = forvaltning_forecasts(snap.forecast, org, adjusted_nodes(follow_up))
     rows = []

@@ -28,7 +28,8 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from core.domain import DomainConfig
-from core.hierarchy import UNMAPPED_ID, OrgTree
+from core.errors import UserError
+from core.hierarchy import UNMAPPED_ID, OrgNode, OrgTree
 from core.swedish import MONTH_ABBR_SV, MONTH_NAMES_SV, format_mnkr, format_number_sv
 from forecasts.live import TOTAL, NodeForecast, OrganisationForecast
 from services.followup.models import MEASURE_STATUS_SV as FOLLOW_UP_STATUS_SV
@@ -246,6 +247,19 @@ def snapshot_info(snapshot: SnapshotLike) -> SnapshotInfo:
     )
 
 
+def report_namnd(org: OrgTree) -> OrgNode:
+    """The nämnd a report is about: the one nämnd of its organisation. A report sees one
+    nämnd's part of the configuration (``DomainConfig.for_owner``); the whole organisation of a
+    kommun is refused here rather than reported as if it were one nämnd."""
+    namnder = org.namnder
+    if len(namnder) != 1:
+        raise UserError(
+            f"a report is about one nämnd; this organisation has {len(namnder)} "
+            f"({', '.join(namnder) or 'none'}): report per nämnd (--namnd)"
+        )
+    return org.nodes[namnder[0]]
+
+
 def node_name(org: OrgTree, node_id: str) -> str:
     node = org.nodes.get(node_id)
     return node.name if node is not None else node_id
@@ -286,7 +300,7 @@ def report_nodes(org: OrgTree, forecast: OrganisationForecast) -> list[ReportNod
     nämnd has exactly one förvaltning and nothing else with money, the two sums are the same
     figures: one row stands for both (``also``), instead of two identical rows.
     """
-    root = org.root
+    root = report_namnd(org)
     children = org.children(root.id)
     forvaltningar = [c for c in children if c.level == "forvaltning"]
     others = [c for c in children if c.level != "forvaltning" and _has_money(forecast, c.id)]
@@ -387,7 +401,7 @@ def forvaltning_forecasts(
         out[node_id] = value
         return value
 
-    visit(org.root.id)
+    visit(report_namnd(org).id)
     for node in forecast.nodes:  # e.g. omappad outside the tree
         if node.category == TOTAL and node.org_unit not in out:
             out[node.org_unit] = adjusted.get(node.org_unit, node.full_year)
@@ -1589,7 +1603,7 @@ def summary_sentences(
 ) -> list[str]:
     """What a controller writes first: the nämnd's forecast result, its interval, the trend."""
     org = domain.org
-    root = org.root
+    root = report_namnd(org)
     month = MONTH_NAMES_SV[forecast.as_of_month - 1]
     fc = forecast.get(root.id, TOTAL)
     if fc is None:
@@ -1666,7 +1680,7 @@ def build_tables(
     tables: list[Table | None] = [
         driftredovisning(forecast, domain, nodes, forvaltning, previous),
         driftredovisning_enhet(forecast, domain, nodes, forvaltning, previous),
-        kostnadsslag(forecast, domain, domain.org.root.id, previous),
+        kostnadsslag(forecast, domain, report_namnd(domain.org).id, previous),
         prognosforandring(compared, domain, nodes),
         atgarder(analyses),
         personalkostnader(forecast, domain, nodes),
@@ -1735,7 +1749,7 @@ def build_report(
     forecast = current.forecast
     compared = choose_compared(current, list(earlier), compare)
     org = domain.org
-    root = org.root
+    root = report_namnd(org)
     nodes = report_nodes(org, forecast)
     december = next(
         (

@@ -31,12 +31,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
 from core.errors import UserError
+from core.hierarchy import UNMAPPED_ID
 from core.period import parse_period_option
 
 if TYPE_CHECKING:
@@ -206,19 +208,20 @@ def _periods_text(snapshots: Sequence[StoredSnapshot]) -> str:
 
 
 def load_report_snapshots(
-    engine: Engine, period: str, version: int | None = None
+    engine: Engine, period: str, version: int | None = None, namnd: str | None = None
 ) -> tuple[StoredSnapshot, list[StoredSnapshot]]:
-    """The period's snapshot (latest version unless given) and the year's other snapshots."""
+    """The nämnd's snapshot of the period (latest version unless given) and the nämnd's other
+    snapshots of the year (``namnd`` None: the only nämnd)."""
     from services.snapshots.store import load_snapshot, load_snapshots
 
     year, _ = parse_period_option("--period", period)
-    current = load_snapshot(engine, period, version)
-    year_snapshots = load_snapshots(engine, year)  # the latest version of each period
+    current = load_snapshot(engine, period, version, namnd=namnd)
+    year_snapshots = load_snapshots(engine, year, namnd=namnd)  # latest version of each period
     if current is None:
         if version is not None:
             versions = sorted(
                 s.version
-                for s in load_snapshots(engine, year, latest_version_only=False)
+                for s in load_snapshots(engine, year, latest_version_only=False, namnd=namnd)
                 if s.period == period
             )
             if versions:
@@ -226,8 +229,9 @@ def load_report_snapshots(
                     f"snapshot {period} version {version} does not exist; versions: "
                     + ", ".join(str(v) for v in versions)
                 )
+        of = f" of {namnd}" if namnd else ""
         raise UserError(
-            f"there is no snapshot of the period {period}. Snapshots of {year}: "
+            f"there is no snapshot of the period {period}{of}. Snapshots{of} of {year}: "
             f"{_periods_text(year_snapshots)}. Take one with "
             f"`budgetvakt snapshot --period {period}` (the worker also takes it when the period "
             "closes)."
@@ -245,25 +249,47 @@ def _domain(domain: DomainConfig | None) -> DomainConfig:
     return load_domain_config(Settings().config_dir)
 
 
+def report_namnder(domain: DomainConfig, namnd: str | None) -> list[str]:
+    """The nämnder to report on: ``namnd`` (checked against the configuration), else every
+    configured nämnd (one for a one-nämnd deployment)."""
+    namnder = domain.org.namnder
+    if namnd is None:
+        return namnder
+    if namnd == UNMAPPED_ID:
+        raise UserError(
+            f"--namnd {UNMAPPED_ID}: unknown cost centres belong to no nämnd and get no report; "
+            "list them with `budgetvakt unmapped`"
+        )
+    if namnd not in namnder:
+        raise UserError(
+            f"--namnd {namnd!r} is not a nämnd of config/org.yaml; choose one of "
+            + ", ".join(namnder)
+        )
+    return [namnd]
+
+
 # --- Entry points (CLI and demo) -------------------------------------------------------------
 
 
-def load_follow_up_or_none(engine: Engine, period: str) -> Any:
-    """The period's follow-up (comments, åtgärder, förvaltningens prognos, approvals)."""
+def load_follow_up_or_none(engine: Engine, period: str, namnd: str | None = None) -> Any:
+    """The nämnd's follow-up of the period (comments, åtgärder, förvaltningens prognos,
+    approvals)."""
     from services.followup.read import load_follow_up
 
-    return load_follow_up(engine, period)
+    return load_follow_up(engine, period, namnd=namnd)
 
 
 def namnd_approval(engine: Engine, period: str, root_id: str) -> Any:
     """The newest approval of the nämnd's forecast for the period (any version), or None."""
     from services.followup.read import approval_history
 
-    entries = approval_history(engine, period, root_id)
+    entries = approval_history(engine, period, root_id, namnd=root_id)
     return entries[0].approval if entries else None
 
 
-def approved_follow_up(engine: Engine, period: str, version: int, follow_up: Any) -> Any:
+def approved_follow_up(
+    engine: Engine, period: str, version: int, follow_up: Any, namnd: str | None = None
+) -> Any:
     """The follow-up as it was approved for ``version``: each node approved for that version
     with its frozen comment, åtgärder and adjustment; other nodes as they stand now."""
     from datetime import date
@@ -272,7 +298,7 @@ def approved_follow_up(engine: Engine, period: str, version: int, follow_up: Any
 
     nodes = dict(follow_up.nodes)
     seen: set[str] = set()
-    for entry in approval_history(engine, period):  # newest first
+    for entry in approval_history(engine, period, namnd=namnd):  # newest first
         if entry.approval.snapshot_version != version or entry.org_unit in seen:
             continue
         seen.add(entry.org_unit)
@@ -301,7 +327,11 @@ def approved_follow_up(engine: Engine, period: str, version: int, follow_up: Any
 
 
 def _previous_year_accuracy(
-    engine: Engine, snapshots: Sequence[StoredSnapshot], domain: DomainConfig, year: int
+    engine: Engine,
+    snapshots: Sequence[StoredSnapshot],
+    domain: DomainConfig,
+    year: int,
+    namnd: str | None = None,
 ) -> tuple[Any, list[str]]:
     """Last year's prognossäkerhet at its checkpoints (table, sentences), or (None, [])."""
     from dataclasses import replace
@@ -310,7 +340,7 @@ def _previous_year_accuracy(
 
     if not any(s.period == f"{year:04d}-12" for s in snapshots):
         return None, []
-    follow_ups = {s.period: load_follow_up_or_none(engine, s.period) for s in snapshots}
+    follow_ups = {s.period: load_follow_up_or_none(engine, s.period, namnd) for s in snapshots}
     try:
         accuracy = compute_accuracy(snapshots, domain, year, follow_ups, checkpoints_only=True)
     except UserError:
@@ -335,8 +365,10 @@ def write_report(
     compare: CompareMode = "auto",
     domain: DomainConfig | None = None,
     version: int | None = None,
+    namnd: str | None = None,
 ) -> tuple[Report, list[Path]]:
-    """Build the delårsrapport of ``period`` from the store and write it to ``out_dir``.
+    """Build one nämnd's delårsrapport of ``period`` from the store and write it to ``out_dir``
+    (``namnd`` None: the only nämnd of the configuration; :func:`write_reports` does several).
 
     Without ``version`` the report is built from the version the nämnd's forecast was approved
     for, else from the latest version (and its cover says that it is not approved).
@@ -345,19 +377,27 @@ def write_report(
     from services.snapshots.store import load_snapshot, load_snapshots
 
     year, _ = parse_period_option("--period", period)
-    domain = _domain(domain)
-    current, earlier = load_report_snapshots(engine, period, version)
+    whole = _domain(domain)
+    namnder = report_namnder(whole, namnd)
+    if len(namnder) != 1:
+        raise UserError(
+            f"the organisation has {len(namnder)} nämnder ({', '.join(namnder)}): "
+            "name one with --namnd, or report on all of them"
+        )
+    owner = namnder[0]
+    domain = whole.for_owner(owner)  # the nämnd's part: its tree, its kommun
+    current, earlier = load_report_snapshots(engine, period, version, owner)
     latest_version = current.version
-    follow_up = load_follow_up_or_none(engine, period)
-    approval = namnd_approval(engine, period, domain.org.root.id)
+    follow_up = load_follow_up_or_none(engine, period, owner)
+    approval = namnd_approval(engine, period, owner)
     if version is None and approval is not None and approval.snapshot_version != current.version:
-        approved = load_snapshot(engine, period, approval.snapshot_version)
+        approved = load_snapshot(engine, period, approval.snapshot_version, namnd=owner)
         if approved is not None:
             current = approved
-            follow_up = approved_follow_up(engine, period, approved.version, follow_up)
-    previous_year = load_snapshots(engine, year - 1)
+            follow_up = approved_follow_up(engine, period, approved.version, follow_up, owner)
+    previous_year = load_snapshots(engine, year - 1, namnd=owner)
     accuracy_table, accuracy_sentences = _previous_year_accuracy(
-        engine, previous_year, domain, year - 1
+        engine, previous_year, domain, year - 1, owner
     )
     report = build_report(
         current,
@@ -375,6 +415,7 @@ def write_report(
     paths = write_atomically(out_dir, report_files(report, chosen))
     log.info(
         "report_written",
+        namnd=owner,
         period=period,
         snapshot_id=current.id,
         version=current.version,
@@ -385,19 +426,152 @@ def write_report(
     return report, paths
 
 
+@dataclass(frozen=True)
+class KommunReports:
+    """What ``budgetvakt report`` wrote: each nämnd's report and, with several nämnder, the
+    kommun summary (its sentences in Swedish, as the reports' own)."""
+
+    reports: list[Report]
+    paths: list[Path]
+    summary: list[str]  # the kommun sentences; empty for one nämnd
+    missing: list[str]  # nämnder without a snapshot of the period
+
+
+def write_reports(
+    engine: Engine,
+    period: str,
+    out_dir: Path,
+    *,
+    formats: Sequence[ReportFormat] | None = None,
+    compare: CompareMode = "auto",
+    domain: DomainConfig | None = None,
+    version: int | None = None,
+    namnd: str | None = None,
+) -> KommunReports:
+    """``namnd``'s report (or the only nämnd's) in ``out_dir``; with several nämnder and none
+    named, one report per nämnd in ``out_dir/<nämnd id>/`` and the kommun summary
+    (``kommunsammanstallning-<period>.csv``/``.xlsx``) in ``out_dir``."""
+    from forecasts.live import TOTAL
+    from services.reports.kommun import (
+        kommun_files,
+        kommun_sentences,
+        kommun_table,
+        municipality_of,
+        namnd_figures,
+    )
+    from services.snapshots.store import load_snapshot
+
+    whole = _domain(domain)
+    namnder = report_namnder(whole, namnd)
+    if len(namnder) == 1:
+        report, one_paths = write_report(
+            engine,
+            period,
+            out_dir,
+            formats=formats,
+            compare=compare,
+            domain=whole,
+            version=version,
+            namnd=namnder[0],
+        )
+        return KommunReports([report], one_paths, [], [])
+    if version is not None:
+        raise UserError("--snapshot-version needs --namnd: each nämnd has versions of its own")
+    reports: list[Report] = []
+    paths: list[Path] = []
+    missing: list[str] = []
+    for owner in namnder:
+        if load_snapshot(engine, period, namnd=owner) is None:
+            missing.append(owner)
+            continue
+        report, written = write_report(
+            engine,
+            period,
+            out_dir / owner,
+            formats=formats,
+            compare=compare,
+            domain=whole,
+            namnd=owner,
+        )
+        reports.append(report)
+        paths += written
+    if not reports:
+        raise UserError(
+            f"there is no snapshot of the period {period} of any nämnd ({', '.join(namnder)}). "
+            f"Take them with `budgetvakt snapshot --period {period}`."
+        )
+    figures = [namnd_figures(r, municipality_of(whole, r.namnd_id)) for r in reports]
+    unmapped_snapshot = load_snapshot(engine, period, namnd=UNMAPPED_ID)
+    unmapped = unmapped_snapshot.forecast.get(UNMAPPED_ID, TOTAL) if unmapped_snapshot else None
+    as_of = reports[0].as_of_month
+    table = kommun_table(figures, period, as_of, unmapped)
+    sentences = kommun_sentences(figures, period, as_of)
+    created = max(r.snapshot.created_at for r in reports)
+    paths += write_atomically(out_dir, kommun_files(table, sentences, period, created))
+    log.info("kommun_summary_written", period=period, namnder=len(reports), missing=missing)
+    return KommunReports(reports, paths, sentences, missing)
+
+
+def write_accuracies(
+    engine: Engine,
+    year: int,
+    out_dir: Path,
+    *,
+    domain: DomainConfig | None = None,
+    namnd: str | None = None,
+) -> list[tuple[str, Accuracy, list[Path]]]:
+    """``namnd``'s prognossäkerhet (or the only nämnd's) in ``out_dir``; with several nämnder and
+    none named, each nämnd's in ``out_dir/<nämnd id>/`` (a nämnd without an outcome yet is left
+    out). Returns (nämnd, accuracy, files) per nämnd."""
+    whole = _domain(domain)
+    namnder = report_namnder(whole, namnd)
+    if len(namnder) == 1:
+        accuracy, paths = write_accuracy(engine, year, out_dir, domain=whole, namnd=namnder[0])
+        return [(namnder[0], accuracy, paths)]
+    out: list[tuple[str, Accuracy, list[Path]]] = []
+    errors: list[str] = []
+    for owner in namnder:
+        try:
+            accuracy, paths = write_accuracy(
+                engine, year, out_dir / owner, domain=whole, namnd=owner
+            )
+        except UserError as err:
+            errors.append(f"{owner}: {err}")
+            continue
+        out.append((owner, accuracy, paths))
+    if not out:
+        raise UserError("no nämnd has a prognossäkerhet to show: " + "; ".join(errors))
+    return out
+
+
 def write_accuracy(
-    engine: Engine, year: int, out_dir: Path, *, domain: DomainConfig | None = None
+    engine: Engine,
+    year: int,
+    out_dir: Path,
+    *,
+    domain: DomainConfig | None = None,
+    namnd: str | None = None,
 ) -> tuple[Accuracy, list[Path]]:
-    """Compute the year's prognossäkerhet from the store and write the CSV and xlsx files."""
+    """Compute one nämnd's prognossäkerhet of the year from the store and write the CSV and xlsx
+    files (``namnd`` None: the only nämnd of the configuration)."""
     from services.reports.accuracy import compute_accuracy
     from services.snapshots.store import load_snapshots
 
-    snapshots = load_snapshots(engine, year)
-    follow_ups = {s.period: load_follow_up_or_none(engine, s.period) for s in snapshots}
-    accuracy = compute_accuracy(snapshots, _domain(domain), year, follow_ups)
+    whole = _domain(domain)
+    namnder = report_namnder(whole, namnd)
+    if len(namnder) != 1:
+        raise UserError(
+            f"the organisation has {len(namnder)} nämnder ({', '.join(namnder)}): "
+            "name one with --namnd, or evaluate all of them"
+        )
+    owner = namnder[0]
+    snapshots = load_snapshots(engine, year, namnd=owner)
+    follow_ups = {s.period: load_follow_up_or_none(engine, s.period, owner) for s in snapshots}
+    accuracy = compute_accuracy(snapshots, whole.for_owner(owner), year, follow_ups)
     paths = write_atomically(out_dir, accuracy_files(accuracy))
     log.info(
         "accuracy_written",
+        namnd=owner,
         year=year,
         outcome_snapshot_id=accuracy.outcome_snapshot.id,
         rows=len(accuracy.rows),

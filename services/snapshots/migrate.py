@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from core.errors import UserError
-from services.snapshots.engine import describe_url, make_engine, write_connection
+from services.snapshots.engine import _BEGIN_OPTION, describe_url, make_engine, write_connection
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
@@ -62,8 +62,9 @@ def current_revision(engine: Engine) -> str | None:
         raise _unreachable(engine, err) from None
 
 
-def upgrade(url: str) -> str:
-    """Migrate the database at ``url`` to head; returns the revision it is at afterwards."""
+def upgrade(url: str, revision: str = "head") -> str:
+    """Migrate the database at ``url`` to head (or to ``revision``, for the migration tests);
+    returns the revision it is at afterwards."""
     engine = make_engine(url)
     try:
         if engine.dialect.name not in SUPPORTED_DIALECTS:
@@ -73,9 +74,7 @@ def upgrade(url: str) -> str:
             )
         config = alembic_config(url)
         try:
-            with write_connection(engine) as connection:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+            _run_upgrade(engine, config, revision)
         except OperationalError as err:
             raise _unreachable(engine, err) from None
         except CommandError as err:
@@ -84,11 +83,36 @@ def upgrade(url: str) -> str:
                 f"the database {describe_url(url)} cannot be upgraded by this version of "
                 f"budgetvakt: {err}"
             ) from None
-        revision = current_revision(engine)
-        assert revision is not None
-        return revision
+        reached = current_revision(engine)
+        assert reached is not None
+        return reached
     finally:
         engine.dispose()
+
+
+def _run_upgrade(engine: Engine, config: Config, revision: str) -> None:
+    """Alembic's upgrade in one transaction. On SQLite with foreign keys off (a migration that
+    rebuilds a referenced table, as 0004 does, would otherwise fail on the drop) and a
+    ``foreign_key_check`` before the commit, so that no reference is left dangling."""
+    if engine.dialect.name != "sqlite":
+        with write_connection(engine) as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+        return
+    with engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        raw.execute("PRAGMA foreign_keys = OFF")  # outside a transaction, or it is ignored
+        try:
+            connection.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if dangling:
+                    raise RuntimeError(f"migration left dangling references: {dangling[:5]}")
+        finally:
+            raw.execute("PRAGMA foreign_keys = ON")
 
 
 def ensure_at_head(engine: Engine) -> None:

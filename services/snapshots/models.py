@@ -2,8 +2,9 @@
 
 Three tables:
 
-* ``snapshot``: one frozen monthly forecast of the organisation (period ``YYYY-MM``, version
-  1..n within the period: a re-closed period gets a new version, never an edit).
+* ``snapshot``: one frozen monthly forecast of one nämnd (``namnd``: its id, or ``omappad``;
+  period ``YYYY-MM``; version 1..n within the nämnd's period: a re-closed period gets a new
+  version, never an edit). Two nämnder closing the same month each get their own version 1.
 * ``snapshot_row``: one node × category (or measure, or ``total``) of that forecast, with the
   monthly arrays the charts need. Roll-ups are stored as rows of their own, exactly as
   ``forecasts.live.forecast_organisation`` computed them.
@@ -56,7 +57,7 @@ class Base(DeclarativeBase):
 class SnapshotRecord(Base):
     __tablename__ = "snapshot"
     __table_args__ = (
-        UniqueConstraint("period", "version", name="uq_snapshot_period_version"),
+        UniqueConstraint("namnd", "period", "version", name="uq_snapshot_namnd_period_version"),
         CheckConstraint("version >= 1", name="version_positive"),
         CheckConstraint("month BETWEEN 1 AND 12", name="month_range"),
         CheckConstraint("as_of_month BETWEEN 1 AND 12", name="as_of_month_range"),
@@ -66,6 +67,8 @@ class SnapshotRecord(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    # the owner: a nämnd id of config/org.yaml or "omappad" (revision 0004)
+    namnd: Mapped[str] = mapped_column(String(64))
     year: Mapped[int] = mapped_column(Integer, index=True)
     month: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer)
@@ -130,6 +133,8 @@ class LateEventRecord(Base):
     type: Mapped[str] = mapped_column(String(16))
     amount: Mapped[float | None] = mapped_column(Double)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # UTC
+    # the owner of org_unit (revision 0004; null before): the snapshot of that nämnd takes it
+    namnd: Mapped[str | None] = mapped_column(String(64))
     included_in_snapshot_id: Mapped[int | None] = mapped_column(
         ForeignKey("snapshot.id", ondelete="RESTRICT"), index=True
     )

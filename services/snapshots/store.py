@@ -4,8 +4,10 @@ Used by the stream worker (on ``period_close``), ``budgetvakt snapshot`` and the
 function checks once per engine that the schema is at head (:func:`ensure_at_head`), so a
 forgotten ``budgetvakt db upgrade`` is a clear message, not an SQL error.
 
-A snapshot is written in one transaction: the next version of its period, its rows, and the
-taking of every pending late event. Rows are never updated; a period that is closed again gets
+A snapshot is one nämnd's (its ``namnd``: a nämnd id of ``config/org.yaml`` or ``omappad``, the
+owner the worker forecasts as a whole). It is written in one transaction: the next version of the
+nämnd's period (versions count per nämnd and period), its rows, and the taking of the nämnd's
+pending late events. Rows are never updated; a period that is closed again gets
 a new version (the triggers in the initial migration reject UPDATE and DELETE).
 """
 
@@ -23,9 +25,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.hierarchy import OrgTree
+from core.errors import UserError
+from core.hierarchy import LEVELS, UNMAPPED_ID, OrgTree
 from core.period import Period
-from forecasts.live import NodeForecast, OrganisationForecast
+from forecasts.live import FailedSeries, NodeForecast, OrganisationForecast
 from services.snapshots.engine import make_engine, write_connection
 from services.snapshots.migrate import ensure_at_head, upgrade
 from services.snapshots.models import (
@@ -38,11 +41,15 @@ from services.snapshots.models import (
 __all__ = [
     "LateEvent",
     "StoredSnapshot",
+    "forecast_owner",
     "load_late_events",
     "load_snapshot",
     "load_snapshots",
     "make_engine",
     "record_late_event",
+    "snapshot_namnder",
+    "snapshot_periods",
+    "split_by_owner",
     "upgrade",
     "write_snapshot",
 ]
@@ -58,6 +65,7 @@ VERSION_CONFLICT_ATTEMPTS = 5
 @dataclass(frozen=True)
 class StoredSnapshot:
     id: int
+    namnd: str  # the owner: a nämnd id or "omappad"
     period: str
     version: int
     checkpoint: str | None
@@ -76,6 +84,7 @@ class LateEvent:
     amount: float | None
     received_at: datetime  # UTC
     included_in_snapshot_id: int | None
+    namnd: str | None = None  # the owner of org_unit; None when recorded before revision 0004
 
 
 def _check_period(period: str) -> tuple[int, int]:
@@ -157,7 +166,47 @@ def _org_names(org: OrgTree | None, org_names: Mapping[str, str] | None) -> dict
 
 def _is_version_conflict(err: IntegrityError) -> bool:
     text = str(err.orig)
-    return "uq_snapshot_period_version" in text or "snapshot.period, snapshot.version" in text
+    return (
+        "uq_snapshot_namnd_period_version" in text
+        or "snapshot.namnd, snapshot.period, snapshot.version" in text
+    )
+
+
+class SeveralNamnder(UserError):
+    """A read that needs one nämnd, on a database holding snapshots of several."""
+
+
+def forecast_owner(forecast: OrganisationForecast) -> str:
+    """The nämnd (or ``omappad``) whose forecast this is: its one top node (level ``namnd``).
+
+    ValueError for a forecast of several owners (split it with :func:`split_by_owner`) or of
+    none (no nämnd row at all)."""
+    tops = sorted({n.org_unit for n in forecast.nodes if n.level == LEVELS[0]})
+    if len(tops) != 1:
+        found = ", ".join(tops) if tops else "none"
+        raise ValueError(
+            f"a snapshot is one nämnd's forecast, this one has {len(tops)} top nodes ({found}); "
+            "write one owner's forecast at a time (split_by_owner)"
+        )
+    return tops[0]
+
+
+def split_by_owner(forecast: OrganisationForecast, org: OrgTree) -> dict[str, OrganisationForecast]:
+    """A forecast of the whole organisation as one forecast per owner (nämnd or ``omappad``),
+    in configuration order; an owner without rows is left out."""
+    nodes: dict[str, list[NodeForecast]] = {owner: [] for owner in org.owners}
+    for node in forecast.nodes:
+        nodes.setdefault(org.owner_of(node.org_unit), []).append(node)
+    failed: dict[str, list[FailedSeries]] = {}
+    for series in forecast.failed:
+        failed.setdefault(org.owner_of(series.org_unit), []).append(series)
+    return {
+        owner: OrganisationForecast(
+            forecast.year, forecast.as_of_month, owned, failed.get(owner, [])
+        )
+        for owner, owned in nodes.items()
+        if owned
+    }
 
 
 _T = TypeVar("_T")
@@ -188,11 +237,13 @@ def write_snapshot(
     org: OrgTree | None = None,
     model: str = "auto",
 ) -> StoredSnapshot:
-    """Freeze ``forecast`` as the next version of ``period``; it takes every pending late event.
+    """Freeze ``forecast`` as the next version of its nämnd's ``period``; it takes the nämnd's
+    pending late events.
 
+    ``forecast`` is one owner's (:func:`forecast_owner` finds the nämnd from its top node).
     ``org`` (the organisation tree) fills each row's name and parent; ``org_names`` adds or
-    overrides names. ``model`` records the model that was asked for (``Settings.forecast_model``);
-    each row keeps the model its node actually used.
+    overrides names. ``model`` records the model that was asked for
+    (``Settings.forecast_model``); each row keeps the model its node actually used.
     """
     year, _month = _check_period(period)
     if trigger not in TRIGGERS:
@@ -203,12 +254,14 @@ def write_snapshot(
         raise ValueError(f"forecast is for {forecast.year}, the period {period} is in {year}")
     if not 1 <= forecast.as_of_month <= 12:
         raise ValueError(f"forecast as_of_month must be 1..12, got {forecast.as_of_month}")
+    namnd = forecast_owner(forecast)
     ensure_at_head(engine)
     names = _org_names(org, org_names)
     stored = retry_on_version_conflict(
         lambda: _write_once(
             engine,
             forecast,
+            namnd=namnd,
             period=period,
             trigger=trigger,
             checkpoint=checkpoint,
@@ -217,11 +270,13 @@ def write_snapshot(
             model=model,
         ),
         "snapshot_version_conflict",
+        namnd=namnd,
         period=period,
     )
     log.info(
         "snapshot_written",
         snapshot_id=stored.id,
+        namnd=namnd,
         period=period,
         version=stored.version,
         checkpoint=checkpoint,
@@ -236,6 +291,7 @@ def _write_once(
     engine: Engine,
     forecast: OrganisationForecast,
     *,
+    namnd: str,
     period: str,
     trigger: str,
     checkpoint: str | None,
@@ -251,16 +307,20 @@ def _write_once(
             session.scalars(
                 select(LateEventRecord.id)
                 .where(LateEventRecord.included_in_snapshot_id.is_(None))
+                .where((LateEventRecord.namnd == namnd) | LateEventRecord.namnd.is_(None))
                 .order_by(LateEventRecord.id)
                 .with_for_update()
             )
         )
         latest = session.scalar(
-            select(func.max(SnapshotRecord.version)).where(SnapshotRecord.period == period)
+            select(func.max(SnapshotRecord.version)).where(
+                SnapshotRecord.namnd == namnd, SnapshotRecord.period == period
+            )
         )
         version = (latest or 0) + 1
         created_at = datetime.now(UTC)
         snapshot = SnapshotRecord(
+            namnd=namnd,
             period=period,
             year=year,
             month=month,
@@ -285,6 +345,7 @@ def _write_once(
         session.flush()
         return StoredSnapshot(
             id=snapshot.id,
+            namnd=namnd,
             period=period,
             version=version,
             checkpoint=checkpoint,
@@ -303,8 +364,12 @@ def record_late_event(
     period: str,
     type: str,
     amount: float | None,
+    namnd: str | None = None,
 ) -> bool:
-    """Record an event that arrived for an already closed period; False if already recorded."""
+    """Record an event that arrived for an already closed period; False if already recorded.
+
+    ``namnd``: the owner of ``org_unit``; the next snapshot of that nämnd takes the event (None:
+    the next snapshot of any nämnd)."""
     _check_period(period)
     if not event_id:
         raise ValueError("event_id must not be empty")
@@ -316,6 +381,7 @@ def record_late_event(
         "type": type,
         "amount": _finite(amount, "amount"),
         "received_at": datetime.now(UTC),
+        "namnd": namnd,
     }
     dialect = engine.dialect.name
     if dialect == "postgresql":
@@ -371,6 +437,7 @@ def _stored(session: Session, records: Iterable[SnapshotRecord]) -> list[StoredS
     return [
         StoredSnapshot(
             id=s.id,
+            namnd=s.namnd,
             period=s.period,
             version=s.version,
             checkpoint=s.checkpoint,
@@ -383,17 +450,45 @@ def _stored(session: Session, records: Iterable[SnapshotRecord]) -> list[StoredS
     ]
 
 
-def load_snapshots(
-    engine: Engine, year: int, latest_version_only: bool = True
-) -> list[StoredSnapshot]:
-    """The year's snapshots ordered by period and version (only each period's latest version
-    unless ``latest_version_only`` is False)."""
+def snapshot_namnder(engine: Engine) -> list[str]:
+    """Every owner (nämnd id or ``omappad``) with at least one snapshot, sorted."""
     ensure_at_head(engine)
-    query = select(SnapshotRecord).where(SnapshotRecord.year == year)
+    with Session(engine) as session:
+        return sorted(session.scalars(select(SnapshotRecord.namnd).distinct()))
+
+
+def default_namnd(engine: Engine, namnd: str | None) -> str | None:
+    """``namnd`` itself, or (None) the only nämnd with snapshots (``omappad`` aside); None for a
+    database without snapshots. :class:`SeveralNamnder` when several nämnder have snapshots."""
+    if namnd is not None:
+        return namnd
+    owners = snapshot_namnder(engine)
+    namnder = [o for o in owners if o != UNMAPPED_ID]
+    if len(namnder) > 1:
+        raise SeveralNamnder(
+            f"the database holds snapshots of {len(namnder)} nämnder ({', '.join(namnder)}): "
+            "name one (--namnd)"
+        )
+    if namnder:
+        return namnder[0]
+    return owners[0] if owners else None
+
+
+def load_snapshots(
+    engine: Engine, year: int, latest_version_only: bool = True, *, namnd: str | None = None
+) -> list[StoredSnapshot]:
+    """The nämnd's snapshots of the year ordered by period and version (only each period's
+    latest version unless ``latest_version_only`` is False). ``namnd`` None: the only nämnd."""
+    ensure_at_head(engine)
+    owner = default_namnd(engine, namnd)
+    if owner is None:
+        return []
+    mine = (SnapshotRecord.year == year) & (SnapshotRecord.namnd == owner)
+    query = select(SnapshotRecord).where(mine)
     if latest_version_only:
         latest = (
             select(SnapshotRecord.period, func.max(SnapshotRecord.version).label("version"))
-            .where(SnapshotRecord.year == year)
+            .where(mine)
             .group_by(SnapshotRecord.period)
             .subquery()
         )
@@ -407,18 +502,29 @@ def load_snapshots(
         return _stored(session, session.scalars(query))
 
 
-def snapshot_periods(engine: Engine) -> set[str]:
-    """Every period with at least one snapshot."""
+def snapshot_periods(engine: Engine, namnd: str | None = None) -> set[str]:
+    """Every period with at least one snapshot of ``namnd`` (None: of any nämnd)."""
     ensure_at_head(engine)
+    query = select(SnapshotRecord.period).distinct()
+    if namnd is not None:
+        query = query.where(SnapshotRecord.namnd == namnd)
     with Session(engine) as session:
-        return set(session.scalars(select(SnapshotRecord.period).distinct()))
+        return set(session.scalars(query))
 
 
-def load_snapshot(engine: Engine, period: str, version: int | None = None) -> StoredSnapshot | None:
-    """One snapshot of ``period``: the given version, or the latest if None; None if absent."""
+def load_snapshot(
+    engine: Engine, period: str, version: int | None = None, *, namnd: str | None = None
+) -> StoredSnapshot | None:
+    """One snapshot of the nämnd's ``period``: the given version, or the latest if None; None if
+    absent. ``namnd`` None: the only nämnd with snapshots (:func:`default_namnd`)."""
     _check_period(period)
     ensure_at_head(engine)
-    query = select(SnapshotRecord).where(SnapshotRecord.period == period)
+    owner = default_namnd(engine, namnd)
+    if owner is None:
+        return None
+    query = select(SnapshotRecord).where(
+        SnapshotRecord.period == period, SnapshotRecord.namnd == owner
+    )
     if version is None:
         query = query.order_by(SnapshotRecord.version.desc()).limit(1)
     else:
@@ -446,6 +552,7 @@ def load_late_events(engine: Engine, snapshot_id: int | None = None) -> list[Lat
                 amount=r.amount,
                 received_at=_utc(r.received_at),
                 included_in_snapshot_id=r.included_in_snapshot_id,
+                namnd=r.namnd,
             )
             for r in records
         ]

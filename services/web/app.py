@@ -271,11 +271,16 @@ def create_app(config: WebConfig) -> FastAPI:
 
     # --- permission and lookup ------------------------------------------------------------
 
-    def _view(period: str, version: int | None = None) -> PeriodView:
-        view = load_period_view(engine, domain, period, version)
+    def _view(period: str, namnd: str, version: int | None = None) -> PeriodView:
+        """The nämnd's view of the period (a node's nämnd: ``org.owner_of(node)``)."""
+        view = load_period_view(engine, domain, period, version, namnd=namnd)
         if view is None:
-            raise NotFound(f"no snapshot for the period {period}")
+            raise NotFound(f"no snapshot of {namnd} for the period {period}")
         return view
+
+    def _readable_namnder(session: LoginSession) -> list[str]:
+        """The owners (nämnder, omappad) of which the user may read at least the top node."""
+        return [o for o in org.owners if o in org.nodes and may_read(org, session.user, o)]
 
     def _allowed(session: LoginSession, org_unit: str, action: str) -> None:
         if org_unit not in org.nodes:
@@ -339,8 +344,20 @@ def create_app(config: WebConfig) -> FastAPI:
         return response
 
     @app.get("/api/v1/periods")
-    def api_periods(_session: LoginSession = Depends(api_session)) -> dict[str, Any]:
-        return {"periods": periods_with_snapshots(engine)}
+    def api_periods(
+        session: LoginSession = Depends(api_session), namnd: str | None = None
+    ) -> dict[str, Any]:
+        """Periods with a snapshot of a nämnd the user may read (or of ``?namnd=``), and per
+        nämnd."""
+        readable = _readable_namnder(session)
+        if namnd is not None:
+            if namnd not in readable:
+                raise ApiError(404, f"no nämnd {namnd} that {session.user.username} may read")
+            readable = [namnd]
+        return {
+            "periods": periods_with_snapshots(engine, readable),
+            "namnder": {o: periods_with_snapshots(engine, [o]) for o in readable},
+        }
 
     @app.get("/api/v1/periods/{period}/nodes/{org_unit}")
     def api_node(
@@ -350,7 +367,7 @@ def create_app(config: WebConfig) -> FastAPI:
 
         def get() -> dict[str, Any]:
             _allowed(session, org_unit, "read")
-            view = _view(period)
+            view = _view(period, org.owner_of(org_unit))
             node = view.nodes.get(org_unit)
             if node is None:
                 raise NotFound(f"the org unit {org_unit} is not in the snapshot of {period}")
@@ -552,7 +569,10 @@ def create_app(config: WebConfig) -> FastAPI:
         return _page(
             request,
             "periods.html",
-            {"session": session, "periods": periods_with_snapshots(engine)},
+            {
+                "session": session,
+                "periods": periods_with_snapshots(engine, _readable_namnder(session)),
+            },
         )
 
     @app.get("/perioder/{period}", response_class=HTMLResponse)
@@ -560,12 +580,20 @@ def create_app(config: WebConfig) -> FastAPI:
         request: Request, period: str, session: LoginSession = Depends(page_session)
     ) -> Any:
         def render() -> Any:
-            view = _view(_page_period(period))
-            nodes = [n for n in view.nodes.values() if may_read(org, session.user, n.org_unit)]
+            period_key = _page_period(period)
+            sections = []
+            for owner in _readable_namnder(session):
+                view = load_period_view(engine, domain, period_key, namnd=owner)
+                if view is None:
+                    continue
+                nodes = [n for n in view.nodes.values() if may_read(org, session.user, n.org_unit)]
+                sections.append({"view": view, "nodes": nodes})
+            if not sections:
+                raise NotFound(f"no snapshot for the period {period_key}")
             return _page(
                 request,
                 "period.html",
-                {"session": session, "view": view, "nodes": nodes},
+                {"session": session, "period": period_key, "sections": sections},
             )
 
         return _page_call(render)
@@ -587,7 +615,8 @@ def create_app(config: WebConfig) -> FastAPI:
         def render() -> Any:
             period_key = _page_period(period)
             _allowed(session, org_unit, "read")
-            view = _view(period_key)
+            owner = org.owner_of(org_unit)
+            view = _view(period_key, owner)
             node = view.nodes.get(org_unit)
             if node is None:
                 raise NotFound(f"{org_unit} finns inte i ögonblicksbilden för {period_key}")
@@ -608,8 +637,8 @@ def create_app(config: WebConfig) -> FastAPI:
                     "can_approve": may_approve(org, session.user, org_unit),
                     "comments": comment_history(engine, period_key, org_unit),
                     "adjustments": adjustment_history(engine, period_key, org_unit),
-                    "approvals": approval_history(engine, period_key, org_unit),
-                    "versions": snapshot_versions(engine, period_key),
+                    "approvals": approval_history(engine, period_key, org_unit, namnd=owner),
+                    "versions": snapshot_versions(engine, period_key, owner),
                     "audit": audit_trail(engine, period_key, org_unit),
                     "error": error,
                 },

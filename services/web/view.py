@@ -1,5 +1,6 @@
 """What a page or the API shows of one node in one period: the snapshot's figures beside the
-follow-up (comment, åtgärder, förvaltningens prognos, approval)."""
+follow-up (comment, åtgärder, förvaltningens prognos, approval). Per nämnd: a period view is one
+nämnd's snapshot and follow-up."""
 
 from __future__ import annotations
 
@@ -94,6 +95,8 @@ class NodeView:
 @dataclass(frozen=True)
 class PeriodView:
     period: str
+    namnd: str  # the owner: a nämnd id or "omappad"
+    namnd_name: str
     snapshot: StoredSnapshot
     nodes: dict[str, NodeView]  # in tree order (nämnd first, depth-first)
     follow_up: PeriodFollowUp
@@ -132,19 +135,27 @@ def _drivers(snapshot: StoredSnapshot, domain: DomainConfig) -> dict[str, Driver
 
 
 def load_period_view(
-    engine: sqlalchemy.Engine, domain: DomainConfig, period: str, version: int | None = None
+    engine: sqlalchemy.Engine,
+    domain: DomainConfig,
+    period: str,
+    version: int | None = None,
+    *,
+    namnd: str,
 ) -> PeriodView | None:
-    """The period's latest (or given) snapshot with its follow-up; None without a snapshot."""
-    snapshot = load_snapshot(engine, period, version)
+    """The nämnd's latest (or given) snapshot of the period with its follow-up; None without a
+    snapshot. ``domain`` is the whole organisation's; the view sees the nämnd's part."""
+    snapshot = load_snapshot(engine, period, version, namnd=namnd)
     if snapshot is None:
         return None
     year, month = Period.parse_exact(period)
-    last_month = load_snapshot(engine, f"{year}-{month - 1:02d}") if month > 1 else None
-    last_year = load_snapshot(engine, f"{year - 1}-12")
+    last_month = (
+        load_snapshot(engine, f"{year}-{month - 1:02d}", namnd=namnd) if month > 1 else None
+    )
+    last_year = load_snapshot(engine, f"{year - 1}-12", namnd=namnd)
     totals, previous, outcome = _totals(snapshot), _totals(last_month), _totals(last_year)
     drivers = _drivers(snapshot, domain)
-    follow_up = load_follow_up(engine, period)
-    org = domain.org
+    follow_up = load_follow_up(engine, period, namnd=namnd)
+    org = domain.org.subtree(namnd)
     ordered: list[tuple[str, int]] = []
 
     def walk(node_id: str, depth: int) -> None:
@@ -152,7 +163,8 @@ def load_period_view(
         for child in org.children(node_id):
             walk(child.id, depth + 1)
 
-    walk(org.root.id, 0)
+    if namnd in org.nodes:
+        walk(namnd, 0)
     ordered += [(unit, 1) for unit in totals if unit not in {u for u, _ in ordered}]
     nodes: dict[str, NodeView] = {}
     for unit, depth in ordered:
@@ -178,4 +190,5 @@ def load_period_view(
             last_year_outcome_sek=last_year_total.actual_ytd if last_year_total else None,
             follow_up=follow_up.nodes.get(unit),
         )
-    return PeriodView(period, snapshot, nodes, follow_up)
+    top = domain.org.nodes.get(namnd)
+    return PeriodView(period, namnd, top.name if top else namnd, snapshot, nodes, follow_up)

@@ -245,6 +245,9 @@ class Selector:
 class Call:
     function: str
     args: tuple[Node, ...]
+    # An aggregation's grouping: ("by" | "without", labels); None for a plain call or an
+    # aggregation over everything (``sum(x)``).
+    grouping: tuple[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -346,11 +349,15 @@ class _Parser:
             if keyword != "bool" and self.at("("):
                 self.label_list()
 
-    def label_list(self) -> None:
+    def label_list(self) -> tuple[str, ...]:
         self.expect("(")
+        labels: list[str] = []
         while not self.at(")"):
-            self.take()
+            kind, text = self.take()
+            if kind != "op":  # a label name (commas are operators here)
+                labels.append(text)
         self.expect(")")
+        return tuple(labels)
 
     def unary(self) -> Node:
         if self.at("-", "+"):
@@ -411,14 +418,15 @@ class _Parser:
         return tuple(args)
 
     def aggregation(self, op: str) -> Node:
+        grouping = None
         if self.at("by", "without"):
-            self.take()
-            self.label_list()
+            keyword = self.take()[1].lower()
+            grouping = (keyword, self.label_list())
         args = self.arguments()
         if self.at("by", "without"):
-            self.take()
-            self.label_list()
-        return Call(op, args)
+            keyword = self.take()[1].lower()
+            grouping = (keyword, self.label_list())
+        return Call(op, args, grouping)
 
 
 def parse(expr: str) -> Node:
@@ -473,3 +481,43 @@ def comparisons(node: Node) -> Iterator[tuple[Binary, Binary | None]]:
     for current, parent in walk(node):
         if isinstance(current, Binary) and current.op in COMPARISON_OPERATORS:
             yield current, parent
+
+
+def is_aggregation(node: Node) -> bool:
+    return isinstance(node, Call) and node.function in _AGGREGATIONS
+
+
+def drops_label(node: Call, label: str) -> bool:
+    """Whether the aggregation ``node`` removes ``label`` from its result."""
+    if node.grouping is None:
+        return True  # sum(x): no label left
+    keyword, labels = node.grouping
+    return label not in labels if keyword == "by" else label in labels
+
+
+def selectors_keeping(node: Node, names: set[str], label: str) -> list[str]:
+    """Selectors of ``names`` whose series reach the result of ``node`` with ``label`` still on
+    them: no aggregation that drops the label lies between the selector and the top."""
+    kept: list[str] = []
+
+    def visit(current: Node, dropped: bool) -> None:
+        if isinstance(current, Selector):
+            selected = {current.name} if current.name is not None else set()
+            selected |= {
+                m.group(1) if m.group(1) is not None else m.group(2)
+                for m in _NAME_MATCHER.finditer(current.matchers)
+            }
+            if not dropped and selected & names:
+                kept.extend(sorted(selected & names))
+        elif isinstance(current, Call):
+            inner = dropped or (is_aggregation(current) and drops_label(current, label))
+            for arg in current.args:
+                visit(arg, inner)
+        elif isinstance(current, Unary):
+            visit(current.operand, dropped)
+        elif isinstance(current, Binary):
+            visit(current.lhs, dropped)
+            visit(current.rhs, dropped)
+
+    visit(node, False)
+    return kept

@@ -138,6 +138,7 @@ def memory_settings(data_dir: Path) -> Settings:
     return Settings(
         app_id=f"budgetvakt-unit-{uuid.uuid4().hex[:8]}",
         kafka_bootstrap_servers="127.0.0.1:9",  # never contacted
+        broker_kind="tansu",  # set, so not detected: the embedded broker's path
         table_store="memory",
         data_dir=data_dir,
         topic_partitions=PARTITIONS,

@@ -24,3 +24,18 @@ def followup_engine(store_engine: Any, forecast_case: ForecastCase) -> Any:
         org=forecast_case.domain.org,
     )
     return store_engine
+
+
+@pytest.fixture
+def kommun_followup_engine(store_engine: Any, kommun_case: Any) -> Any:
+    """The store (SQLite and PostgreSQL) with version 1 of PERIOD of both nämnder, VON and BUN."""
+    for forecast in kommun_case.forecasts.values():
+        write_snapshot(
+            store_engine,
+            forecast,
+            period=PERIOD,
+            trigger="period_close",
+            checkpoint="mars",
+            org=kommun_case.domain.org,
+        )
+    return store_engine

@@ -85,3 +85,37 @@ def test_users_add_list_remove(tmp_path: Path) -> None:
     assert "no users" in run_cli("users", "list", env=env).stdout
     missing = run_cli("users", "remove", "eva", env=env)
     assert missing.returncode == 2 and "no user eva" in missing.stderr
+
+
+def test_a_kommun_controller_is_given_several_namnder(tmp_path: Path) -> None:
+    from tests.services.snapshots.fixtures import write_kommun_config
+
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    upgrade(url)
+    config = write_kommun_config(tmp_path / "config")
+    env = {
+        "BUDGETVAKT_DATABASE_URL": url,
+        "BUDGETVAKT_DATA_DIR": str(tmp_path),
+        "BUDGETVAKT_CONFIG_DIR": str(config),
+    }
+    args = ["users", "add", "kim", "--role", "controller", "--node", "VON", "--node", "BUN"]
+    added = run_cli(*args, "--password-stdin", env=env, stdin_text="ett-langt-losenord\n")
+    assert added.returncode == 0, added.stderr
+    assert "added kim: controller of VON,BUN" in added.stdout
+    listed = run_cli("users", "list", env=env)
+    assert "kim\tcontroller\tVON,BUN" in listed.stdout
+    wrong = run_cli(
+        "users",
+        "add",
+        "olle",
+        "--role",
+        "controller",
+        "--node",
+        "VON",
+        "--node",
+        "SN",
+        "--password-stdin",
+        env=env,
+        stdin_text="ett-langt-losenord\n",
+    )
+    assert wrong.returncode == 2 and "--node 'SN' is not a node" in wrong.stderr

@@ -44,6 +44,10 @@ ORG_NAMES = {
     "3110": ("Barn och familj", "enhet"),
     "3120": ("Vuxenenheten", "enhet"),
     "3130": ("Ekonomiskt bistånd", "enhet"),
+    # BUN, the second nämnd of tests.services.snapshots.fixtures.write_kommun_config
+    "BUN": ("Barn- och utbildningsnämnden", "namnd"),
+    "BFS": ("Förskola", "avdelning"),
+    "B1110": ("Förskola 1110", "enhet"),
 }
 
 

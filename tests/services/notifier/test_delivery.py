@@ -78,7 +78,10 @@ def test_routes_a_burst_as_one_digest_per_recipient(notifier_case: NotifierCase)
     )
     assert karin.event_ids == [burst[0]["event_id"]]
     assert "Hej Karin Holm," in karin.body
-    assert "Varning · Nytt larm · Hemtjänst Norr (1110) · augusti 2025" in karin.body
+    assert (
+        "Varning · Nytt larm · Hemtjänst Norr (1110), Vård- och omsorgsnämnden · augusti 2025"
+        in karin.body
+    )
     assert "14,5 mnkr, −2,1 mnkr mot budget 12,4 mnkr" in karin.body
     assert "Begärd åtgärd: Kommentera avvikelsen för Hemtjänst Norr i månadsuppföljningen." in (
         karin.body

@@ -129,8 +129,8 @@ def test_body_says_what_to_do(domain: DomainConfig, routing: Routing) -> None:
         "Hej Johan Ek,",
         "budgetvakt har ett budgetlarm för Hemtjänst Syd efter stängningen av augusti 2025:",
         "Hemtjänst Syd: vikarier 31,4 mnkr helårsprognos 2025, 3,6 mnkr över budget",
-        "Kritisk · Försämrat sedan förra meddelandet · Hemtjänst Syd (1120) · augusti 2025 · "
-        "Vikarier och timavlönade",
+        "Kritisk · Försämrat sedan förra meddelandet · Hemtjänst Syd (1120), "
+        "Vård- och omsorgsnämnden · augusti 2025 · Vikarier och timavlönade",
         "Budget helår 2025: 27,8 mnkr",
         "Prognos helår 2025: 31,4 mnkr (80 %-intervall 30,1–32,9 mnkr)",
         "Avvikelse (budget − prognos): −3,6 mnkr (underskott)",
@@ -202,7 +202,10 @@ def test_old_events_render_without_the_new_fields(domain: DomainConfig, routing:
     """An event from before the lifecycle fields, with no routing context at all."""
     old = alert("1110")
     body = email_body(routing.recipients["karin-holm"], [old], domain)
-    assert "Varning · Nytt larm · Hemtjänst Norr (1110) · augusti 2025" in body
+    assert (
+        "Varning · Nytt larm · Hemtjänst Norr (1110), Vård- och omsorgsnämnden · augusti 2025"
+        in body
+    )
     assert "Prognos helår 2025: 14,5 mnkr" in body
     for absent in (
         "Sedan förra",

@@ -75,6 +75,7 @@ def stored(
     month = forecast.as_of_month
     return StoredSnapshot(
         id=snapshot_id,
+        namnd="VON",
         period=f"{forecast.year:04d}-{month:02d}",
         version=version,
         checkpoint=checkpoint,

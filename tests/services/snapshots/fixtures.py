@@ -270,3 +270,100 @@ def forecast_case(domain: DomainConfig) -> ForecastCase:
 def forecast_as_of(case: ForecastCase, month: int) -> OrganisationForecast:
     leaves, _ = leaf_series(case.items.items(), DB_YEAR)
     return forecast_organisation(leaves, case.domain, DB_YEAR, month, model="auto")
+
+
+# --- A kommun of two nämnder (the demo's VON and a smaller BUN) --------------------------------
+
+#: BUN's enheter: copies of the äldreomsorg's, ids prefixed "B", amounts halved.
+KOMMUN_BUN_UNITS = ("1110", "1120", "1210", "1220")
+KOMMUN_MUNICIPALITY = "Storvik kommun"
+
+
+@dataclass(frozen=True)
+class KommunCase:
+    """The shipped configuration with ``config/org.yaml`` as a kommun of two nämnder (VON, the
+    demo's, and BUN), with events for both and each nämnd's forecast of DB_YEAR as of DB_AS_OF."""
+
+    config_dir: Path
+    domain: DomainConfig
+    items: dict[str, Any]
+    forecasts: dict[str, OrganisationForecast]  # owner → its forecast (VON, BUN)
+
+
+def _bun_tree() -> dict[str, Any]:
+    return {
+        "id": "BUN",
+        "name": "Barn- och utbildningsnämnden",
+        "level": "namnd",
+        "children": [
+            {
+                "id": "BUF",
+                "name": "Barn- och utbildningsförvaltningen",
+                "level": "forvaltning",
+                "children": [
+                    {
+                        "id": "BFS",
+                        "name": "Förskola",
+                        "level": "avdelning",
+                        "children": [
+                            {"id": f"B{unit}", "name": f"Förskola {unit}", "level": "enhet"}
+                            for unit in KOMMUN_BUN_UNITS
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def write_kommun_config(target: Path) -> Path:
+    """A copy of the shipped configuration whose org.yaml holds VON and BUN in one kommun."""
+    import yaml
+
+    from core.settings import DEFAULT_CONFIG_DIR
+
+    shutil.copytree(DEFAULT_CONFIG_DIR, target)
+    shipped = yaml.safe_load((DEFAULT_CONFIG_DIR / "org.yaml").read_text(encoding="utf-8"))
+    document = {"municipality": KOMMUN_MUNICIPALITY, "namnder": [shipped["tree"], _bun_tree()]}
+    (target / "org.yaml").write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")
+    return target
+
+
+def kommun_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The demo's events plus BUN's: the äldreomsorg's costs and budgets, halved, as BUN's."""
+    out = list(events)
+    for event in events:
+        unit = event.get("org_unit")
+        if event["type"] == "period_close":
+            out.append({**event, "event_id": event["event_id"] + "-BUN", "org_unit": "BUN"})
+        elif unit in KOMMUN_BUN_UNITS and event["type"] in ("cost", "budget"):
+            copy = {**event, "event_id": event["event_id"] + "-BUN", "org_unit": f"B{unit}"}
+            for key in ("amount_sek", "annual"):
+                if key in copy:
+                    copy[key] = copy[key] / 2
+            if "monthly" in copy:
+                copy["monthly"] = [value / 2 for value in copy["monthly"]]
+            out.append(copy)
+    return out
+
+
+def kommun_forecasts(case: KommunCase, month: int) -> dict[str, OrganisationForecast]:
+    from services.snapshots.store import split_by_owner
+
+    leaves, _ = leaf_series(case.items.items(), DB_YEAR)
+    whole = forecast_organisation(leaves, case.domain, DB_YEAR, month, model="auto")
+    return split_by_owner(whole, case.domain.org)
+
+
+@pytest.fixture(scope="session")
+def kommun_case(
+    tmp_path_factory: pytest.TempPathFactory, forecast_case: ForecastCase
+) -> KommunCase:
+    from services.config.domain import load_domain_config
+
+    config_dir = write_kommun_config(tmp_path_factory.mktemp("kommun") / "config")
+    domain = load_domain_config(config_dir)
+    items = aggregate_events(kommun_events(forecast_case.scenario.all_events()), domain)
+    case = KommunCase(config_dir, domain, items, {})
+    forecasts = kommun_forecasts(case, DB_AS_OF)
+    return KommunCase(config_dir, domain, items, forecasts)

@@ -27,11 +27,11 @@ def test_upgrade_from_empty_creates_the_schema_at_head(database_url: str) -> Non
     engine = make_engine(database_url)
     try:
         assert current_revision(engine) is None
-        assert upgrade(database_url) == head_revision() == "0003"
-        assert current_revision(engine) == "0003"
+        assert upgrade(database_url) == head_revision() == "0004"
+        assert current_revision(engine) == "0004"
         tables = set(inspect(engine).get_table_names())
         assert {"snapshot", "snapshot_row", "late_event", "alembic_version"} <= tables
-        assert upgrade(database_url) == "0003"  # a second upgrade is a no-op
+        assert upgrade(database_url) == "0004"  # a second upgrade is a no-op
     finally:
         engine.dispose()
 
@@ -84,10 +84,10 @@ def test_a_database_at_an_unknown_revision_is_refused(migrated_url: str) -> None
 def test_db_upgrade_command_migrates_and_names_the_revision(postgres_url: str) -> None:
     done = run_cli("db", "upgrade", env={"BUDGETVAKT_DATABASE_URL": postgres_url})
     assert done.returncode == 0, done.stderr
-    assert "revision 0003" in done.stdout
+    assert "revision 0004" in done.stdout
     engine = make_engine(postgres_url)
     try:
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == "0004"
     finally:
         engine.dispose()
 
@@ -102,7 +102,7 @@ def test_db_upgrade_default_is_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> 
     assert str(database.resolve()) in done.stdout
     engine = make_engine(f"sqlite:///{database}")
     try:
-        assert current_revision(engine) == "0003"
+        assert current_revision(engine) == "0004"
     finally:
         engine.dispose()
 

@@ -58,8 +58,9 @@ def seed_database(url: str, case: ForecastCase) -> None:
         engine.dispose()
 
 
-def start_web(database_url: str, tmp_path: Path) -> Supervised:
+def start_web(database_url: str, tmp_path: Path, config_dir: Path | None = None) -> Supervised:
     port = free_port()
+    config = {"BUDGETVAKT_CONFIG_DIR": str(config_dir)} if config_dir is not None else {}
     return Supervised(
         [sys.executable, "-m", "services", "web", "--port", str(port)],
         name="budgetvakt web",
@@ -68,6 +69,7 @@ def start_web(database_url: str, tmp_path: Path) -> Supervised:
             "BUDGETVAKT_DATABASE_URL": database_url,
             "BUDGETVAKT_DATA_DIR": str(tmp_path / "data"),
             "BUDGETVAKT_LOG_FORMAT": "json",
+            **config,
         },
         log_path=tmp_path / "web.log",
         start_timeout_s=60,

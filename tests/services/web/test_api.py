@@ -50,7 +50,8 @@ def test_login_gives_a_cookie_and_a_csrf_token_that_writes_need(web_server: WebS
     assert answer.status == 200 and len(answer.body["csrf_token"]) >= 32
     cookie = next(iter(client.cookies))
     assert cookie.name == "budgetvakt_session" and cookie.has_nonstandard_attr("HttpOnly")
-    assert client.call("GET", "/api/v1/periods").body == {"periods": [PERIOD]}
+    periods = client.call("GET", "/api/v1/periods").body
+    assert periods == {"periods": [PERIOD], "namnder": {"VON": [PERIOD]}}
     no_token = client.call("PUT", f"{NODE}/AO/comment", {"text": "t"}, csrf=False)
     wrong_token = client.call("PUT", f"{NODE}/AO/comment", {"text": "t"}, csrf="forged")
     assert (no_token.status, wrong_token.status) == (403, 403)
