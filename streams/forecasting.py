@@ -322,6 +322,10 @@ class LiveForecaster:
 
     # --- alert books ------------------------------------------------------------------------
 
+    def alert_book(self, owner: str) -> AlertBook | None:
+        """The owner's alert book (None: not held, or not read from the topic yet)."""
+        return self._books.get(owner)
+
     def restore_alerts(
         self, events: Iterable[AlertEvent], owners: Iterable[str] | None = None
     ) -> None:
