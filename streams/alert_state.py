@@ -1,7 +1,9 @@
-"""The worker's alert state at start: which alerts fire, rebuilt from the alert topic itself.
+"""The worker's alert state: which alerts fire, rebuilt from the alert topic itself.
 
-Without it the worker would send every firing alert again after a restart, so a topic that
-cannot be read ends the process (``streams.ingest.exit_for_restart``).
+Read to its end when the worker holds an owner (nämnd) without an alert book: at start, and
+after an assignment gave it nämnder another worker may have alerted on
+(``streams.forecasting.LiveForecaster``). Without it the worker would send every firing alert
+again, so a topic that cannot be read ends the process (``streams.ingest.exit_for_restart``).
 """
 
 from __future__ import annotations
@@ -32,14 +34,13 @@ def alert_events(records: Iterable[RawMessage]) -> list[AlertEvent]:
     return events
 
 
-async def restore_alert_state(
-    forecaster: LiveForecaster,
+async def read_alert_events(
     bootstrap_servers: str,
     alert_topic: str,
     attempts: int,
     read: ReadTopics = read_topics_async,
-) -> None:
-    """Rebuild which alerts fire from the alert topic before the first evaluation."""
+) -> list[AlertEvent]:
+    """Every alert event on the topic, read to its end (retried; the process ends if not)."""
     records: list[RawMessage] = []
 
     async def read_once() -> None:
@@ -53,6 +54,18 @@ async def restore_alert_state(
         # Without its state the worker would send every firing alert again: stop instead.
         log.critical("worker_exiting_alert_state_unreadable", topic=alert_topic)
         exit_for_restart()
-    events = alert_events(records)
+    return alert_events(records)
+
+
+async def restore_alert_state(
+    forecaster: LiveForecaster,
+    bootstrap_servers: str,
+    alert_topic: str,
+    attempts: int,
+    read: ReadTopics = read_topics_async,
+) -> None:
+    """Rebuild every owner's alert book from the alert topic (the forecaster does it itself
+    for the owners it comes to hold; this is the whole organisation at once)."""
+    events = await read_alert_events(bootstrap_servers, alert_topic, attempts, read)
     forecaster.restore_alerts(events)
     log.info("alert_state_restored", events=len(events))

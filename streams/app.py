@@ -7,7 +7,8 @@
 * ``streams.dead_letter`` and ``streams.forwarding``: where invalid and off-home events go;
 * ``streams.late_events``: events for an already closed period;
 * ``streams.forecasting`` and ``streams.forecast_loop``: the debounced live forecasts;
-* ``streams.alert_state``: the alert state read back from the alert topic at start;
+* ``streams.alert_state``: the alert state read back from the alert topic (at start, and for
+  the nämnder an assignment brings);
 * ``streams.web``: ``/metrics``, ``/ready`` and ``/forecasts/status``;
 * ``streams.faust_compat``: every use of Faust or aiokafka internals, and the version check;
 * ``streams.local_store``: what a crashed predecessor left untrustworthy in the local store is
@@ -34,11 +35,12 @@ import structlog
 from faust.transport.consumer import Consumer
 from faust.types import TP, AgentT, EventT, TableT, TopicT
 
+from contract.output_records import AlertEvent
 from core.domain import DomainConfig
 from core.settings import Settings, Topics
 from forecasts.deviations import RuleSet
 from streams.aggregation import ActiveState, StateValue, parse_key
-from streams.alert_state import restore_alert_state
+from streams.alert_state import read_alert_events
 from streams.broker_kind import BrokerDetection, BrokerProfile, resolve_broker_kind
 from streams.dead_letter import DeadLetters, dead_letter_record
 from streams.faust_compat import (
@@ -125,9 +127,14 @@ class WorkerApp:
         self.ready = True
 
     async def on_partitions_revoked(self, sender: object, revoked: set[TP], **_: object) -> None:
+        """Before the revocation completes: the forecaster stops the owners (nämnder) whose
+        state leaves, after the publish in flight, so that this worker publishes no alert and
+        writes no snapshot for them once another worker took them over."""
         cost_topic = self.settings.topics().cost
-        self.state.drop_partitions({tp.partition for tp in revoked if tp.topic == cost_topic})
+        partitions = {tp.partition for tp in revoked if tp.topic == cost_topic}
         self.ready = False
+        await self.forecaster.revoke_partitions(partitions)
+        self.state.drop_partitions(partitions)
 
     async def on_shutdown(self, sender: object, **_: object) -> None:
         self.forecaster.close()  # its process pool would outlive the worker's event loop
@@ -304,6 +311,15 @@ def create_app(
     guarded_publish = EGRESS.guard_publish(
         topics.publish, {settings.topics().forecast: "forecast_event", topics.alert: "alert_event"}
     )
+
+    async def read_alerts() -> list[AlertEvent]:
+        return await read_alert_events(
+            settings.kafka_bootstrap_servers,
+            topics.alert,
+            settings.worker_batch_attempts,
+            read=partial(read_topics_async, exact_end_offsets=broker.profile.exact_end_offsets),
+        )
+
     forecaster = LiveForecaster(
         domain,
         settings.forecast_model,
@@ -314,6 +330,10 @@ def create_app(
         metrics,
         snapshot_store,
         alerts_from=settings.alerts_from,
+        read_alerts=read_alerts,
+        # Well within the session timeout, inside which Faust must finish the revocation.
+        revoke_timeout_s=settings.broker_session_timeout_s / 2,
+        flush=app.producer.flush,
         flush_alerts=app.producer.flush,
     )
     recovery = RecoveryReplay(app)
@@ -363,24 +383,11 @@ def _register_tasks(worker: WorkerApp, topics: WorkerTopics) -> None:
     """Start-up tasks, the forecast loop and the table/rebalance/shutdown hooks."""
     app, settings = worker.app, worker.settings
 
-    async def restore_alerts() -> None:
-        await restore_alert_state(
-            worker.forecaster,
-            settings.kafka_bootstrap_servers,
-            topics.alert,
-            settings.worker_batch_attempts,
-            read=partial(
-                read_topics_async, exact_end_offsets=worker.broker.profile.exact_end_offsets
-            ),
-        )
-
     async def forecast() -> None:
         await forecast_loop(worker, settings.forecast_interval_s)
 
     app.task(topics.declare_produced)
     worker.table.on_recover(worker.on_table_recovered)
-    if worker.alerting:
-        app.task(restore_alerts)
     app.task(forecast)
     connect_async_receiver(app.on_partitions_revoked, worker.on_partitions_revoked)
     connect_async_receiver(app.on_before_shutdown, worker.on_shutdown)

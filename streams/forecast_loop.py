@@ -1,7 +1,8 @@
 """The worker's forecast schedule, and the consumer lag it refreshes after every tick.
 
-At most one forecast per ``forecast_interval_s``, unless a period was closed: a close is what
-makes alerts and the snapshot due, so it is forecast at once.
+At most one forecast pass per ``forecast_interval_s``, unless a period was closed: a close is
+what makes alerts and the snapshot due, so it is forecast at once, and a pass without a close
+gives way to it (``streams.forecasting``).
 """
 
 from __future__ import annotations
@@ -42,14 +43,17 @@ def update_consumer_lag(
 
 
 async def forecast_once(worker: WorkerApp) -> None:
-    """One tick: forecast the current state if the worker may (a failure waits for the next)."""
+    """One tick: forecast the current state if the worker may (a failure waits for the next).
+
+    The forecaster reads the alert books of owners it holds without one before evaluating
+    them (evaluating without would resend alerts)."""
     forecaster = worker.forecaster
     if not worker.ready or worker.app.rebalancing:
         return
-    if worker.alerting and not forecaster.status.alerts_restored:
-        return  # evaluating before the alert state is back would resend alerts
     try:
-        await forecaster.run_once(worker.state.version, list(worker.state.items()))
+        await forecaster.run_once(
+            worker.state.version, list(worker.state.items()), worker.ingest.close_seen
+        )
     except Exception as err:  # a failed run is retried at the next tick, same state
         worker.metrics.forecast_failures.inc()
         log.error("forecast_failed", error_type=type(err).__name__, error=str(err))

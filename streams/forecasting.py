@@ -1,28 +1,37 @@
-"""Live forecasts in the worker: re-forecast after events, publish them, evaluate deviation rules.
+"""Live forecasts in the worker, per owner (nämnd or ``omappad``): forecasts, alerts, snapshots.
 
 The ingest agent only aggregates. This module's :class:`LiveForecaster` runs beside it: at most
 once per ``forecast_interval_s`` (the debounce), and at once after a batch that closed a period,
-when the aggregate state changed, it takes a copy of the state and forecasts the whole
-organisation in a process pool (the event loop never waits for a model), then
+when the aggregate state changed. It splits the state by owner (``OrgTree.owner_of``: the nämnd
+on the cost centre's path, ``omappad`` for an unknown one) and runs each owner on its own:
 
-* keeps the result for the ``budgetvakt_forecast_*`` gauges (so after a restart they come back
-  with the first run on the recovered state),
-* publishes a ``forecast.v1`` event for every node and category whose figures (or preliminary
-  flag) changed,
-* evaluates the deviation rules (``forecasts.deviations``) and publishes the alert state changes
-  as ``alert.v1`` events,
-* writes a snapshot when a period was closed (through the store the worker passes in); events
-  that arrive for an already closed period are recorded as late by the ingest agent.
+* the owner's forecasts are computed with ``DomainConfig.for_owner`` (its own panel), in a
+  process pool (the event loop never waits for a model), so a nämnd's figures are the same
+  whichever worker owns it and whichever other nämnder that worker owns;
+* only what changed is recomputed (``streams.owner_inputs``): an owner whose items did not
+  change is not run at all, and a forecast the change cannot alter (for example the forecast
+  as of the month a close closes, when no posting for that month came since) is reused;
+* owners with a new close run first, and every owner publishes as soon as it is done; a pass
+  over owners without a close gives way (between owners, or while waiting for the pool) when a
+  close arrives, so a close waits for at most the forecast already running, not for the others;
+* per owner: the ``budgetvakt_forecast_*`` gauges' figures, a ``forecast.v1`` event for every
+  node and category whose figures (or preliminary flag) changed, the deviation rules
+  (``forecasts.deviations``) at the owner's latest *closed* month with its own alert book, the
+  alert state changes as ``alert.v1`` events, and a snapshot of the owner's forecast for every
+  period the owner closed (through the store the worker passes in). ``omappad`` gets a snapshot
+  only when it holds money (a close alone makes none).
 
-The whole panel is forecast every time, not only the touched series: the cross-learned correction
-of ``auto`` learns from the panel, and a forecast of one series alone would be a different one.
+The rules look at the latest *closed* month of the owner (months close in order; next month's
+postings may already be arriving, and a month still being booked would alert on half its
+costs); without any close they look at the latest month with postings. An alert counts as sent
+only once it is on the topic, so a failed publish is decided and sent again at the next run.
 
-The rules look at the latest *closed* month (months close in order; next month's postings may
-already be arriving, and a month still being booked would alert on half its costs); without any
-close they look at the latest month with postings. An alert counts as sent only once it is on the
-topic, so a failed publish is decided and sent again at the next run. The alert state (what
-fires, its sequence number) is rebuilt at start from the alert topic itself, so a restart neither
-repeats nor forgets an alert.
+Ownership changes (``docs/architecture.md``, "Live forecasts, alerts and snapshots"): before a
+revocation completes, :meth:`LiveForecaster.revoke_partitions` fences the owners whose state
+leaves (no publish or snapshot for them starts afterwards) and waits for the one in flight. An
+owner this worker holds without an alert book (newly assigned, or first seen) gets one from the
+alert topic, read to its end, before it is evaluated; a read that a revocation overtook is
+thrown away. A newly held owner's first run snapshots its closed periods that have none yet.
 """
 
 from __future__ import annotations
@@ -47,12 +56,15 @@ import structlog
 
 from contract.output_records import AlertEvent, ForecastEvent
 from core.domain import DomainConfig
-from core.period import Period
+from core.hierarchy import UNMAPPED_ID
 from forecasts.deviations import AlertBook, RuleSet
 from forecasts.live import LeafSeries, NodeForecast, OrganisationForecast, forecast_organisation
 from streams.aggregation import StateValue, close_counts, leaf_series, parse_key
 from streams.metrics import WorkerMetrics
+from streams.owner_inputs import ForecastCache, ForecastRequest, OwnerIndex
 from streams.snapshot_store import SnapshotStore
+
+__all__ = ["ForecastRequest", "ForecastStatus", "LiveForecaster", "OwnerStatus", "status_json"]
 
 log = structlog.get_logger(__name__)
 
@@ -87,12 +99,6 @@ def die_with_parent(parent_pid: int) -> None:
             os._exit(0)
 
         threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
-
-
-@dataclass(frozen=True)
-class ForecastRequest:
-    year: int
-    as_of_month: int
 
 
 def latest_months(items: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[int, int]:
@@ -157,26 +163,102 @@ def forecast_event(node: NodeForecast, preliminary: bool, now: datetime) -> Fore
     )
 
 
+def has_money(items: Iterable[tuple[str, Mapping[str, Any]]]) -> bool:
+    """Any cost posted (what makes an ``omappad`` snapshot worth writing)."""
+    return any(parse_key(key).kind == "month" and value.get("cost") for key, value in items)
+
+
 @dataclass
-class ForecastStatus:
-    """What the last run saw; served on ``/forecasts/status`` for the demo and tests."""
+class OwnerStatus:
+    """What the last run of one owner saw; part of ``/forecasts/status``."""
 
     runs: int = 0
-    state_version: int = -1
+    forecasts_computed: int = 0  # (year, as-of month) forecasts computed for this owner
+    forecasts_reused: int = 0  # … taken from the cache instead
+    latest: dict[int, OrganisationForecast] = field(default_factory=dict)
+    preliminary: dict[int, bool] = field(default_factory=dict)
+    latest_close: str | None = None
+    evaluated: list[str] = field(default_factory=list)  # periods the rules were evaluated at
+    snapshots: list[str] = field(default_factory=list)
+    duration_s: float = 0.0  # the last run, from its turn to its last publish
+
+
+@dataclass
+class ForecastStatus:
+    """What the last runs saw; served on ``/forecasts/status`` for the demo and tests.
+
+    ``latest`` and ``preliminary`` merge the owners this worker holds (the gauges read them);
+    ``owners`` has each owner's own."""
+
+    runs: int = 0
+    state_version: int = -1  # the state version every owner's run has seen
     latest: dict[int, OrganisationForecast] = field(default_factory=dict)
     preliminary: dict[int, bool] = field(default_factory=dict)
     alerts_restored: bool = False
     evaluated: list[str] = field(default_factory=list)  # periods the rules were evaluated at
     alerts_from: str = ""  # no rule runs on a close before this period (BUDGETVAKT_ALERTS_FROM)
     snapshots: list[str] = field(default_factory=list)
+    owners: dict[str, OwnerStatus] = field(default_factory=dict)
 
 
 # (topic, key, value) → None once published, or an awaitable that is
 Publish = Callable[[str, str, bytes], Awaitable[None] | None]
+# The alert topic read to its end (``streams.alert_state.read_alert_events``)
+ReadAlerts = Callable[[], Awaitable[list[AlertEvent]]]
+
+
+class OwnerRevoked(Exception):
+    """The owner's partitions were revoked while its run was in flight: publish nothing more."""
+
+
+class Interrupted(Exception):
+    """A close arrived while a pass without a close was running: start a new pass."""
+
+
+@dataclass
+class Pending:
+    """Forecasts submitted to the pool and not yet taken (kept when a pass gives way)."""
+
+    requests: frozenset[ForecastRequest]
+    future: concurrent.futures.Future[dict[ForecastRequest, OrganisationForecast]]
+
+
+@dataclass
+class OwnerRun:
+    """Everything the forecaster keeps for one owner it holds."""
+
+    owner: str
+    domain: DomainConfig
+    status: OwnerStatus
+    partitions: set[int] = field(default_factory=set)
+    settled: bool = False  # the last run on the cache's inputs published everything
+    closes_seen: dict[str, int] | None = None  # None: not run since it was assigned
+    snapshots_due: set[str] = field(default_factory=set)  # failed writes, retried
+    published: dict[tuple[str, str, str, int], tuple[Any, ...]] = field(default_factory=dict)
+    failed_series: set[tuple[str, str, str, str]] = field(default_factory=set)
+    pending: Pending | None = None
+    revoked: bool = False
+
+
+@dataclass
+class Plan:
+    """One owner's work in a pass."""
+
+    run: OwnerRun
+    items: Items
+    months: dict[int, int]
+    counts: dict[str, int]
+    due: list[str]
+    target: ForecastRequest | None
+    requests: frozenset[ForecastRequest]
+    missing: frozenset[ForecastRequest]
+    new_close: bool
+    closes_known: bool = True  # False: the snapshot store could not say what it has
+    keep: frozenset[ForecastRequest] = frozenset()  # cached for the next run besides requests
 
 
 class LiveForecaster:
-    """Debounced organisation forecasts, forecast/alert events and snapshots (see module doc)."""
+    """Debounced per-owner forecasts, forecast/alert events and snapshots (see module doc)."""
 
     def __init__(
         self,
@@ -190,11 +272,13 @@ class LiveForecaster:
         snapshot_store: SnapshotStore | None = None,
         processes: int = 1,
         alerts_from: str = "",
+        read_alerts: ReadAlerts | None = None,
+        revoke_timeout_s: float = 10.0,
+        flush: Callable[[], Awaitable[object]] | None = None,
         flush_alerts: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.domain = domain
         self.alerts_from = alerts_from
-        self.flush_alerts = flush_alerts  # after a run's alerts, before the book records them
         self.model = model
         self.rules = rules
         self.publish = publish
@@ -202,13 +286,19 @@ class LiveForecaster:
         self.alert_topic = alert_topic
         self.metrics = metrics
         self.snapshot_store = snapshot_store
+        self.read_alerts = read_alerts
+        self.revoke_timeout_s = revoke_timeout_s
+        self.flush = flush  # the producer's: a revocation ends with what was sent on the broker
+        self.flush_alerts = flush_alerts  # after an owner's alerts, before the book records them
         self.status = ForecastStatus(alerts_from=alerts_from)
         metrics.forecast_status = self.status
-        self._published: dict[tuple[str, str, str, int], tuple[float | None, ...]] = {}
-        self._closes_seen: dict[str, int] | None = None
-        self._snapshots_due: set[str] = set()
-        self._book: AlertBook | None = None
-        self._failed_series: set[tuple[str, str, str, str]] = set()
+        self._index = OwnerIndex(domain.org)
+        self._runs: dict[str, OwnerRun] = {}
+        self._caches: dict[str, ForecastCache] = {}  # kept across a revocation: pure results
+        self._books: dict[str, AlertBook] = {}
+        self._domains: dict[str, DomainConfig] = {}
+        self._epoch = 0  # bumped by every revocation: an alert read it overtook is stale
+        self._publishing = asyncio.Lock()  # one publish or snapshot write at a time
         # spawn: the worker runs threads (Faust, RocksDB); a forked child could inherit a held lock.
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=processes,
@@ -220,92 +310,351 @@ class LiveForecaster:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def restore_alerts(self, events: Iterable[AlertEvent]) -> None:
-        self._book = AlertBook.from_events(list(events))
+    @property
+    def owners(self) -> list[str]:
+        """The owners this worker holds state of (and runs)."""
+        return sorted(self._runs)
+
+    def domain_of(self, owner: str) -> DomainConfig:
+        if owner not in self._domains:
+            self._domains[owner] = self.domain.for_owner(owner)
+        return self._domains[owner]
+
+    # --- alert books ------------------------------------------------------------------------
+
+    def alert_book(self, owner: str) -> AlertBook | None:
+        """The owner's alert book (None: not held, or not read from the topic yet)."""
+        return self._books.get(owner)
+
+    def restore_alerts(
+        self, events: Iterable[AlertEvent], owners: Iterable[str] | None = None
+    ) -> None:
+        """The alert books of ``owners`` (default: every owner of the organisation and every
+        owner the events name) from the alert topic's events."""
+        events = list(events)
+        by_owner: dict[str, list[AlertEvent]] = {}
+        for event in events:
+            by_owner.setdefault(self.domain.org.owner_of(event.org_unit), []).append(event)
+        wanted = set(owners) if owners is not None else {*self.domain.org.owners, *by_owner}
+        for owner in wanted:
+            self._books[owner] = AlertBook.from_events(by_owner.get(owner, []))
         self.status.alerts_restored = True
-        self.metrics.set_alerts_firing(self._book)
+        self.metrics.set_alerts_firing(*self._books.values())
 
-    async def run_once(self, state_version: int, items: Items) -> bool:
-        """Forecast if the state changed since the last run; True if it ran.
+    async def _ensure_books(self, owners: Iterable[str]) -> None:
+        """Read the alert topic for the owners held without a book, before evaluating them."""
+        missing = {o for o in owners if o not in self._books}
+        if not missing or self.rules is None or self.read_alerts is None:
+            return
+        epoch = self._epoch
+        events = await self.read_alerts()
+        if epoch != self._epoch:
+            return  # a revocation overtook the read: read again at the next pass
+        self.restore_alerts(events, missing)
+        log.info("alert_state_restored", owners=sorted(missing), events=len(events))
 
-        A run that raises (a broker or database hiccup) leaves the state version unrecorded, so
-        the next tick runs again; alerts and forecasts count as sent only once published.
+    # --- ownership changes ------------------------------------------------------------------
+
+    async def revoke_partitions(self, partitions: Iterable[int]) -> set[str]:
+        """Stop every owner with state in ``partitions`` before their revocation completes."""
+        gone = set(partitions)
+        owners = {o for o, run in self._runs.items() if run.partitions & gone}
+        await self.revoke(owners)
+        return owners
+
+    async def revoke(self, owners: Iterable[str]) -> None:
+        """No publish or snapshot of ``owners`` starts after this; the one in flight ends first.
+
+        Books are dropped too (another worker may alert on the owner before it comes back), and
+        so is every book of an owner not run yet (it was read for the same assignment)."""
+        self._epoch += 1
+        owners = set(owners)
+        for owner in owners:
+            run = self._runs.pop(owner, None)
+            if run is not None:
+                run.revoked = True
+            self._books.pop(owner, None)
+            self.status.owners.pop(owner, None)
+        for owner in [o for o in self._books if o not in self._runs]:
+            del self._books[owner]
+        self._index.forget()
+        self._refresh_status()
+        self.metrics.set_owned_namnder(self.owners)
+        self.metrics.set_alerts_firing(*self._books.values())
+        try:
+            await asyncio.wait_for(self._publishing.acquire(), self.revoke_timeout_s)
+        except TimeoutError:
+            log.error("forecast_publish_outlived_revocation", owners=sorted(owners))
+            return
+        try:
+            if self.flush is not None:
+                await self.flush()
+        finally:
+            self._publishing.release()
+        if owners:
+            log.info("forecast_owners_revoked", owners=sorted(owners))
+
+    def _forget(self, owner: str) -> None:
+        """An owner whose items left the state without a revocation (a test, a rebuild)."""
+        run = self._runs.pop(owner, None)
+        if run is not None:
+            run.revoked = True
+        self._books.pop(owner, None)
+        self.status.owners.pop(owner, None)
+
+    # --- a pass -----------------------------------------------------------------------------
+
+    async def run_once(
+        self, state_version: int, items: Items, interrupt: asyncio.Event | None = None
+    ) -> bool:
+        """Run every owner whose items changed since its last run; True if any ran.
+
+        An owner whose run raises (a broker or database hiccup) is run again at the next pass;
+        alerts and forecasts count as sent only once published. The first error is raised once
+        every other owner had its turn. ``interrupt`` (set by a close) makes a pass without a
+        close give way: the owners not yet run stay due.
         """
-        if state_version == self.status.state_version and not self._snapshots_due:
+        unsettled = any(not r.settled or r.snapshots_due for r in self._runs.values())
+        if state_version == self.status.state_version and not unsettled:
             return False
-        started = time.perf_counter()
+        epoch = self._epoch
+        groups, partitions = self._index.group(items)
+        for owner in [o for o in self._runs if o not in groups]:
+            self._forget(owner)
+        for owner in [o for o in self._caches if o not in groups]:
+            del self._caches[owner]
+        await self._ensure_books(groups)
+        plans = []
+        for owner, owner_items in groups.items():
+            run = self._runs.get(owner)
+            if run is None:
+                run = self._runs[owner] = OwnerRun(owner, self.domain_of(owner), OwnerStatus())
+                self.status.owners[owner] = run.status
+            run.partitions = partitions[owner]
+            cache = self._caches.setdefault(owner, ForecastCache())
+            stale = cache.update(owner_items)
+            if stale.changed:
+                run.settled = False
+                if run.pending is not None and any(stale.covers(r) for r in run.pending.requests):
+                    run.pending = None
+            if not run.settled or run.snapshots_due:
+                plans.append(await self._plan(run, cache))
+        if epoch != self._epoch:
+            return False  # a revocation came while planning: these items are not all ours
+        self.metrics.set_owned_namnder(self.owners)
+        # Owners with a new close first (their alerts wait), then the others.
+        plans.sort(key=lambda p: (not p.new_close, p.run.owner))
+        errors: list[Exception] = []
+        complete = True
+        for position, plan in enumerate(plans):
+            if plan.run.revoked:
+                continue
+            self._start(plan)
+            if position + 1 < len(plans):
+                self._start(plans[position + 1])  # computed while this one publishes
+            started = time.perf_counter()
+            try:
+                gives_way = interrupt if not plan.new_close else None
+                results = await self._results(plan, gives_way)
+                await self._publish_owner(plan, results)
+            except Interrupted:
+                complete = False
+                break
+            except OwnerRevoked:
+                continue
+            except Exception as err:  # this owner again at the next pass; the others go on
+                errors.append(err)
+                log.error(
+                    "forecast_owner_failed",
+                    owner=plan.run.owner,
+                    error_type=type(err).__name__,
+                    error=str(err),
+                )
+                continue
+            plan.run.status.duration_s = time.perf_counter() - started
+            self.metrics.observe_forecast(plan.run.status.duration_s)
+            next_plan = plans[position + 1] if position + 1 < len(plans) else None
+            if (
+                interrupt is not None
+                and interrupt.is_set()
+                and next_plan is not None
+                and not next_plan.new_close
+            ):
+                complete = False
+                break
+        if plans and complete:
+            self.status.runs += 1
+        if complete and not errors:
+            self.status.state_version = state_version
+        if errors:
+            raise errors[0]
+        return bool(plans) and complete
+
+    async def _plan(self, run: OwnerRun, cache: ForecastCache) -> Plan:
+        items = list(cache.inputs.items())
         months = latest_months(items)
         counts = close_counts(items)  # every closed period, with how often it was closed
         latest_close = max(counts, default=None)
-        due = sorted(set(self._newly_closed(counts)) | self._snapshots_due)
-        target = self._evaluation_target(months, latest_close)
+        new_close = counts != (run.closes_seen or {})  # at a first run: any close
+        closed = await self._newly_closed(run, counts, items)
+        due = sorted(set(closed or []) | run.snapshots_due)
+        target = self._evaluation_target(run.owner, months, latest_close)
         requests = {ForecastRequest(year, month) for year, month in months.items()}
-        requests |= {ForecastRequest(int(p[:4]), int(p[5:])) for p in due}
+        requests |= {ForecastRequest.of(p) for p in due}
         if target is not None:
             requests.add(target)
-            # The month before, recomputed on today's state every time: a forecast kept from an
-            # earlier run may have seen only part of that month's postings (a bulk load's closes
-            # overtake its postings), and a rule comparing with it would report a bogus change.
-            if target.as_of_month > 1:
+            if target.as_of_month > 1:  # what the vikarie and deterioration rules compare with
                 requests.add(ForecastRequest(target.year, target.as_of_month - 1))
-        loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(
-            self._pool,
-            compute_forecasts,
+        missing = frozenset(r for r in requests if r not in cache.forecasts)
+        run.status.latest_close = latest_close
+        # The next close's target (the month after the latest close): computed for the gauges
+        # while it was the latest month, it is kept until next month's postings arrive.
+        keep: frozenset[ForecastRequest] = frozenset()
+        if latest_close is not None:
+            year, month = int(latest_close[:4]), int(latest_close[5:7])
+            keep = frozenset({ForecastRequest(year + month // 12, month % 12 + 1)})
+        return Plan(
+            run,
             items,
-            self.domain,
-            sorted(requests, key=_order),
-            self.model,
+            months,
+            counts,
+            due,
+            target,
+            frozenset(requests),
+            missing,
+            new_close,
+            closes_known=closed is not None,
+            keep=keep,
         )
-        self._report_failed_series(results.values())
+
+    def _start(self, plan: Plan) -> None:
+        """Submit the plan's missing forecasts to the pool (or keep what is already there)."""
+        run = plan.run
+        if not plan.missing or (run.pending is not None and plan.missing <= run.pending.requests):
+            return
+        future = self._pool.submit(
+            compute_forecasts, plan.items, run.domain, sorted(plan.missing), self.model
+        )
+        run.pending = Pending(plan.missing, future)
+
+    async def _results(
+        self, plan: Plan, interrupt: asyncio.Event | None
+    ) -> dict[ForecastRequest, OrganisationForecast]:
+        run = plan.run
+        cache = self._caches[run.owner]
+        reused = len(plan.requests) - len(plan.missing)
+        if plan.missing:
+            assert run.pending is not None
+            future = asyncio.wrap_future(run.pending.future)
+            if interrupt is not None and not future.done():
+                waiter: asyncio.Future[Any] = asyncio.ensure_future(interrupt.wait())
+                either: set[asyncio.Future[Any]] = {future, waiter}
+                try:
+                    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                if not future.done():
+                    raise Interrupted
+            try:
+                computed = await future
+            finally:
+                run.pending = None
+            cache.forecasts.update({r: computed[r] for r in plan.missing})
+            run.status.forecasts_computed += len(plan.missing)
+        run.status.forecasts_reused += reused
+        # Keep what the next run is likely to need: what this one needed, and the next target.
+        wanted = plan.requests | plan.keep
+        cache.forecasts = {r: f for r, f in cache.forecasts.items() if r in wanted}
+        return {r: cache.forecasts[r] for r in plan.requests}
+
+    async def _publish_owner(
+        self, plan: Plan, results: Mapping[ForecastRequest, OrganisationForecast]
+    ) -> None:
+        run = plan.run
+        self._report_failed_series(run, results.values())
         now = datetime.now(UTC)
+        latest_close = run.status.latest_close
+        # Alerts first: a close changes every node's preliminary flag, and thousands of forecast
+        # events would otherwise stand between the close and its alerts.
+        book = self._books.get(run.owner)
+        target = plan.target
+        if (
+            target is not None
+            and book is not None
+            and self.rules is not None
+            and target.period >= self.alerts_from
+        ):
+            await self._evaluate(run, target, results, now, self.rules, book)
         latest: dict[int, OrganisationForecast] = {}
         preliminary: dict[int, bool] = {}
-        for year, month in sorted(months.items()):
+        for year, month in sorted(plan.months.items()):
             latest[year] = results[ForecastRequest(year, month)]
             period = f"{year:04d}-{month:02d}"
             preliminary[year] = latest_close is not None and period > latest_close
-            await self._publish_forecasts(latest[year], preliminary[year], now)
-        if (
-            target is not None
-            and self._book is not None
-            and self.rules is not None
-            and f"{target.year:04d}-{target.as_of_month:02d}" >= self.alerts_from
-        ):
-            await self._evaluate(target, results, now, self.rules, self._book)
-        self._closes_seen = counts
-        self._snapshots_due = set()
-        for period in due:
-            await self._snapshot(period, results[ForecastRequest(*Period.parse(period))])
+            await self._publish_forecasts(run, latest[year], preliminary[year], now)
+        if plan.closes_known:
+            run.closes_seen = plan.counts
+        run.snapshots_due = set()
+        for period in plan.due:
+            await self._snapshot(run, period, results[ForecastRequest.of(period)])
         # Replaced only now, so /forecasts/status and the gauges change together with the events.
-        self.status.latest, self.status.preliminary = latest, preliminary
-        self.status.runs += 1
-        self.status.state_version = state_version
-        self.metrics.observe_forecast(time.perf_counter() - started)
-        return True
+        run.status.latest, run.status.preliminary = latest, preliminary
+        run.status.runs += 1
+        # Without its alert book (read at the next pass) the owner was not evaluated: not done.
+        run.settled = plan.closes_known and (self.rules is None or run.owner in self._books)
+        self._refresh_status()
 
-    def _report_failed_series(self, forecasts: Iterable[OrganisationForecast]) -> None:
-        """Series the forecast left out (``forecasts.live``): a gauge per kind, and a log line
-        when the set changes (not at every run)."""
+    def _refresh_status(self) -> None:
+        """The merged view of the owners held (the gauges and the status's top level)."""
+        statuses = [self.status.owners[o] for o in sorted(self.status.owners)]
+        merged: dict[int, OrganisationForecast] = {}
+        for year in sorted({y for s in statuses for y in s.latest}):
+            parts = [s.latest[year] for s in statuses if year in s.latest]
+            merged[year] = OrganisationForecast(
+                year,
+                max(p.as_of_month for p in parts),
+                [node for p in parts for node in p.nodes],
+                [failed for p in parts for failed in p.failed],
+            )
+        closes = [s.latest_close for s in statuses if s.latest_close]
+        latest_close = max(closes, default=None)
+        self.status.latest = merged
+        self.status.preliminary = {
+            year: latest_close is not None and f"{year:04d}-{fc.as_of_month:02d}" > latest_close
+            for year, fc in merged.items()
+        }
+
+    def _report_failed_series(
+        self, run: OwnerRun, forecasts: Iterable[OrganisationForecast]
+    ) -> None:
+        """Series the forecast left out (``forecasts.live``): a gauge per kind over the owners
+        held, and a log line when an owner's set changes (not at every run)."""
         failed: set[tuple[str, str, str, str]] = {
             (f.org_unit, f.kind, f.name, f.reason) for fc in forecasts for f in fc.failed
         }
-        self.metrics.set_forecast_series_failed(
-            {kind: len({f[:3] for f in failed if f[1] == kind}) for kind in ("cost", "measure")}
-        )
-        if failed != self._failed_series:
-            for org_unit, kind, name, reason in sorted(failed - self._failed_series):
+        if failed != run.failed_series:
+            for org_unit, kind, name, reason in sorted(failed - run.failed_series):
                 log.warning(
-                    "forecast_series_failed", org_unit=org_unit, kind=kind, name=name, reason=reason
+                    "forecast_series_failed",
+                    owner=run.owner,
+                    org_unit=org_unit,
+                    kind=kind,
+                    name=name,
+                    reason=reason,
                 )
-            self._failed_series = failed
+            run.failed_series = failed
+        every = {f for r in self._runs.values() for f in r.failed_series}
+        self.metrics.set_forecast_series_failed(
+            {kind: len({f[:3] for f in every if f[1] == kind}) for kind in ("cost", "measure")}
+        )
 
     def _evaluation_target(
-        self, months: Mapping[int, int], latest_close: str | None
+        self, owner: str, months: Mapping[int, int], latest_close: str | None
     ) -> ForecastRequest | None:
-        """The month the deviation rules look at: the latest closed month (next month's postings
-        may already be arriving), or without any close the latest month with postings."""
-        if self._book is None or self.rules is None or not months:
+        """The month the deviation rules look at: the owner's latest closed month (next month's
+        postings may already be arriving), or without any close the latest month with
+        postings."""
+        if owner not in self._books or self.rules is None or not months:
             return None
         if latest_close is None:
             year = max(months)
@@ -315,37 +664,54 @@ class LiveForecaster:
             return None  # a close for a year without postings
         return ForecastRequest(year, min(month, months[year]))
 
-    def _newly_closed(self, counts: Mapping[str, int]) -> list[str]:
-        """Periods to snapshot: closed (again) since the last run. At the first run after a
-        start, closed periods without any snapshot yet (closed just before a crash)."""
-        if self._closes_seen is None:
-            if self.snapshot_store is None:
+    async def _newly_closed(
+        self, run: OwnerRun, counts: Mapping[str, int], items: Items
+    ) -> list[str] | None:
+        """Periods to snapshot: closed (again) since the owner's last run. At its first run on
+        this worker (a start, an assignment), its closed periods without any snapshot yet.
+        ``omappad`` only when it holds money. None when the store cannot say (tried again)."""
+        if run.owner == UNMAPPED_ID and not has_money(items):
+            return []
+        if run.closes_seen is None:
+            if self.snapshot_store is None or not counts:
                 return []
+            loop = asyncio.get_running_loop()
             try:
-                stored = self.snapshot_store.periods()
+                stored = await loop.run_in_executor(None, self.snapshot_store.periods, run.owner)
             except Exception as err:  # the database is down: try again at the next run
                 self.metrics.snapshot_failures.inc()
-                log.error("snapshot_store_unreadable", error_type=type(err).__name__)
-                return []
+                log.error(
+                    "snapshot_store_unreadable", owner=run.owner, error_type=type(err).__name__
+                )
+                return None
             return sorted(p for p in counts if p not in stored)
-        return sorted(p for p, n in counts.items() if n > self._closes_seen.get(p, 0))
+        seen = run.closes_seen
+        return sorted(p for p, n in counts.items() if n > seen.get(p, 0))
+
+    async def _send(self, run: OwnerRun, topic: str, key: str, value: bytes) -> None:
+        """One publish, unless the owner was revoked (a revocation waits for the one in flight)."""
+        async with self._publishing:
+            if run.revoked:
+                raise OwnerRevoked(run.owner)
+            await _maybe_await(self.publish(topic, key, value))
 
     async def _publish_forecasts(
-        self, current: OrganisationForecast, preliminary: bool, now: datetime
+        self, run: OwnerRun, current: OrganisationForecast, preliminary: bool, now: datetime
     ) -> None:
         for node in current.nodes:
             key = (node.org_unit, node.kind, node.category, node.year)
             figures = (*_figures(node), preliminary)
-            if self._published.get(key) == figures:
+            if run.published.get(key) == figures:
                 continue
             event = forecast_event(node, preliminary, now)
-            await _maybe_await(
-                self.publish(self.forecast_topic, node.org_unit, event.model_dump_json().encode())
+            await self._send(
+                run, self.forecast_topic, node.org_unit, event.model_dump_json().encode()
             )
-            self._published[key] = figures
+            run.published[key] = figures
 
     async def _evaluate(
         self,
+        run: OwnerRun,
         target: ForecastRequest,
         results: Mapping[ForecastRequest, OrganisationForecast],
         now: datetime,
@@ -360,11 +726,11 @@ class LiveForecaster:
         # Decided on a copy: an alert enters the book only once it is on the topic, so a failed
         # publish is decided (and sent) again at the next run.
         trial = copy.deepcopy(book)
-        changes = resolve_earlier_years(rules, year, trial, self.domain, now)
-        changes += evaluate(rules, current, previous, trial, self.domain, now)
+        changes = resolve_earlier_years(rules, year, trial, run.domain, now)
+        changes += evaluate(rules, current, previous, trial, run.domain, now)
         for alert in changes:
-            await _maybe_await(
-                self.publish(self.alert_topic, alert.org_unit, alert.model_dump_json().encode())
+            await self._send(
+                run, self.alert_topic, alert.org_unit, alert.model_dump_json().encode()
             )
         if changes and self.flush_alerts is not None:
             await self.flush_alerts()  # on the topic now (one flush per run on Kafka)
@@ -375,31 +741,41 @@ class LiveForecaster:
                 alert_id=alert.alert_id,
                 severity=alert.severity,
                 period=alert.period,
+                owner=run.owner,
             )
-        self.metrics.set_alerts_firing(book)
-        period = f"{year:04d}-{month:02d}"
+        self.metrics.set_alerts_firing(*self._books.values())
+        period = target.period
+        if period not in run.status.evaluated:
+            run.status.evaluated.append(period)
         if period not in self.status.evaluated:
             self.status.evaluated.append(period)
 
-    async def _snapshot(self, period: str, forecast: OrganisationForecast) -> None:
+    async def _snapshot(self, run: OwnerRun, period: str, forecast: OrganisationForecast) -> None:
         if self.snapshot_store is None:
             return
+        store = self.snapshot_store
         loop = asyncio.get_running_loop()
         try:
-            stored = await loop.run_in_executor(None, self.snapshot_store.write, forecast, period)
+            async with self._publishing:
+                if run.revoked:
+                    raise OwnerRevoked(run.owner)
+                stored = await loop.run_in_executor(None, store.write, forecast, period)
+        except OwnerRevoked:
+            raise
         except Exception as err:  # a database outage must not stop forecasting or ingest
             self.metrics.snapshot_failures.inc()
-            self._snapshots_due.add(period)  # retried at the next run
+            run.snapshots_due.add(period)  # retried at the next run
             log.error(
-                "snapshot_failed", period=period, error_type=type(err).__name__, error=str(err)
+                "snapshot_failed",
+                owner=run.owner,
+                period=period,
+                error_type=type(err).__name__,
+                error=str(err),
             )
             return
+        run.status.snapshots.append(period)
         self.status.snapshots.append(period)
-        log.info("snapshot_written", period=period, snapshot=str(stored))
-
-
-def _order(request: ForecastRequest) -> tuple[int, int]:
-    return (request.year, request.as_of_month)
+        log.info("snapshot_written", owner=run.owner, period=period, snapshot=str(stored))
 
 
 async def _maybe_await(result: Awaitable[None] | None) -> None:
@@ -407,20 +783,42 @@ async def _maybe_await(result: Awaitable[None] | None) -> None:
         await result
 
 
+def _years_json(
+    latest: Mapping[int, OrganisationForecast], preliminary: Mapping[int, bool]
+) -> dict[str, Any]:
+    return {
+        str(year): {
+            "as_of_month": fc.as_of_month,
+            "preliminary": preliminary.get(year, False),
+            "nodes": len(fc.nodes),
+        }
+        for year, fc in sorted(latest.items())
+    }
+
+
 def status_json(status: ForecastStatus) -> dict[str, Any]:
+    """The top level merges the owners held (as before nämnder were owned); ``owners`` has
+    each one's own runs, as-of months, evaluated periods and snapshots."""
     return {
         "runs": status.runs,
         "state_version": status.state_version,
         "alerts_restored": status.alerts_restored,
-        "years": {
-            str(year): {
-                "as_of_month": fc.as_of_month,
-                "preliminary": status.preliminary.get(year, False),
-                "nodes": len(fc.nodes),
-            }
-            for year, fc in sorted(status.latest.items())
-        },
+        "years": _years_json(status.latest, status.preliminary),
         "evaluated": status.evaluated,
         "alerts_from": status.alerts_from,
         "snapshots": status.snapshots,
+        "owned": sorted(status.owners),
+        "owners": {
+            owner: {
+                "runs": s.runs,
+                "forecasts_computed": s.forecasts_computed,
+                "forecasts_reused": s.forecasts_reused,
+                "latest_close": s.latest_close,
+                "years": _years_json(s.latest, s.preliminary),
+                "evaluated": s.evaluated,
+                "snapshots": s.snapshots,
+                "duration_s": round(s.duration_s, 4),
+            }
+            for owner, s in sorted(status.owners.items())
+        },
     }

@@ -16,7 +16,7 @@ registry withholds any sample whose label value holds an identity number
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -264,12 +264,12 @@ class WorkerMetrics:
         )
         self.forecast_runs = Counter(
             "budgetvakt_forecast_runs",
-            "Organisation forecasts computed (one per debounce interval with new events)",
+            "Forecast runs of one owner (nämnd or omappad) whose state changed",
             registry=self.registry,
         )
         self.forecast_duration = Histogram(
             "budgetvakt_forecast_duration_seconds",
-            "Time of one organisation forecast run, from state copy to published events",
+            "Time of one owner's forecast run, from its turn to its last published event",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
@@ -315,6 +315,13 @@ class WorkerMetrics:
             ["kind"],  # cost | measure
             registry=self.registry,
         )
+        self.owned_namnder = Gauge(
+            "budgetvakt_owned_namnder",
+            "The owners (configured nämnder, and omappad) whose state this worker holds and "
+            "forecasts: 1 per owner held",
+            ["namnd"],  # bounded: the configured nämnd ids and omappad
+            registry=self.registry,
+        )
         self.forecast_status: ForecastStatus | None = None
         self.registry.register(StateCollector(state, org, measures))
         self.registry.register(ForecastCollector(lambda: self.forecast_status, org, measures))
@@ -328,10 +335,18 @@ class WorkerMetrics:
         for kind, count in counts.items():
             self.forecast_series_failed.labels(kind).set(count)
 
-    def set_alerts_firing(self, book: AlertBook) -> None:
-        """Replace the firing gauge's series with what the alert book says fires now."""
+    def set_owned_namnder(self, owners: Iterable[str]) -> None:
+        """Replace the owned-nämnder gauge's series with the owners held now."""
+        self.owned_namnder.clear()
+        for owner in owners:
+            self.owned_namnder.labels(owner).set(1)
+
+    def set_alerts_firing(self, *books: AlertBook) -> None:
+        """Replace the firing gauge's series with what the alert books (one per owner held)
+        say fires now."""
         self.alerts_firing.clear()
-        for alert_id, alert in book.firing().items():
+        firing = [item for book in books for item in book.firing().items()]
+        for alert_id, alert in firing:
             rule, org_unit = alert_id.split("|")[:2]  # alert ids are "rule|org_unit|category|year"
             if org_unit not in self.org.nodes:
                 org_unit = UNMAPPED_ID

@@ -42,6 +42,14 @@ BENCHES = (
         ("--tiny",),
         (r"cutoff\s+8: auto median [\d.]+ %", r"real series by source: .*Tourism"),
     ),
+    Bench(
+        "bench.forecaster_owners",
+        ("--tiny",),
+        (
+            r"(?m)^close of one nämnd +median [\d.]+ s",
+            r"(?m)^close of one nämnd \(month 6, N0\) +[\d.]+ s  forecasts computed +0 ",
+        ),
+    ),
     Bench("bench.validation", ("--tiny",), (r"(?m)^parse_event budget\s+[\d.]+ µs/event",)),
     Bench(
         "bench.fuzz",

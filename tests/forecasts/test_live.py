@@ -109,8 +109,11 @@ class _Metrics:
     def observe_forecast(self, seconds: float) -> None:
         self.runs += 1
 
-    def set_alerts_firing(self, book: Any) -> None:
-        self.firing = len(book.firing())
+    def set_alerts_firing(self, *books: Any) -> None:
+        self.firing = sum(len(book.firing()) for book in books)
+
+    def set_owned_namnder(self, owners: Any) -> None:
+        self.owned = list(owners)
 
     def set_forecast_series_failed(self, counts: Any) -> None:
         self.series_failed = dict(counts)
@@ -150,8 +153,11 @@ def test_forecaster_runs_once_per_state_version_and_publishes_only_changes(
         first = len(sent)
         assert first > 0 and all(topic == "fc" for topic, _, _ in sent)
         assert not asyncio.run(forecaster.run_once(1, list(items.items())))
-        assert asyncio.run(forecaster.run_once(2, list(items.items())))  # same figures
-        assert len(sent) == first and metrics.runs == 2
+        # A new state version with the same items: no owner changed, nothing is run again.
+        assert not asyncio.run(forecaster.run_once(2, list(items.items())))
+        assert forecaster.status.state_version == 2
+        assert len(sent) == first and metrics.runs == 1
+        assert metrics.owned == ["VON"]
         assert metrics.forecast_status.latest[YEAR].as_of_month == 3
     finally:
         forecaster.close()

@@ -215,7 +215,7 @@ def test_a_run_s_alerts_are_flushed_once_before_the_book_records_them(
 
     async def flush() -> None:
         flushes.append(len(sent))
-        book = forecaster._book
+        book = forecaster.alert_book("VON")
         recorded_at_flush.append(len(book) if book is not None else -1)
         if failures["left"]:
             failures["left"] -= 1
@@ -231,15 +231,16 @@ def test_a_run_s_alerts_are_flushed_once_before_the_book_records_them(
             asyncio.run(forecaster.run_once(1, items))
         first = list(sent)
         assert first and flushes == [len(first)]  # every alert sent, then one flush
-        assert recorded_at_flush == [0] and forecaster._book is not None
-        assert len(forecaster._book) == 0  # the failed flush: nothing counts as sent
+        book = forecaster.alert_book("VON")
+        assert recorded_at_flush == [0] and book is not None
+        assert len(book) == 0  # the failed flush: nothing counts as sent
         assert asyncio.run(forecaster.run_once(1, items))  # decided and sent again
     finally:
         forecaster.close()
     # The same alerts again, with the same event ids (the notifier sends each event id once).
     assert [_event_id(v) for v in sent[len(first) :]] == [_event_id(v) for v in first]
     assert flushes == [len(first), 2 * len(first)] and recorded_at_flush == [0, 0]
-    assert len(forecaster._book) > 0
+    assert len(forecaster.alert_book("VON") or ()) > 0
 
 
 def _event_id(value: bytes) -> str:
