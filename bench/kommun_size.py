@@ -282,7 +282,8 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         f"kommun: {args.namnder} nämnder, {args.cost_centres} cost centres, {series} cost "
         f"series a year, {len(scenario.years)} years ({len(scenario.costs):,} cost, "
         f"{len(scenario.volumes):,} volume, {len(scenario.budgets):,} budget events, "
-        f"{len(scenario.period_closes)} closes), generated and written in {generate_s:.1f} s",
+        f"{len(scenario.period_closes)} closes), generated in {generate_s:.1f} s (the "
+        "configuration written and loaded back, the events in memory)",
         flush=True,
     )
     history_years, story_year = scenario.years[:-1], scenario.years[-1]
