@@ -47,6 +47,7 @@ import time
 import urllib.error
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -349,9 +350,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
 
         def settle(what: str, period: str | None = None) -> None:
             wait_for(lambda: workers.counted(published), timeout, f"{what}: counted", workers)
-            wait_for(
-                lambda period=period: workers.current(period), timeout, f"{what}: forecast", workers
-            )
+            wait_for(partial(workers.current, period), timeout, f"{what}: forecast", workers)
 
         def collect(record: CloseRecord | None) -> None:
             nonlocal other_alerts
@@ -409,7 +408,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                     lambda: workers.counted(published), timeout, f"{period} close counted", workers
                 )
                 wait_for(
-                    lambda period=period: workers.current(period),
+                    partial(workers.current, period),
                     timeout,
                     f"{period} {record.namnd} close forecast",
                     workers,
