@@ -88,6 +88,16 @@ BENCHES = (
         starts_broker=True,
     ),
     Bench(
+        "bench.kommun_size",
+        ("--tiny",),
+        (
+            r"(?m)^kommun: 2 nämnder, 24 cost centres, 288 cost series a year",
+            r"close acked → forecast current +6 ",
+            r"(?m)^worker 0: peak RSS [1-9]\d* MiB",
+        ),
+        starts_broker=True,
+    ),
+    Bench(
         "bench.demo_time",
         ("--runs", "1"),
         (r"(?m)^run 1: [\d.]+ s wall, [1-9]\d* events published", r"(?m)^median [\d.]+ s"),

@@ -55,7 +55,7 @@ import csv
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,9 +278,11 @@ HISTORY_SURPRISES: dict[str, tuple[float, float, float]] = {
 }
 
 
-def _history_surprises(rng: np.random.Generator, scale: float) -> dict[tuple[str, str], Overrun]:
+def _history_surprises(
+    rng: np.random.Generator, scale: float, budget_mnkr: Mapping[str, Mapping[str, float]]
+) -> dict[tuple[str, str], Overrun]:
     out: dict[tuple[str, str], Overrun] = {}
-    for unit, categories in BUDGET_MNKR.items():
+    for unit, categories in budget_mnkr.items():
         for category, mnkr in categories.items():
             chance, smallest, largest = HISTORY_SURPRISES.get(category, (0.0, 0.0, 0.0))
             draw, size, sign, start = (
@@ -295,6 +297,56 @@ def _history_surprises(rng: np.random.Generator, scale: float) -> dict[tuple[str
             ramp = tuple(0.0 if month < start else 1.0 for month in range(12))
             out[(unit, category)] = Overrun(unit, category, extra, ramp, "historik")
     return out
+
+
+@dataclass(frozen=True)
+class VolumePlan:
+    """The volume series of a scenario: flows (annual totals), stocks (a monthly level) and the
+    staff hours derived from a staffing category's cost (``STAFF_HOURS``)."""
+
+    flow: Mapping[tuple[str, str], float]
+    stock: Mapping[tuple[str, str], float]
+    staff_hour_units: Sequence[str] = ()
+    # Units whose substitutes cost more per hour than budgeted in the overrun year.
+    substitute_price_units: Sequence[str] = ()
+    # The overrun year's home-care hours above plan (``_HOME_CARE_UPLIFT``) and HVB days below.
+    home_care_uplift: bool = False
+    hvb_shortfall_days: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScenarioDesign:
+    """What a scenario is made from: the last year's budget per cost centre and category, the
+    overrun year's designed deviations, the volumes and who closes the months.
+
+    The demo's one nämnd (``demo_design``) and a whole kommun (``services.demo.kommun``) are both
+    designs; ``generate_from_design`` makes the events of either."""
+
+    budget_mnkr: Mapping[str, Mapping[str, float]]
+    overruns: Sequence[Overrun]
+    volumes: VolumePlan
+    # The units that close each month (``period_close``): the nämnder.
+    closing_units: Sequence[str]
+    # Units whose state grants arrive mostly in December (budgeted flat).
+    late_grant_units: frozenset[str] = frozenset()
+
+
+def demo_design() -> ScenarioDesign:
+    """The demo's vård- och omsorgsnämnd (``config/org.yaml``)."""
+    return ScenarioDesign(
+        budget_mnkr=BUDGET_MNKR,
+        overruns=_overruns(),
+        volumes=VolumePlan(
+            FLOW_PLAN,
+            STOCK_PLAN,
+            STAFF_HOUR_UNITS,
+            SUBSTITUTE_PRICE_UNITS,
+            home_care_uplift=True,
+            hvb_shortfall_days=750,
+        ),
+        closing_units=(NAMND_ID,),
+        late_grant_units=frozenset(u for u in BUDGET_MNKR if u.startswith("3")),
+    )
 
 
 @dataclass
@@ -366,26 +418,38 @@ def generate_scenario(
     overrun: bool = True,
     domain: DomainConfig | None = None,
 ) -> Scenario:
-    """Generate the scenario; the same arguments always give the same events.
+    """Generate the demo's scenario; the same arguments always give the same events.
 
     ``years`` counts the last (forecast) year too; without ``start_year`` the last year is
     ``FORECAST_YEAR``.
     """
-    if years < 1:
-        raise ValueError("years must be at least 1")
-    if start_year is None:
-        start_year = FORECAST_YEAR - years + 1
     if domain is None:
         from core.settings import DEFAULT_CONFIG_DIR
         from services.config.domain import load_domain_config
 
         domain = load_domain_config(DEFAULT_CONFIG_DIR)
+    return generate_from_design(demo_design(), domain, seed, start_year, years, overrun)
+
+
+def generate_from_design(
+    design: ScenarioDesign,
+    domain: DomainConfig,
+    seed: int = 2024,
+    start_year: int | None = None,
+    years: int = DEFAULT_YEARS,
+    overrun: bool = True,
+) -> Scenario:
+    """The events of a design; the same arguments always give the same events."""
+    if years < 1:
+        raise ValueError("years must be at least 1")
+    if start_year is None:
+        start_year = FORECAST_YEAR - years + 1
     rng = np.random.default_rng(seed)
     # A stream of its own, so that the history's surprises leave the other amounts as they were.
     surprise_rng = np.random.default_rng([seed, 1])
     year_list = [start_year + i for i in range(years)]
     overrun_year = year_list[-1] if overrun else None
-    overrun_by_series = {(o.org_unit, o.category): o for o in _overruns()} if overrun else {}
+    overrun_by_series = {(o.org_unit, o.category): o for o in design.overruns} if overrun else {}
     scn = Scenario([], [], [], [], year_list, overrun_year)
     if overrun:
         scn.overruns = list(overrun_by_series.values())
@@ -393,34 +457,45 @@ def generate_scenario(
         scale = YEARLY_INDEXATION ** (year - year_list[-1])
         is_overrun_year = year == overrun_year
         deviations = (
-            overrun_by_series if is_overrun_year else _history_surprises(surprise_rng, scale)
+            overrun_by_series
+            if is_overrun_year
+            else _history_surprises(surprise_rng, scale, design.budget_mnkr)
         )
-        _cost_events(scn, domain, rng, year, scale, deviations)
-        _volume_events(scn, domain, rng, year, scale, is_overrun_year)
+        booked = _cost_events(scn, design, domain, rng, year, scale, deviations)
+        _volume_events(scn, design.volumes, domain, rng, year, scale, is_overrun_year, booked)
         for month in range(1, 13):
-            scn.period_closes.append(
-                {
-                    "event_id": f"scn-close-{NAMND_ID}-{_period(year, month)}",
-                    "type": "period_close",
-                    "org_unit": NAMND_ID,
-                    "period": _period(year, month),
-                    "source": SOURCE,
-                }
-            )
+            for unit in design.closing_units:
+                scn.period_closes.append(
+                    {
+                        "event_id": f"scn-close-{unit}-{_period(year, month)}",
+                        "type": "period_close",
+                        "org_unit": unit,
+                        "period": _period(year, month),
+                        "source": SOURCE,
+                    }
+                )
     scn.costs.sort(key=lambda e: (e["period"], e["org_unit"], e["category"]))
     scn.volumes.sort(key=lambda e: (e["period"], e["org_unit"], e["measure"]))
     return scn
 
 
+#: (org_unit, category) → (the year's annual budget, the twelve monthly amounts booked)
+Booked = dict[tuple[str, str], tuple[int, list[int]]]
+
+
 def _cost_events(
     scn: Scenario,
+    design: ScenarioDesign,
     domain: DomainConfig,
     rng: np.random.Generator,
     year: int,
     scale: float,
     overruns: dict[tuple[str, str], Overrun],
-) -> None:
-    for unit, categories in BUDGET_MNKR.items():
+) -> Booked:
+    booked: Booked = {}
+    profiles = {c: np.array(cat.profile) for c, cat in domain.categories.items()}
+    for unit, categories in design.budget_mnkr.items():
+        late_grants = unit in design.late_grant_units
         for category, mnkr in categories.items():
             annual_budget = round(mnkr * 1e6 * scale / 1000) * 1000
             scn.budgets.append(
@@ -437,8 +512,8 @@ def _cost_events(
             )
             level = float(np.clip(rng.normal(0.0, LEVEL_DEVIATION_SD), -0.015, 0.015))
             base_total = round(annual_budget * (1 + level))
-            profile = np.array(domain.categories[category].profile)
-            if category == "revenue_grants" and unit.startswith("3"):
+            profile = profiles[category]
+            if category == "revenue_grants" and late_grants:
                 profile = np.array(_LATE_GRANTS_SHAPE)
             noisy = profile * (1 + rng.normal(0.0, _noise_sd(category), 12))
             months = split_integer(base_total, np.clip(noisy, 1e-6, None).tolist())
@@ -448,6 +523,7 @@ def _cost_events(
                 extra_months = split_integer(extra.extra_sek, ramp.tolist())
                 months = [a + b for a, b in zip(months, extra_months, strict=True)]
             scn.designed_deviation[(year, unit, category)] = sum(months) - annual_budget
+            booked[(unit, category)] = (annual_budget, months)
             for month, amount in enumerate(months, start=1):
                 period = _period(year, month)
                 scn.costs.append(
@@ -461,51 +537,53 @@ def _cost_events(
                         "source": SOURCE,
                     }
                 )
+    return booked
 
 
 def _volume_events(
     scn: Scenario,
+    plan_of: VolumePlan,
     domain: DomainConfig,
     rng: np.random.Generator,
     year: int,
     scale: float,
     is_overrun_year: bool,
+    booked: Booked,
 ) -> None:
     volume_scale = 1.0 if is_overrun_year else 0.99
     days = np.array(_month_days(year), dtype=float)
     series: list[tuple[str, str, list[int], list[int]]] = []
-    for (unit, measure), annual in FLOW_PLAN.items():
+    for (unit, measure), annual in plan_of.flow.items():
         plan = split_integer(round(annual * volume_scale), days.tolist())
         factor = 1 + rng.normal(0.0, 0.015, 12)
-        if is_overrun_year and measure == "home_care_hours":
+        if is_overrun_year and plan_of.home_care_uplift and measure == "home_care_hours":
             factor = factor + np.array(_HOME_CARE_UPLIFT)
-        if is_overrun_year and measure == "placement_days_hvb":
-            # Purchased care is 3 mnkr under budget at ≈ 4 000 kr per HVB day.
-            factor = factor - np.array(_HVB_SHORTFALL_RAMP) * 750 / annual * 12 / 10
+        if is_overrun_year and plan_of.hvb_shortfall_days and measure == "placement_days_hvb":
+            # The demo: purchased care is 3 mnkr under budget at ≈ 4 000 kr per HVB day.
+            shortfall = plan_of.hvb_shortfall_days
+            factor = factor - np.array(_HVB_SHORTFALL_RAMP) * shortfall / annual * 12 / 10
         actual = [max(0, round(p * f)) for p, f in zip(plan, factor, strict=True)]
         series.append((unit, measure, plan, actual))
-    for (unit, measure), level in STOCK_PLAN.items():
+    for (unit, measure), level in plan_of.stock.items():
         planned_level = round(level * volume_scale)
         plan = [planned_level] * 12
         drift = np.cumsum(rng.normal(0.0, max(1.0, planned_level * 0.006), 12))
         actual = [max(0, round(planned_level + d)) for d in drift]
         series.append((unit, measure, plan, actual))
     for measure, (category, hourly_cost) in STAFF_HOURS.items():
-        for unit in STAFF_HOUR_UNITS:
-            budget = next(
-                b["annual"]
-                for b in scn.budgets
-                if b["year"] == year and b["org_unit"] == unit and b.get("category") == category
-            )
+        for unit in plan_of.staff_hour_units:
+            if (unit, category) not in booked:
+                continue
+            budget, booked_months = booked[(unit, category)]
             plan = [round(v / hourly_cost) for v in domain.periodise(category, budget)]
-            costs = sorted(
-                (c for c in scn.costs if c["org_unit"] == unit and c["category"] == category),
-                key=lambda c: c["period"],
-            )
             price = hourly_cost
-            if is_overrun_year and measure == "substitute_hours" and unit in SUBSTITUTE_PRICE_UNITS:
+            if (
+                is_overrun_year
+                and measure == "substitute_hours"
+                and unit in plan_of.substitute_price_units
+            ):
                 price *= SUBSTITUTE_PRICE_UPLIFT
-            actual = [round(c["amount_sek"] / price) for c in costs if c["period"][:4] == str(year)]
+            actual = [round(amount / price) for amount in booked_months]
             series.append((unit, measure, plan, actual))
     for unit, measure, plan, actual in series:
         scn.budgets.append(
@@ -549,34 +627,47 @@ def avdelning_of(domain: DomainConfig, unit: str) -> str:
 
 
 def summary_lines(scn: Scenario, domain: DomainConfig) -> list[str]:
-    """A short Swedish description of the scenario: per year and avdelning, budget vs outcome."""
+    """A short Swedish description of the scenario: per year and avdelning (one nämnd) or per
+    nämnd (a kommun), budget vs outcome."""
+    namnder = domain.org.namnder
+    one_namnd = len(namnder) == 1
+    who = domain.org.root.name if one_namnd else f"{len(namnder)} nämnder"
     lines = [
-        f"Scenario: {domain.municipality or 'kommunen'}, {domain.org.root.name}, "
+        f"Scenario: {domain.municipality or 'kommunen'}, {who}, "
         f"{scn.years[0]}–{scn.years[-1]}: {len(scn.costs)} kostnadshändelser, "
         f"{len(scn.volumes)} volymhändelser, {len(scn.budgets)} budgetposter, "
         f"{len(scn.period_closes)} periodstängningar."
     ]
+    group_of: dict[str, str] = {}
+
+    def group(unit: str) -> str:
+        if unit not in group_of:
+            group_of[unit] = avdelning_of(domain, unit) if one_namnd else domain.org.owner_of(unit)
+        return group_of[unit]
+
+    label = "avdelning" if one_namnd else "nämnd"
+    total_label = namnder[0] if one_namnd else "Totalt"
     for year in scn.years:
         budget = scn.cost_budget(year)
         actual = scn.actual_by_unit(year)
-        lines.append(f"{year} (mnkr): avdelning  budget  utfall  avvikelse (budget − utfall)")
-        per_avd: dict[str, list[int]] = {}
+        lines.append(f"{year} (mnkr): {label}  budget  utfall  avvikelse (budget − utfall)")
+        per_group: dict[str, list[int]] = {}
         for (unit, _), amount in budget.items():
-            per_avd.setdefault(avdelning_of(domain, unit), [0, 0])[0] += amount
+            per_group.setdefault(group(unit), [0, 0])[0] += amount
         for unit, amount in actual.items():
-            per_avd.setdefault(avdelning_of(domain, unit), [0, 0])[1] += amount
-        for avd, (b, a) in per_avd.items():
+            per_group.setdefault(group(unit), [0, 0])[1] += amount
+        for name, (b, a) in per_group.items():
             lines.append(
-                f"  {avd:<5} {format_mnkr(b):>9} {format_mnkr(a):>9} {format_mnkr(b - a):>7}"
+                f"  {name:<5} {format_mnkr(b):>9} {format_mnkr(a):>9} {format_mnkr(b - a):>7}"
             )
-        total_b = sum(v[0] for v in per_avd.values())
-        total_a = sum(v[1] for v in per_avd.values())
+        total_b = sum(v[0] for v in per_group.values())
+        total_a = sum(v[1] for v in per_group.values())
         pct = format_number_sv(100 * (total_b - total_a) / total_b)
         lines.append(
-            f"  {NAMND_ID:<5} {format_mnkr(total_b):>9} {format_mnkr(total_a):>9} "
+            f"  {total_label:<5} {format_mnkr(total_b):>9} {format_mnkr(total_a):>9} "
             f"{format_mnkr(total_b - total_a):>7}  ({pct} %)"
         )
-    if scn.overrun_year is not None:
+    if scn.overrun_year is not None and one_namnd and domain.org.root.id == NAMND_ID:
         ao = [o for o in scn.overruns if avdelning_of(domain, o.org_unit) == OVERRUN_AVDELNING]
         by_cat: dict[str, int] = {}
         for o in ao:
@@ -588,6 +679,13 @@ def summary_lines(scn: Scenario, domain: DomainConfig) -> list[str]:
             f"från april. LSS: övertid vid storhelger och vikarier från september. "
             f"IFO: färre HVB-dygn än planerat."
         )
+    elif scn.overrun_year is not None and scn.overruns:
+        by_why: dict[str, int] = {}
+        for o in scn.overruns:
+            key = f"{domain.org.owner_of(o.org_unit)} {o.why}"
+            by_why[key] = by_why.get(key, 0) + o.extra_sek
+        parts = ", ".join(f"{k} +{format_mnkr(v)}" for k, v in by_why.items())
+        lines.append(f"Överskridanden {scn.overrun_year} (mnkr): {parts}.")
     return lines
 
 
