@@ -33,7 +33,7 @@ KOMMUN_YEARS = 3
 
 
 @pytest.fixture(scope="session")
-def kommun_case(tmp_path_factory: pytest.TempPathFactory) -> KommunCase:
+def generated_kommun(tmp_path_factory: pytest.TempPathFactory) -> KommunCase:
     from core.settings import DEFAULT_CONFIG_DIR
     from services.config.domain import load_domain_config
     from services.demo.kommun import build_kommun, write_kommun_config

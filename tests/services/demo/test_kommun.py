@@ -48,8 +48,10 @@ def _nämnd_net(case: KommunCase, year: int, actual: bool) -> dict[str, int]:
     return values
 
 
-def test_sizes_are_as_asked_and_every_cost_centre_is_in_the_org(kommun_case: KommunCase) -> None:
-    org = kommun_case.domain.org
+def test_sizes_are_as_asked_and_every_cost_centre_is_in_the_org(
+    generated_kommun: KommunCase,
+) -> None:
+    org = generated_kommun.domain.org
     assert org.namnder == [t.id for t in NAMND_TEMPLATES[:KOMMUN_NAMNDER]]
     assert [org.nodes[n].name for n in org.namnder][:3] == [
         "Vård- och omsorgsnämnden",
@@ -57,7 +59,7 @@ def test_sizes_are_as_asked_and_every_cost_centre_is_in_the_org(kommun_case: Kom
         "Barn- och utbildningsnämnden",
     ]
     leaves = [n.id for n in org.nodes.values() if n.level == "enhet"]
-    cost_centres = kommun_case.kommun.cost_centres
+    cost_centres = generated_kommun.kommun.cost_centres
     assert len(cost_centres) == KOMMUN_COST_CENTRES
     assert sorted(leaves) == sorted(cost_centres)
     for unit in cost_centres:
@@ -69,16 +71,16 @@ def test_sizes_are_as_asked_and_every_cost_centre_is_in_the_org(kommun_case: Kom
         assert list(org.descendants_leaves(namnd))
 
 
-def test_ids_and_recipients_are_unique(kommun_case: KommunCase) -> None:
-    org_ids = [n["id"] for n in _walk(kommun_case.kommun.org_yaml()["namnder"])]
+def test_ids_and_recipients_are_unique(generated_kommun: KommunCase) -> None:
+    org_ids = [n["id"] for n in _walk(generated_kommun.kommun.org_yaml()["namnder"])]
     assert len(org_ids) == len(set(org_ids))
-    routing = kommun_case.kommun.routing
+    routing = generated_kommun.kommun.routing
     addresses = [r["channels"]["email"] for r in routing["recipients"].values()]
     assert len(addresses) == len(set(addresses))
     assert all(a.endswith("@storvik.example") for a in addresses)
     # An enhetschef per enhet, an avdelningschef per avdelning, a förvaltningschef and a
     # controller per nämnd.
-    org = kommun_case.domain.org
+    org = generated_kommun.domain.org
     assert set(routing["units"]) == set(org.nodes) - {"omappad"} - {
         n.id for n in org.nodes.values() if n.level == "forvaltning"
     }
@@ -93,8 +95,10 @@ def _walk(nodes: list[dict[str, object]]) -> list[dict[str, object]]:
     return out
 
 
-def test_the_written_configuration_loads_as_the_services_load_it(kommun_case: KommunCase) -> None:
-    names = sorted(p.name for p in kommun_case.config_dir.iterdir())
+def test_the_written_configuration_loads_as_the_services_load_it(
+    generated_kommun: KommunCase,
+) -> None:
+    names = sorted(p.name for p in generated_kommun.config_dir.iterdir())
     assert names == [
         "accounts.yaml",
         "categories.yaml",
@@ -103,7 +107,7 @@ def test_the_written_configuration_loads_as_the_services_load_it(kommun_case: Ko
         "routing.yaml",
         "rules.yaml",
     ]
-    domain = check_config(kommun_case.config_dir, kommun_case.kommun)
+    domain = check_config(generated_kommun.config_dir, generated_kommun.kommun)
     assert domain.municipality == "Storvik kommun"
     assert set(KOMMUN_CATEGORIES) <= set(domain.categories)
     assert len(KOMMUN_CATEGORIES) == 12
@@ -112,47 +116,47 @@ def test_the_written_configuration_loads_as_the_services_load_it(kommun_case: Ko
     assert von.org.namnder == ["VON"]
 
 
-def test_cost_centres_are_spread_by_budget_weight(kommun_case: KommunCase) -> None:
-    org = kommun_case.domain.org
-    per_namnd = Counter(org.owner_of(u) for u in kommun_case.kommun.cost_centres)
+def test_cost_centres_are_spread_by_budget_weight(generated_kommun: KommunCase) -> None:
+    org = generated_kommun.domain.org
+    per_namnd = Counter(org.owner_of(u) for u in generated_kommun.kommun.cost_centres)
     # The big nämnder (VON, BUN) get the most cost centres, the small (MBN) the fewest.
     assert per_namnd["BUN"] > per_namnd["KFN"] > per_namnd["MBN"] >= 1
     assert per_namnd["VON"] > per_namnd["SN"]
     assert sum(per_namnd.values()) == KOMMUN_COST_CENTRES
 
 
-def test_budgets_have_a_real_kommuns_proportions(kommun_case: KommunCase) -> None:
-    last = kommun_case.scenario.years[-1]
-    budget = _nämnd_net(kommun_case, last, actual=False)
+def test_budgets_have_a_real_kommuns_proportions(generated_kommun: KommunCase) -> None:
+    last = generated_kommun.scenario.years[-1]
+    budget = _nämnd_net(generated_kommun, last, actual=False)
     assert budget["VON"] == pytest.approx(1_050e6, rel=0.01)  # like Enköping's VON 2024
     assert budget["BUN"] > budget["VON"] > budget["KS"] > budget["KFN"] > budget["MBN"]
     assert 3.0e9 < sum(budget.values()) < 4.0e9  # ≈ 45 000 inhabitants
-    first = _nämnd_net(kommun_case, kommun_case.scenario.years[0], actual=False)
+    first = _nämnd_net(generated_kommun, generated_kommun.scenario.years[0], actual=False)
     assert first["VON"] == pytest.approx(budget["VON"] / 1.04 ** (KOMMUN_YEARS - 1), rel=0.01)
 
 
 def test_every_cost_centre_has_the_twelve_kostnadsslag_every_month(
-    kommun_case: KommunCase,
+    generated_kommun: KommunCase,
 ) -> None:
-    scenario = kommun_case.scenario
+    scenario = generated_kommun.scenario
     assert len(scenario.costs) == KOMMUN_COST_CENTRES * 12 * 12 * KOMMUN_YEARS
     per_unit: dict[str, set[str]] = {}
     for cost in scenario.costs:
         per_unit.setdefault(cost["org_unit"], set()).add(cost["category"])
-    assert set(per_unit) == set(kommun_case.kommun.cost_centres)
+    assert set(per_unit) == set(generated_kommun.kommun.cost_centres)
     assert all(cats == set(KOMMUN_CATEGORIES) for cats in per_unit.values())
     for (unit, category), annual in scenario.cost_budget(scenario.years[-1]).items():
-        kind = kommun_case.domain.categories[category].kind
+        kind = generated_kommun.domain.categories[category].kind
         assert annual != 0 and (annual < 0) == (kind == "revenue"), (unit, category)
 
 
 def test_history_is_near_budget_and_the_forecast_year_overruns_in_some_namnder(
-    kommun_case: KommunCase,
+    generated_kommun: KommunCase,
 ) -> None:
-    scenario = kommun_case.scenario
+    scenario = generated_kommun.scenario
     for year in scenario.years[:-1]:
-        budget = _nämnd_net(kommun_case, year, actual=False)
-        actual = _nämnd_net(kommun_case, year, actual=True)
+        budget = _nämnd_net(generated_kommun, year, actual=False)
+        actual = _nämnd_net(generated_kommun, year, actual=True)
         for namnd, amount in budget.items():
             assert abs(actual[namnd] - amount) < 0.015 * amount, (year, namnd)
     # Each history year has surprises of its own.
@@ -162,8 +166,8 @@ def test_history_is_near_budget_and_the_forecast_year_overruns_in_some_namnder(
     ]
     assert surprises[0] != surprises[1]
     last = scenario.years[-1]
-    budget = _nämnd_net(kommun_case, last, actual=False)
-    actual = _nämnd_net(kommun_case, last, actual=True)
+    budget = _nämnd_net(generated_kommun, last, actual=False)
+    actual = _nämnd_net(generated_kommun, last, actual=True)
     deficit = {n: (budget[n] - actual[n]) / budget[n] for n in budget}
     assert deficit["VON"] < -0.005 and deficit["SN"] < -0.005  # alerts fire: vikarier, placements
     assert deficit["MBN"] > -0.005  # not every nämnd overruns
@@ -171,34 +175,36 @@ def test_history_is_near_budget_and_the_forecast_year_overruns_in_some_namnder(
     assert {"vikarier", "övertid", "placeringar"} <= whys
 
 
-def test_closes_per_namnd_every_month(kommun_case: KommunCase) -> None:
-    closes = kommun_case.scenario.period_closes
-    namnder = kommun_case.domain.org.namnder
+def test_closes_per_namnd_every_month(generated_kommun: KommunCase) -> None:
+    closes = generated_kommun.scenario.period_closes
+    namnder = generated_kommun.domain.org.namnder
     assert len(closes) == len(namnder) * 12 * KOMMUN_YEARS
     first_month = [c["org_unit"] for c in closes[: len(namnder)]]
     assert first_month == namnder
-    assert {c["period"] for c in closes[: len(namnder)]} == {f"{kommun_case.scenario.years[0]}-01"}
+    assert {c["period"] for c in closes[: len(namnder)]} == {
+        f"{generated_kommun.scenario.years[0]}-01"
+    }
 
 
 def test_events_pass_the_stream_contract_and_hold_no_personnummer(
-    kommun_case: KommunCase,
+    generated_kommun: KommunCase,
 ) -> None:
-    events = kommun_case.scenario.all_events()
+    events = generated_kommun.scenario.all_events()
     ids = [e["event_id"] for e in events]
     assert len(ids) == len(set(ids))
-    known = set(kommun_case.domain.org.nodes) - {"omappad"}
+    known = set(generated_kommun.domain.org.nodes) - {"omappad"}
     # Every closed month's events are checked for a sample of the volume: all of one year.
     for event in events:
         if event.get("period", str(event.get("year", "")))[:4] != str(
-            kommun_case.scenario.years[-1]
+            generated_kommun.scenario.years[-1]
         ):
             continue
         raw = json.dumps(event, ensure_ascii=False)
-        parsed = parse_event(raw.encode(), kommun_case.domain)
+        parsed = parse_event(raw.encode(), generated_kommun.domain)
         assert parsed.event_id == event["event_id"]
         assert event["org_unit"] in known
         assert not contains_personal_id(raw), event["event_id"]
-    for path in kommun_case.config_dir.iterdir():
+    for path in generated_kommun.config_dir.iterdir():
         assert not contains_personal_id(path.read_text("utf-8")), path.name
 
 
@@ -211,11 +217,11 @@ def test_same_seed_same_kommun_other_seed_other() -> None:
     assert first.cost_centres == other.cost_centres  # the ids depend on the sizes only
 
 
-def test_events_are_deterministic(kommun_case: KommunCase) -> None:
+def test_events_are_deterministic(generated_kommun: KommunCase) -> None:
     again = generate_from_design(
-        kommun_case.kommun.design, kommun_case.domain, 11, None, KOMMUN_YEARS
+        generated_kommun.kommun.design, generated_kommun.domain, 11, None, KOMMUN_YEARS
     )
-    assert again.all_events() == kommun_case.scenario.all_events()
+    assert again.all_events() == generated_kommun.scenario.all_events()
 
 
 @pytest.mark.parametrize(
