@@ -334,6 +334,13 @@ def _node_ok(node: NodeForecast) -> bool:
     return _finite(figures)
 
 
+def clear_caches() -> None:
+    """Forget everything kept between runs (``forecasts.cache``): the next run is a cold one."""
+    from forecasts.cache import clear_all
+
+    clear_all()
+
+
 def forecast_organisation(
     leaves: Sequence[LeafSeries],
     domain: DomainConfig,
