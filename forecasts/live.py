@@ -272,8 +272,10 @@ def _finite(values: Sequence[float | None]) -> bool:
 
 
 def _forecastable(leaf: LeafSeries) -> bool:
-    values = [*leaf.actuals.values(), *(leaf.budget_monthly or ())]
-    return all(math.isfinite(float(v)) and abs(float(v)) <= MAX_SERIES_MAGNITUDE for v in values)
+    values = np.fromiter(leaf.actuals.values(), dtype=float, count=len(leaf.actuals))
+    if leaf.budget_monthly is not None:
+        values = np.concatenate([values, np.asarray(leaf.budget_monthly, dtype=float)])
+    return bool(np.all(np.abs(values) <= MAX_SERIES_MAGNITUDE))  # False for NaN and ±inf
 
 
 def _series_ok(fc: SeriesForecast) -> bool:
@@ -375,13 +377,13 @@ def forecast_organisation(
         _node(org, node_id, kind, name, year, as_of_month, members)
         for (node_id, kind, name), members in sorted(groups.items())
     ]
-    nodes = _with_volume_split(nodes, domain)
-    finite = [node for node in nodes if _node_ok(node)]
-    failed += [
-        FailedSeries(n.org_unit, n.kind, n.category, "non-finite roll-up")
-        for n in nodes
-        if not _node_ok(n)
-    ]
+    finite = []
+    for node in _with_volume_split(nodes, domain):
+        if _node_ok(node):
+            finite.append(node)
+        else:
+            reason = "non-finite roll-up"
+            failed.append(FailedSeries(node.org_unit, node.kind, node.category, reason))
     return OrganisationForecast(year, as_of_month, finite, failed)
 
 
