@@ -208,6 +208,8 @@ class NamndRun:
     cold_cpu: float
     warm_wall: float
     warm_cpu: float
+    same_wall: float
+    same_cpu: float
     phases: dict[str, float]
 
 
@@ -239,9 +241,18 @@ def _phases(leaves: list[LeafSeries], domain: DomainConfig, month: int) -> dict[
     return out
 
 
-def _namnd_size(args: tuple[int, tuple[int, ...], bool]) -> tuple[list[NamndRun], int]:
-    """Every as-of month of one nämnd size, in a process of its own; returns the runs and the
-    process's peak RSS (bytes)."""
+def _cache_figures() -> str:
+    """Entries and bytes of each of the forecasts' caches, where they exist."""
+    try:
+        from forecasts.cache import caches
+    except ImportError:
+        return "no caches"
+    return ", ".join(f"{c.name} {len(c)} ({c.bytes / 2**20:.1f} MiB)" for c in caches())
+
+
+def _namnd_size(args: tuple[int, tuple[int, ...], bool]) -> tuple[list[NamndRun], int, str]:
+    """Every as-of month of one nämnd size, in a process of its own; returns the runs, the
+    process's peak RSS (bytes) and what the caches hold after the last month's runs."""
     cost_centres, months, profile = args
     domain = namnd_domain(cost_centres)
     leaves = namnd_leaves(domain, cost_centres)
@@ -249,34 +260,43 @@ def _namnd_size(args: tuple[int, tuple[int, ...], bool]) -> tuple[list[NamndRun]
     for month in months:
         _clear_caches()
         cold = _timed_call(leaves, domain, month)
-        warm = _timed_call(_with_late_posting(leaves, month), domain, month)
+        posted = _with_late_posting(leaves, month)
+        warm = _timed_call(posted, domain, month)
+        same = _timed_call(posted, domain, month)
         phases = _phases(leaves, domain, month) if profile else {}
-        runs.append(NamndRun(cost_centres, len(leaves), month, *cold, *warm, phases))
-    return runs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        runs.append(NamndRun(cost_centres, len(leaves), month, *cold, *warm, *same, phases))
+    # The caches as a worker would have them: every month's runs again, without emptying.
+    for month in months:
+        _timed_call(leaves, domain, month)
+        _timed_call(_with_late_posting(leaves, month), domain, month)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return runs, rss, _cache_figures()
 
 
 def namnd_bench(sizes: list[int], months: tuple[int, ...], profile: bool) -> None:
     print(
         f"nämnd of N cost centres × {len(NAMND_CATEGORIES)} categories"
         f" + {len(NAMND_MEASURES)} measures, {HISTORY_YEARS} years of history,"
-        f" forecast_organisation(model='auto'); seconds wall/CPU; cold = first run of the period"
+        f" forecast_organisation(model='auto'); seconds wall/CPU; cold = first run of the"
+        " period, warm = the next run after one more posting, same = a run on unchanged inputs"
     )
     print(
         f"{'N':>5s} {'leaves':>6s} {'month':>5s} {'cold wall':>9s} {'cold cpu':>9s}"
-        f" {'warm wall':>9s} {'warm cpu':>9s}"
+        f" {'warm wall':>9s} {'warm cpu':>9s} {'same wall':>9s} {'same cpu':>9s}"
     )
     spawn = multiprocessing.get_context("spawn")
     results = []
     for size in sizes:
         with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-            runs, rss = pool.submit(_namnd_size, (size, months, profile)).result()
+            runs, rss, held = pool.submit(_namnd_size, (size, months, profile)).result()
         results.append((size, runs, rss))
         for r in runs:
             print(
                 f"{r.cost_centres:5d} {r.leaves:6d} {r.month:5d} {r.cold_wall:9.2f}"
                 f" {r.cold_cpu:9.2f} {r.warm_wall:9.2f} {r.warm_cpu:9.2f}"
+                f" {r.same_wall:9.2f} {r.same_cpu:9.2f}"
             )
-        print(f"{size:5d} peak RSS {rss / 2**20:.0f} MiB")
+        print(f"{size:5d} peak RSS {rss / 2**20:.0f} MiB; caches: {held}")
     if profile:
         print("where a cold run's time goes (cProfile, cumulative seconds):")
         print(f"{'N':>5s} {'month':>5s} " + " ".join(f"{k.strip():>14s}" for k in PHASES))
