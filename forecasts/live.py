@@ -44,7 +44,7 @@ from core.hierarchy import OrgTree
 from forecasts.cache import BoundedCache
 from forecasts.candidates import MONTHS
 from forecasts.engine import Z80
-from forecasts.rollup import Leaf, aggregate
+from forecasts.rollup import DEFAULT_RHO, Leaf, aggregate_sums
 from forecasts.series import SeriesForecast, forecast_many
 from forecasts.volume import split_deviation
 
@@ -223,35 +223,66 @@ def _members(
     return out
 
 
-def _node(
-    org: OrgTree,
-    node_id: str,
-    kind: SeriesKind,
-    name: str,
-    year: int,
-    as_of: int,
-    members: Sequence[_Member],
-) -> NodeForecast:
-    agg = aggregate([m.leaf for m in members])
-    budgets = [m.budget for m in members if m.budget is not None]
-    return NodeForecast(
-        org_unit=node_id,
-        level=org.level_of(node_id) if node_id in org.nodes else "enhet",
-        kind=kind,
-        category=name,
-        year=year,
-        as_of_month=as_of,
-        actual_monthly=tuple(float(v) for v in np.sum([m.actual for m in members], axis=0)),
-        budget_monthly=tuple(float(v) for v in np.sum(budgets, axis=0)) if budgets else None,
-        path=tuple(float(v) for v in np.sum([m.path for m in members], axis=0)),
-        full_year=agg.full_year,
-        low=agg.low,
-        high=agg.high,
-        sigma=agg.sigma,
-        model=members[0].model if len(members) == 1 else "sum",
-        interval_method=_weakest_method(members),
-        interval_coverage=_rolled_coverage(members),
-    )
+class _Members:
+    """Every leaf a roll-up reads, as columns (one row per leaf), so that a node sums rows."""
+
+    def __init__(self, members: Sequence[_Member], as_of: int) -> None:
+        self.members = members
+        rem = MONTHS - as_of
+        self.actual = np.zeros((len(members), as_of))
+        self.path = np.zeros((len(members), rem))
+        self.budget = np.zeros((len(members), MONTHS))
+        self.has_budget = np.zeros(len(members), dtype=bool)
+        for row, member in enumerate(members):
+            self.actual[row] = member.actual
+            self.path[row] = member.path
+            if member.budget is not None:
+                self.budget[row] = member.budget
+                self.has_budget[row] = True
+        self.sigma = np.array([m.leaf.sigma for m in members], dtype=float)
+        self.ytd = [m.leaf.ytd for m in members]
+        self.full_year = [m.leaf.full_year for m in members]
+
+    def node(
+        self,
+        org: OrgTree,
+        node_id: str,
+        kind: SeriesKind,
+        name: str,
+        year: int,
+        as_of: int,
+        rows: Sequence[int],
+    ) -> NodeForecast:
+        """The sum of the leaves ``rows`` (roll-ups: ``forecasts.rollup``; leaves carry no
+        backtest errors here, so the correlation is the default)."""
+        index = np.asarray(rows)
+        members = [self.members[i] for i in rows]
+        agg = aggregate_sums(
+            [self.ytd[i] for i in rows],
+            [self.full_year[i] for i in rows],
+            self.sigma[index],
+            DEFAULT_RHO,
+        )
+        budgeted = index[self.has_budget[index]]
+        budget = self.budget[budgeted].sum(axis=0) if budgeted.size else None
+        return NodeForecast(
+            org_unit=node_id,
+            level=org.level_of(node_id) if node_id in org.nodes else "enhet",
+            kind=kind,
+            category=name,
+            year=year,
+            as_of_month=as_of,
+            actual_monthly=tuple(self.actual[index].sum(axis=0).tolist()),
+            budget_monthly=tuple(budget.tolist()) if budget is not None else None,
+            path=tuple(self.path[index].sum(axis=0).tolist()),
+            full_year=agg.full_year,
+            low=agg.low,
+            high=agg.high,
+            sigma=agg.sigma,
+            model=members[0].model if len(members) == 1 else "sum",
+            interval_method=_weakest_method(members),
+            interval_coverage=_rolled_coverage(members),
+        )
 
 
 #: From the strongest to the weakest way of setting an interval's width.
@@ -369,16 +400,22 @@ _result_cache: BoundedCache[OrganisationForecast] = BoundedCache(
 def _inputs_key(
     leaves: Sequence[LeafSeries], domain: DomainConfig, year: int, as_of: int, model: str
 ) -> str:
-    """A fingerprint of everything a forecast reads: every leaf with all its entries (``repr``
-    of a number is exact), the org tree and the categories, the year, month and model."""
+    """A fingerprint of everything a forecast reads: every leaf with all its entries (the
+    period texts, and the amounts as the float64 bytes every computation converts them to),
+    its plan, the org tree and the categories, the year, month and model."""
     digest = hashlib.blake2b(digest_size=20)
     org = list(domain.org.nodes.values())
     digest.update(repr((year, as_of, model, org, list(domain.categories.values()))).encode())
     for leaf in leaves:
+        periods = "\x1f".join(map(str, leaf.actuals))
         plan = leaf.budget_monthly
-        budget = None if plan is None else tuple(float(v) for v in plan)
-        entries = tuple(leaf.actuals.items())
-        digest.update(repr((leaf.org_unit, leaf.kind, leaf.name, entries, budget)).encode())
+        digest.update(
+            f"\x1e{leaf.org_unit}\x1f{leaf.kind}\x1f{leaf.name}\x1f{len(leaf.actuals)}"
+            f"\x1f{-1 if plan is None else len(plan)}\x1f{periods}".encode()
+        )
+        digest.update(np.fromiter(leaf.actuals.values(), dtype=float).tobytes())
+        if plan is not None:
+            digest.update(np.asarray(plan, dtype=float).tobytes())
     return digest.hexdigest()
 
 
@@ -430,20 +467,24 @@ def _forecast_organisation(
         else:
             reason = f"values not finite or beyond ±{MAX_SERIES_MAGNITUDE:.0e}"
             failed.append(FailedSeries(leaf.org_unit, leaf.kind, leaf.name, reason))
-    groups: dict[tuple[str, SeriesKind, str], list[_Member]] = {}
+    groups: dict[tuple[str, SeriesKind, str], list[int]] = {}
+    members: list[_Member] = []
     for kind in ("cost", "measure"):
         of_kind = [leaf for leaf in usable if leaf.kind == kind]
         pairs = _forecast_isolating(of_kind, domain, year, as_of_month, model, failed)
         done = [leaf for leaf, _ in pairs]
         forecasts = [fc for _, fc in pairs]
         for leaf, member in zip(done, _members(done, forecasts, year, as_of_month), strict=True):
+            row = len(members)
+            members.append(member)
             for node_id in org.path(leaf.org_unit):
-                groups.setdefault((node_id, kind, leaf.name), []).append(member)
+                groups.setdefault((node_id, kind, leaf.name), []).append(row)
                 if kind == "cost":
-                    groups.setdefault((node_id, kind, TOTAL), []).append(member)
+                    groups.setdefault((node_id, kind, TOTAL), []).append(row)
+    columns = _Members(members, as_of_month)
     nodes = [
-        _node(org, node_id, kind, name, year, as_of_month, members)
-        for (node_id, kind, name), members in sorted(groups.items())
+        columns.node(org, node_id, kind, name, year, as_of_month, rows)
+        for (node_id, kind, name), rows in sorted(groups.items())
     ]
     finite = []
     for node in _with_volume_split(nodes, domain):
