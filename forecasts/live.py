@@ -200,10 +200,9 @@ def _members(
     leaves: Sequence[LeafSeries], forecasts: Sequence[SeriesForecast], year: int, as_of: int
 ) -> list[_Member]:
     out = []
+    periods = [f"{year:04d}-{m:02d}" for m in range(1, as_of + 1)]
     for leaf, fc in zip(leaves, forecasts, strict=True):
-        actual = np.array(
-            [float(leaf.actuals.get(f"{year:04d}-{m:02d}", 0.0)) for m in range(1, as_of + 1)]
-        )
+        actual = np.array([float(leaf.actuals.get(period, 0.0)) for period in periods])
         budget = (
             np.asarray(leaf.budget_monthly, dtype=float)
             if leaf.budget_monthly is not None
