@@ -378,9 +378,11 @@ def _node_ok(node: NodeForecast) -> bool:
 
 
 #: Bounds of the cache of whole organisation forecasts: a nämnd of 2 660 leaves is ≈ 3 000 nodes,
-#: a few MB; the worker asks for a few (year, as-of month) pairs per nämnd and run.
-RESULT_CACHE_ENTRIES = 64
-RESULT_CACHE_BYTES = 128 * 2**20
+#: ≈ 3,6 MB; the worker asks for every year's latest month and the evaluated months per nämnd
+#: and run (≈ 7 pairs), so 8 nämnder on one worker need ≈ 56 entries, ≈ 200 MB. Fewer than a
+#: run needs and the least recently used is always the next one asked for: all misses.
+RESULT_CACHE_ENTRIES = 128
+RESULT_CACHE_BYTES = 256 * 2**20
 
 
 def _forecast_bytes(forecast: OrganisationForecast) -> int:
