@@ -170,3 +170,18 @@ def test_a_fingerprint_tells_arrays_apart_by_every_byte_and_the_shape() -> None:
     assert fingerprint({"x": 1.0}) == fingerprint({"x": 1.0}) != fingerprint({"x": 1})
     with pytest.raises(TypeError):
         fingerprint(object())
+
+
+def test_a_bag_fitted_in_threads_is_the_bag_fitted_one_model_after_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 6))
+    target = np.clip(0.1 * x[:, 0] + rng.normal(0.0, 0.05, 400), -0.5, 0.5)
+    weight = rng.uniform(0.1, 1.0, 400)
+    monkeypatch.setattr(crosslearn, "FIT_THREADS", 1)
+    serial = crosslearn.fit(x, target, weight).predict(x)
+    monkeypatch.setattr(crosslearn, "FIT_THREADS", 2)
+    threaded = crosslearn.fit(x, target, weight).predict(x)
+    assert np.ptp(serial) > 0  # the models learnt something
+    assert np.array_equal(serial, threaded)
