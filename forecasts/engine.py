@@ -15,6 +15,9 @@ what the same combination got wrong at earlier origin years across all series. T
 width comes from the combination's own backtest errors, shrunk towards a model-based width
 (SES error propagation), and is then calibrated on the panel's earlier origins
 (``forecasts.calibration``: the method and the calibration set's hit rate come back with it).
+
+The origin years read nothing of the target year, so their table is kept between calls under a
+fingerprint of the history it was computed from (``_cached_origin_years``, ``forecasts.cache``).
 """
 
 from __future__ import annotations
