@@ -250,6 +250,34 @@ def _cache_figures() -> str:
     return ", ".join(f"{c.name} {len(c)} ({c.bytes / 2**20:.1f} MiB)" for c in caches())
 
 
+def _year_leaves(leaves: list[LeafSeries], year: int) -> list[LeafSeries]:
+    """The leaves as the worker builds them for a past ``year``: months up to its December,
+    no plan (the bench only has the forecast year's)."""
+    from dataclasses import replace
+
+    last = f"{year:04d}-12"
+    out = []
+    for leaf in leaves:
+        actuals = {p: v for p, v in leaf.actuals.items() if p <= last}
+        if actuals:
+            out.append(replace(leaf, actuals=actuals, budget_monthly=None))
+    return out
+
+
+def worker_run(leaves: list[LeafSeries], domain: DomainConfig, month: int) -> tuple[float, float]:
+    """What the worker computes at a close of ``month`` for one nämnd (streams.forecasting):
+    each past year's latest month (December), the closed month and the month before it.
+    Returns (wall, CPU) seconds."""
+    from forecasts.live import forecast_organisation
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    for year in range(NAMND_YEAR - HISTORY_YEARS, NAMND_YEAR):
+        forecast_organisation(_year_leaves(leaves, year), domain, year, 12, "auto")
+    for as_of in sorted({max(1, month - 1), month}):
+        forecast_organisation(leaves, domain, NAMND_YEAR, as_of, "auto")
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def _namnd_size(args: tuple[int, tuple[int, ...], bool]) -> tuple[list[NamndRun], int, str]:
     """Every as-of month of one nämnd size, in a process of its own; returns the runs, the
     process's peak RSS (bytes) and what the caches hold after the last month's runs."""
@@ -265,7 +293,19 @@ def _namnd_size(args: tuple[int, tuple[int, ...], bool]) -> tuple[list[NamndRun]
         same = _timed_call(posted, domain, month)
         phases = _phases(leaves, domain, month) if profile else {}
         runs.append(NamndRun(cost_centres, len(leaves), month, *cold, *warm, *same, phases))
-    # The caches as a worker would have them: every month's runs again, without emptying.
+    # A close as the worker computes it, first in a new process (cold), then the next run
+    # after one more posting (steady state): the months' runs above leave the caches as a
+    # worker that has run through the year would have them.
+    month = months[len(months) // 2]
+    _clear_caches()
+    cold = worker_run(leaves, domain, month)
+    steady = worker_run(_with_late_posting(leaves, month), domain, month)
+    print(
+        f"{cost_centres:5d} a worker's close of month {month} ({HISTORY_YEARS} past years at"
+        f" December, months {max(1, month - 1)} and {month}): cold {cold[0]:.2f} s wall"
+        f" {cold[1]:.2f} s CPU, next run {steady[0]:.2f} s wall {steady[1]:.2f} s CPU",
+        flush=True,
+    )
     for month in months:
         _timed_call(leaves, domain, month)
         _timed_call(_with_late_posting(leaves, month), domain, month)
