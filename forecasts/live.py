@@ -41,6 +41,7 @@ import numpy as np
 
 from core.domain import DomainConfig
 from core.hierarchy import OrgTree
+from core.period import Period, PeriodError
 from forecasts.cache import BoundedCache
 from forecasts.candidates import MONTHS
 from forecasts.engine import Z80
@@ -398,23 +399,51 @@ _result_cache: BoundedCache[OrganisationForecast] = BoundedCache(
 )
 
 
+def _month_index(text: object, parsed: dict[object, int | None]) -> int | None:
+    """Months since year 0 of a period text (as ``build_panel`` parses it); None if it does
+    not parse. ``parsed`` memoises the texts of one call."""
+    if text not in parsed:
+        try:
+            y, m = Period.parse(str(text))
+            parsed[text] = y * MONTHS + m - 1
+        except (PeriodError, ValueError):
+            parsed[text] = None
+    return parsed[text]
+
+
 def _inputs_key(
     leaves: Sequence[LeafSeries], domain: DomainConfig, year: int, as_of: int, model: str
 ) -> str:
-    """A fingerprint of everything a forecast reads: every leaf with all its entries (the
-    period texts, and the amounts as the float64 bytes every computation converts them to),
-    its plan, the org tree and the categories, the year, month and model."""
+    """A fingerprint of everything a forecast at ``as_of`` reads: the org tree, the categories,
+    the year, month and model, and per leaf its identity, its plan, its entries up to the as-of
+    month (period text and amount as the float64 bytes every computation converts it to), its
+    first month and whether all its amounts are usable (``_forecastable``). Entries after the
+    as-of month are read only for those two (``build_panel`` ignores them otherwise), so a
+    posting in a later month keeps the key: the forecast of the month before a close is reused
+    while the closed month's postings arrive. A leaf with a period text that does not parse
+    keeps every entry in its key (its forecast fails on it)."""
     digest = hashlib.blake2b(digest_size=20)
     org = list(domain.org.nodes.values())
     digest.update(repr((year, as_of, model, org, list(domain.categories.values()))).encode())
+    last = year * MONTHS + as_of - 1
+    parsed: dict[object, int | None] = {}
     for leaf in leaves:
-        periods = "\x1f".join(map(str, leaf.actuals))
+        texts = list(leaf.actuals)
+        amounts = np.fromiter(leaf.actuals.values(), dtype=float, count=len(texts))
+        months = [_month_index(text, parsed) for text in texts]
+        usable = bool(np.all(np.abs(amounts) <= MAX_SERIES_MAGNITUDE))
+        if None in months:
+            kept, first = list(range(len(texts))), None
+        else:
+            kept = [i for i, month in enumerate(months) if month <= last]  # type: ignore[operator]
+            first = min(months, default=None)
         plan = leaf.budget_monthly
+        periods = "\x1f".join(str(texts[i]) for i in kept)
         digest.update(
-            f"\x1e{leaf.org_unit}\x1f{leaf.kind}\x1f{leaf.name}\x1f{len(leaf.actuals)}"
-            f"\x1f{-1 if plan is None else len(plan)}\x1f{periods}".encode()
+            f"\x1e{leaf.org_unit}\x1f{leaf.kind}\x1f{leaf.name}\x1f{usable}\x1f{first}"
+            f"\x1f{len(kept)}\x1f{-1 if plan is None else len(plan)}\x1f{periods}".encode()
         )
-        digest.update(np.fromiter(leaf.actuals.values(), dtype=float).tobytes())
+        digest.update(amounts[kept].tobytes())
         if plan is not None:
             digest.update(np.asarray(plan, dtype=float).tobytes())
     return digest.hexdigest()

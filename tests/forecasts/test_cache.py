@@ -32,9 +32,11 @@ def namnd() -> tuple[DomainConfig, list[LeafSeries]]:
     return domain, namnd_leaves(domain, COST_CENTRES, seed=3)
 
 
-def _uncached(leaves: list[LeafSeries], domain: DomainConfig) -> OrganisationForecast:
+def _uncached(
+    leaves: list[LeafSeries], domain: DomainConfig, month: int = MONTH
+) -> OrganisationForecast:
     with disabled():
-        return forecast_organisation(leaves, domain, NAMND_YEAR, MONTH)
+        return forecast_organisation(leaves, domain, NAMND_YEAR, month)
 
 
 def _with_entry(leaves: list[LeafSeries], index: int, period: str, add: float) -> list[LeafSeries]:
@@ -111,6 +113,28 @@ def test_a_new_budget_is_seen(namnd: tuple[DomainConfig, list[LeafSeries]]) -> N
     assert result.nodes == _uncached(rebudgeted, domain).nodes
     node = result.get(leaf.org_unit, leaf.name)
     assert node is not None and node.budget_full_year == pytest.approx(sum(raised))
+
+
+def test_a_posting_after_the_as_of_month_keeps_that_months_forecast(
+    namnd: tuple[DomainConfig, list[LeafSeries]],
+) -> None:
+    domain, leaves = namnd
+    small, may = leaves[: 14 * 3], MONTH - 1
+    before = forecast_organisation(small, domain, NAMND_YEAR, may)
+    june_posting = _with_entry(small, 0, f"{NAMND_YEAR}-{MONTH:02d}", 50_000.0)
+    kept = forecast_organisation(june_posting, domain, NAMND_YEAR, may)
+    assert live._result_cache.hits == 1
+    assert kept.nodes == before.nodes == _uncached(june_posting, domain, may).nodes
+    # A late posting in the as-of month itself is a new forecast.
+    late = _with_entry(june_posting, 0, f"{NAMND_YEAR}-{may:02d}", 1_000.0)
+    result = forecast_organisation(late, domain, NAMND_YEAR, may)
+    assert live._result_cache.hits == 1
+    assert result.nodes == _uncached(late, domain, may).nodes != before.nodes
+    # An unusable amount after the as-of month still leaves its series out.
+    broken = _with_entry(small, 0, f"{NAMND_YEAR}-12", float("nan"))
+    failed = forecast_organisation(broken, domain, NAMND_YEAR, may).failed
+    assert [(f.org_unit, f.name) for f in failed] == [(small[0].org_unit, small[0].name)]
+    assert failed == _uncached(broken, domain, may).failed
 
 
 def test_another_month_or_configuration_is_another_forecast(
