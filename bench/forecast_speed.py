@@ -264,15 +264,17 @@ def _year_leaves(leaves: list[LeafSeries], year: int) -> list[LeafSeries]:
     return out
 
 
-def worker_run(leaves: list[LeafSeries], domain: DomainConfig, month: int) -> tuple[float, float]:
+def worker_run(
+    leaves: list[LeafSeries], past: dict[int, list[LeafSeries]], domain: DomainConfig, month: int
+) -> tuple[float, float]:
     """What the worker computes at a close of ``month`` for one nämnd (streams.forecasting):
-    each past year's latest month (December), the closed month and the month before it.
-    Returns (wall, CPU) seconds."""
+    each past year's latest month (December, ``past`` from ``_year_leaves``), the closed month
+    and the month before it. Returns (wall, CPU) seconds of the forecasts."""
     from forecasts.live import forecast_organisation
 
     wall, cpu = time.perf_counter(), time.process_time()
-    for year in range(NAMND_YEAR - HISTORY_YEARS, NAMND_YEAR):
-        forecast_organisation(_year_leaves(leaves, year), domain, year, 12, "auto")
+    for year, year_leaves in sorted(past.items()):
+        forecast_organisation(year_leaves, domain, year, 12, "auto")
     for as_of in sorted({max(1, month - 1), month}):
         forecast_organisation(leaves, domain, NAMND_YEAR, as_of, "auto")
     return time.perf_counter() - wall, time.process_time() - cpu
@@ -297,9 +299,10 @@ def _namnd_size(args: tuple[int, tuple[int, ...], bool]) -> tuple[list[NamndRun]
     # after one more posting (steady state): the months' runs above leave the caches as a
     # worker that has run through the year would have them.
     month = months[len(months) // 2]
+    past = {y: _year_leaves(leaves, y) for y in range(NAMND_YEAR - HISTORY_YEARS, NAMND_YEAR)}
     _clear_caches()
-    cold = worker_run(leaves, domain, month)
-    steady = worker_run(_with_late_posting(leaves, month), domain, month)
+    cold = worker_run(leaves, past, domain, month)
+    steady = worker_run(_with_late_posting(leaves, month), past, domain, month)
     print(
         f"{cost_centres:5d} a worker's close of month {month} ({HISTORY_YEARS} past years at"
         f" December, months {max(1, month - 1)} and {month}): cold {cold[0]:.2f} s wall"
