@@ -427,23 +427,33 @@ def _inputs_key(
     digest.update(repr((year, as_of, model, org, list(domain.categories.values()))).encode())
     last = year * MONTHS + as_of - 1
     parsed: dict[object, int | None] = {}
+    # Most leaves share one sequence of period texts: what the key reads of a sequence (which
+    # entries are kept, the first month, the kept texts) is worked out once per sequence.
+    layouts: dict[tuple[object, ...], tuple[np.ndarray, str]] = {}
     for leaf in leaves:
-        texts = list(leaf.actuals)
+        texts = tuple(leaf.actuals)
+        layout = layouts.get(texts)
+        if layout is None:
+            months = [_month_index(text, parsed) for text in texts]
+            if None in months:
+                kept, first = list(range(len(texts))), None
+            else:
+                kept = [i for i, m in enumerate(months) if m <= last]  # type: ignore[operator]
+                first = min(months, default=None)
+            periods = "\x1f".join(str(texts[i]) for i in kept)
+            layout = layouts[texts] = (
+                np.asarray(kept, dtype=np.int64),
+                f"{first}\x1f{len(kept)}\x1f{periods}",
+            )
+        kept_index, described = layout
         amounts = np.fromiter(leaf.actuals.values(), dtype=float, count=len(texts))
-        months = [_month_index(text, parsed) for text in texts]
         usable = bool(np.all(np.abs(amounts) <= MAX_SERIES_MAGNITUDE))
-        if None in months:
-            kept, first = list(range(len(texts))), None
-        else:
-            kept = [i for i, month in enumerate(months) if month <= last]  # type: ignore[operator]
-            first = min(months, default=None)
         plan = leaf.budget_monthly
-        periods = "\x1f".join(str(texts[i]) for i in kept)
         digest.update(
-            f"\x1e{leaf.org_unit}\x1f{leaf.kind}\x1f{leaf.name}\x1f{usable}\x1f{first}"
-            f"\x1f{len(kept)}\x1f{-1 if plan is None else len(plan)}\x1f{periods}".encode()
+            f"\x1e{leaf.org_unit}\x1f{leaf.kind}\x1f{leaf.name}\x1f{usable}"
+            f"\x1f{-1 if plan is None else len(plan)}\x1f{described}".encode()
         )
-        digest.update(amounts[kept].tobytes())
+        digest.update(amounts[kept_index].tobytes())
         if plan is not None:
             digest.update(np.asarray(plan, dtype=float).tobytes())
     return digest.hexdigest()
