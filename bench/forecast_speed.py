@@ -13,8 +13,10 @@ on a few series (a smoke run for the tests), and the nämnd bench on a few cost 
 a seeded nämnd of N cost centres × 12 categories (+ 2 volume measures each) with four years of
 history and the current year, at each as-of month: the first run of a period (``cold``: the
 module's caches emptied) and the next run of the same period after one more posting (``warm``),
-wall and CPU seconds, where the cold run's time goes (cProfile, cumulative), and the peak RSS
-of the process (one fresh spawned process per N, like the worker's pool process).
+a run on unchanged inputs (``same``), wall and CPU seconds, a worker's close at the middle
+month (each past year at December, the closed month and the one before, cold and at the next
+run), where the cold run's time goes (cProfile, cumulative), and the peak RSS of the process
+(one fresh spawned process per N, like the worker's pool process).
 """
 
 from __future__ import annotations
