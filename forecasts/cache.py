@@ -43,7 +43,7 @@ def fingerprint(*parts: object) -> str:
     return digest.hexdigest()
 
 
-def _feed(digest: hashlib._Hash, part: object) -> None:  # type: ignore[name-defined]
+def _feed(digest: hashlib.blake2b, part: object) -> None:
     if isinstance(part, np.ndarray):
         array = np.ascontiguousarray(part)
         digest.update(f"a{array.dtype.str}{array.shape}".encode())

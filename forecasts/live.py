@@ -435,11 +435,12 @@ def _inputs_key(
         layout = layouts.get(texts)
         if layout is None:
             months = [_month_index(text, parsed) for text in texts]
-            if None in months:
+            known = [m for m in months if m is not None]
+            if len(known) < len(months):
                 kept, first = list(range(len(texts))), None
             else:
-                kept = [i for i, m in enumerate(months) if m <= last]  # type: ignore[operator]
-                first = min(months, default=None)
+                kept = [i for i, m in enumerate(known) if m <= last]
+                first = min(known, default=None)
             periods = "\x1f".join(str(texts[i]) for i in kept)
             layout = layouts[texts] = (
                 np.asarray(kept, dtype=np.int64),
