@@ -18,14 +18,22 @@ The remainder path is then scaled by ``1 + correction``. The model is a bag of `
 regressors with fixed seeds and one thread (deterministic). Small panels (fewer than
 ``MIN_TRAINING_ROWS`` rows, e.g. a single series) get no correction: there is nothing to
 learn across.
+
+The training rows come from earlier years only, so the fitted bag is the same for every run of
+one as-of month until a history year changes: it is kept (``forecasts.cache``) under a
+fingerprint of exactly the rows, targets, weights and parameters it was fitted on, and each run
+only predicts. The models are kept as rebuilt from their text (no training data attached), and
+every prediction, fresh or reused, is made by such a rebuilt model, so both give the same bits.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from forecasts.cache import BoundedCache, fingerprint
 from forecasts.candidates import Array
 
 #: Earlier origin years that become training rows.
@@ -90,16 +98,62 @@ def training_target(actual_rem: Array, combined_rem: Array, ytd: Array) -> tuple
     return np.where(usable, target, np.nan), np.where(usable, weight, 0.0)
 
 
+#: Bounds of the cache of fitted bags: a bag is ≈ 1,4 MB of model text (5 × 300 trees); one per
+#: nämnd and as-of month in use (the worker needs two or three per nämnd).
+MODEL_CACHE_ENTRIES = 64
+MODEL_CACHE_BYTES = 128 * 2**20
+
+
+@dataclass(frozen=True)
+class FittedBag:
+    """The ``BAGS`` boosters of one fit, rebuilt from their model text."""
+
+    boosters: tuple[Any, ...]
+    model_bytes: int
+
+    def predict(self, x: Array) -> Array:
+        preds = np.zeros(x.shape[0])
+        for booster in self.boosters:
+            preds += np.asarray(booster.predict(x), dtype=float)
+        return np.clip(preds / len(self.boosters), -MAX_CORRECTION, MAX_CORRECTION)
+
+
+_model_cache: BoundedCache[FittedBag] = BoundedCache(
+    "crosslearn models", MODEL_CACHE_ENTRIES, MODEL_CACHE_BYTES, lambda bag: bag.model_bytes
+)
+
+
+#: The bag's models are fitted in this many threads at once (LightGBM releases the GIL; each
+#: model keeps one thread and its seed, so the models are the same as fitted one after another).
+#: Two halve a cold fit's wall time on a two-core machine.
+FIT_THREADS = 2
+
+
+def fit(train_x: Array, target: Array, weight: Array) -> FittedBag:
+    """Fit the bag on the given rows (all usable)."""
+    import lightgbm
+
+    def one(seed: int) -> tuple[Any, int]:
+        data = lightgbm.Dataset(train_x, target, weight=weight)
+        booster = lightgbm.train({**LGBM_PARAMS, "seed": seed}, data, num_boost_round=ROUNDS)
+        text = booster.model_to_string()
+        return lightgbm.Booster(model_str=text), len(text)
+
+    if FIT_THREADS > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(FIT_THREADS, BAGS)) as pool:
+            fitted = list(pool.map(one, range(BAGS)))
+    else:
+        fitted = [one(seed) for seed in range(BAGS)]
+    return FittedBag(tuple(b for b, _ in fitted), sum(size for _, size in fitted))
+
+
 def correction(train_x: Array, target: Array, weight: Array, predict_x: Array) -> Array | None:
     """Fitted correction factors ``(n_predict,)`` to add to 1, or None if too few rows."""
     rows = ~np.isnan(target) & (weight > 0)
     if rows.sum() < MIN_TRAINING_ROWS or predict_x.shape[0] == 0:
         return None
-    import lightgbm
-
-    preds = np.zeros(predict_x.shape[0])
-    for seed in range(BAGS):
-        data = lightgbm.Dataset(train_x[rows], target[rows], weight=weight[rows])
-        booster = lightgbm.train({**LGBM_PARAMS, "seed": seed}, data, num_boost_round=ROUNDS)
-        preds += np.asarray(booster.predict(predict_x), dtype=float)
-    return np.clip(preds / BAGS, -MAX_CORRECTION, MAX_CORRECTION)
+    x, t, w = train_x[rows], target[rows], weight[rows]
+    key = fingerprint("crosslearn", x, t, w, LGBM_PARAMS, ROUNDS, BAGS)
+    return _model_cache.get_or_compute(key, lambda: fit(x, t, w)).predict(predict_x)

@@ -15,6 +15,9 @@ what the same combination got wrong at earlier origin years across all series. T
 width comes from the combination's own backtest errors, shrunk towards a model-based width
 (SES error propagation), and is then calibrated on the panel's earlier origins
 (``forecasts.calibration``: the method and the calibration set's hit rate come back with it).
+
+The origin years read nothing of the target year, so their table is kept between calls under a
+fingerprint of the history it was computed from (``_cached_origin_years``, ``forecasts.cache``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from numpy.typing import NDArray
 
 from core.settings import MODELS
 from forecasts import calibration, crosslearn
+from forecasts.cache import BoundedCache, fingerprint, frozen
 from forecasts.candidates import CANDIDATES, MONTHS, Array, candidate_paths
 
 #: Earlier years used as backtest origins.
@@ -132,6 +136,60 @@ def _origin_years(
     return table
 
 
+#: Bounds of the cache of origin-year tables. A table is ≈ 1 kB per series and origin year
+#: (≈ 3 MB for a nämnd of 2 660 series with three origins); the worker needs a few per nämnd and
+#: run (the as-of month, the month before, each year's latest month), so 256 entries cover
+#: several nämnder, and the bytes bound caps what a kommun's worth of large panels can hold.
+ORIGIN_CACHE_ENTRIES = 256
+ORIGIN_CACHE_BYTES = 256 * 2**20
+
+
+def _table_bytes(table: dict[int, _OriginYear]) -> int:
+    return sum(
+        value.nbytes
+        for origin in table.values()
+        for value in vars(origin).values()
+        if isinstance(value, np.ndarray)
+    )
+
+
+_origin_cache: BoundedCache[dict[int, _OriginYear]] = BoundedCache(
+    "origin years", ORIGIN_CACHE_ENTRIES, ORIGIN_CACHE_BYTES, _table_bytes
+)
+
+
+def _cached_origin_years(
+    values: Array,
+    years: range,
+    as_of: int,
+    budgets: Array | None,
+    fallback: Array | None,
+) -> dict[int, _OriginYear]:
+    """``_origin_years``, kept between calls (``forecasts.cache``). Origins before year index
+    ``years.stop`` read only the columns before it (and the budgets of those years), so the key
+    is a fingerprint of exactly those: postings in the forecast year reuse the table, a change
+    in a history year recomputes it."""
+    history_end = MONTHS * years.stop
+    key = fingerprint(
+        "origin-years",
+        values[:, :history_end],
+        None if budgets is None else budgets[:, : years.stop],
+        fallback,
+        as_of,
+        years.start,
+        years.stop,
+    )
+    table = _origin_cache.get(key)
+    if table is None:
+        table = _origin_years(values, years, as_of, budgets, fallback)
+        for origin in table.values():
+            for value in vars(origin).values():
+                if isinstance(value, np.ndarray):
+                    frozen(value)
+        _origin_cache.put(key, table)
+    return table
+
+
 def _remainder_errors(table: dict[int, _OriginYear], year: int, n: int) -> tuple[Array, Array]:
     """Backtest for target ``year``: candidates' remainder errors at the same month of up to
     ``MAX_ORIGINS`` earlier years.
@@ -229,7 +287,9 @@ def forecast_panel(
     # ``auto`` also learns across the panel from earlier origins, whose own weights need
     # MAX_ORIGINS years before them.
     depth = MAX_ORIGINS + (crosslearn.ORIGIN_YEARS if model == "auto" else 0)
-    table = _origin_years(values, range(year - depth, year), as_of, budgets, fallback_profile)
+    table = _cached_origin_years(
+        values, range(year - depth, year), as_of, budgets, fallback_profile
+    )
     errs, totals = _remainder_errors(table, year, n)
     labels = np.full(n, model, dtype=object)
     available: NDArray[np.bool_] = np.asarray(~np.isnan(cs.paths).any(axis=2))

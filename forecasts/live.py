@@ -17,10 +17,20 @@ panel is built (it would make the panel's arithmetic overflow, and a pooled corr
 carry that into every other leaf); a panel that raises is split in halves until the failing
 leaves are found; a leaf or node whose figures come out non-finite is left out. What was left
 out is listed in :attr:`OrganisationForecast.failed` for the caller to report.
+
+The stream worker calls :func:`forecast_organisation` again after every change, for several
+(year, as-of month) pairs, in one long-lived pool process. Three bounded caches
+(``forecasts.cache``) make the repeated work cheap without changing a figure: a whole result
+is reused when every input is the same (the same leaves, figures, plans and configuration: a
+history year's forecast, re-run at every change in the current year); ``forecasts.engine``
+reuses the origin-year tables and ``forecasts.crosslearn`` the fitted correction as long as the
+history years they learnt from are unchanged. Each key is a fingerprint of exactly the data
+used, so a late posting or a new budget is always seen.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,9 +41,11 @@ import numpy as np
 
 from core.domain import DomainConfig
 from core.hierarchy import OrgTree
+from core.period import Period, PeriodError
+from forecasts.cache import BoundedCache
 from forecasts.candidates import MONTHS
 from forecasts.engine import Z80
-from forecasts.rollup import Leaf, aggregate
+from forecasts.rollup import DEFAULT_RHO, Leaf, aggregate_sums
 from forecasts.series import SeriesForecast, forecast_many
 from forecasts.volume import split_deviation
 
@@ -189,10 +201,9 @@ def _members(
     leaves: Sequence[LeafSeries], forecasts: Sequence[SeriesForecast], year: int, as_of: int
 ) -> list[_Member]:
     out = []
+    periods = [f"{year:04d}-{m:02d}" for m in range(1, as_of + 1)]
     for leaf, fc in zip(leaves, forecasts, strict=True):
-        actual = np.array(
-            [float(leaf.actuals.get(f"{year:04d}-{m:02d}", 0.0)) for m in range(1, as_of + 1)]
-        )
+        actual = np.array([float(leaf.actuals.get(period, 0.0)) for period in periods])
         budget = (
             np.asarray(leaf.budget_monthly, dtype=float)
             if leaf.budget_monthly is not None
@@ -212,35 +223,66 @@ def _members(
     return out
 
 
-def _node(
-    org: OrgTree,
-    node_id: str,
-    kind: SeriesKind,
-    name: str,
-    year: int,
-    as_of: int,
-    members: Sequence[_Member],
-) -> NodeForecast:
-    agg = aggregate([m.leaf for m in members])
-    budgets = [m.budget for m in members if m.budget is not None]
-    return NodeForecast(
-        org_unit=node_id,
-        level=org.level_of(node_id) if node_id in org.nodes else "enhet",
-        kind=kind,
-        category=name,
-        year=year,
-        as_of_month=as_of,
-        actual_monthly=tuple(float(v) for v in np.sum([m.actual for m in members], axis=0)),
-        budget_monthly=tuple(float(v) for v in np.sum(budgets, axis=0)) if budgets else None,
-        path=tuple(float(v) for v in np.sum([m.path for m in members], axis=0)),
-        full_year=agg.full_year,
-        low=agg.low,
-        high=agg.high,
-        sigma=agg.sigma,
-        model=members[0].model if len(members) == 1 else "sum",
-        interval_method=_weakest_method(members),
-        interval_coverage=_rolled_coverage(members),
-    )
+class _Members:
+    """Every leaf a roll-up reads, as columns (one row per leaf), so that a node sums rows."""
+
+    def __init__(self, members: Sequence[_Member], as_of: int) -> None:
+        self.members = members
+        rem = MONTHS - as_of
+        self.actual = np.zeros((len(members), as_of))
+        self.path = np.zeros((len(members), rem))
+        self.budget = np.zeros((len(members), MONTHS))
+        self.has_budget = np.zeros(len(members), dtype=bool)
+        for row, member in enumerate(members):
+            self.actual[row] = member.actual
+            self.path[row] = member.path
+            if member.budget is not None:
+                self.budget[row] = member.budget
+                self.has_budget[row] = True
+        self.sigma = np.array([m.leaf.sigma for m in members], dtype=float)
+        self.ytd = [m.leaf.ytd for m in members]
+        self.full_year = [m.leaf.full_year for m in members]
+
+    def node(
+        self,
+        org: OrgTree,
+        node_id: str,
+        kind: SeriesKind,
+        name: str,
+        year: int,
+        as_of: int,
+        rows: Sequence[int],
+    ) -> NodeForecast:
+        """The sum of the leaves ``rows`` (roll-ups: ``forecasts.rollup``; leaves carry no
+        backtest errors here, so the correlation is the default)."""
+        index = np.asarray(rows)
+        members = [self.members[i] for i in rows]
+        agg = aggregate_sums(
+            [self.ytd[i] for i in rows],
+            [self.full_year[i] for i in rows],
+            self.sigma[index],
+            DEFAULT_RHO,
+        )
+        budgeted = index[self.has_budget[index]]
+        budget = self.budget[budgeted].sum(axis=0) if budgeted.size else None
+        return NodeForecast(
+            org_unit=node_id,
+            level=org.level_of(node_id) if node_id in org.nodes else "enhet",
+            kind=kind,
+            category=name,
+            year=year,
+            as_of_month=as_of,
+            actual_monthly=tuple(self.actual[index].sum(axis=0).tolist()),
+            budget_monthly=tuple(budget.tolist()) if budget is not None else None,
+            path=tuple(self.path[index].sum(axis=0).tolist()),
+            full_year=agg.full_year,
+            low=agg.low,
+            high=agg.high,
+            sigma=agg.sigma,
+            model=members[0].model if len(members) == 1 else "sum",
+            interval_method=_weakest_method(members),
+            interval_coverage=_rolled_coverage(members),
+        )
 
 
 #: From the strongest to the weakest way of setting an interval's width.
@@ -272,8 +314,10 @@ def _finite(values: Sequence[float | None]) -> bool:
 
 
 def _forecastable(leaf: LeafSeries) -> bool:
-    values = [*leaf.actuals.values(), *(leaf.budget_monthly or ())]
-    return all(math.isfinite(float(v)) and abs(float(v)) <= MAX_SERIES_MAGNITUDE for v in values)
+    values = np.fromiter(leaf.actuals.values(), dtype=float, count=len(leaf.actuals))
+    if leaf.budget_monthly is not None:
+        values = np.concatenate([values, np.asarray(leaf.budget_monthly, dtype=float)])
+    return bool(np.all(np.abs(values) <= MAX_SERIES_MAGNITUDE))  # False for NaN and ±inf
 
 
 def _series_ok(fc: SeriesForecast) -> bool:
@@ -334,6 +378,102 @@ def _node_ok(node: NodeForecast) -> bool:
     return _finite(figures)
 
 
+#: Bounds of the cache of whole organisation forecasts: a nämnd of 2 660 leaves is ≈ 3 000 nodes,
+#: ≈ 3,6 MB; the worker asks for every year's latest month and the evaluated months per nämnd
+#: and run (≈ 7 pairs), so 8 nämnder on one worker need ≈ 56 entries, ≈ 200 MB. Fewer than a
+#: run needs and the least recently used is always the next one asked for: all misses.
+RESULT_CACHE_ENTRIES = 128
+RESULT_CACHE_BYTES = 256 * 2**20
+
+
+def _forecast_bytes(forecast: OrganisationForecast) -> int:
+    """Roughly what a forecast holds: a node object and its tuples (24 B a float in a tuple)."""
+    return sum(
+        700 + 24 * (len(n.actual_monthly) + len(n.path) + len(n.budget_monthly or ()))
+        for n in forecast.nodes
+    ) + 200 * len(forecast.failed)
+
+
+_result_cache: BoundedCache[OrganisationForecast] = BoundedCache(
+    "organisation forecasts", RESULT_CACHE_ENTRIES, RESULT_CACHE_BYTES, _forecast_bytes
+)
+
+
+def _month_index(text: object, parsed: dict[object, int | None]) -> int | None:
+    """Months since year 0 of a period text (as ``build_panel`` parses it); None if it does
+    not parse. ``parsed`` memoises the texts of one call."""
+    if text not in parsed:
+        try:
+            y, m = Period.parse(str(text))
+            parsed[text] = y * MONTHS + m - 1
+        except (PeriodError, ValueError):
+            parsed[text] = None
+    return parsed[text]
+
+
+def _inputs_key(
+    leaves: Sequence[LeafSeries], domain: DomainConfig, year: int, as_of: int, model: str
+) -> str:
+    """A fingerprint of everything a forecast at ``as_of`` reads: the org tree, the categories,
+    the year, month and model, and per leaf its identity, its plan, its entries up to the as-of
+    month (period text and amount as the float64 bytes every computation converts it to), its
+    first month and whether all its amounts are usable (``_forecastable``). Entries after the
+    as-of month are read only for those two (``build_panel`` ignores them otherwise), so a
+    posting in a later month keeps the key: the forecast of the month before a close is reused
+    while the closed month's postings arrive. A leaf with a period text that does not parse
+    keeps every entry in its key (its forecast fails on it)."""
+    digest = hashlib.blake2b(digest_size=20)
+    org = list(domain.org.nodes.values())
+    digest.update(repr((year, as_of, model, org, list(domain.categories.values()))).encode())
+    last = year * MONTHS + as_of - 1
+    parsed: dict[object, int | None] = {}
+    # Most leaves share one sequence of period texts: what the key reads of a sequence (which
+    # entries are kept, the first month, the kept texts) is worked out once per sequence.
+    layouts: dict[tuple[object, ...], tuple[np.ndarray, str]] = {}
+    for leaf in leaves:
+        texts = tuple(leaf.actuals)
+        layout = layouts.get(texts)
+        if layout is None:
+            months = [_month_index(text, parsed) for text in texts]
+            known = [m for m in months if m is not None]
+            if len(known) < len(months):
+                kept, first = list(range(len(texts))), None
+            else:
+                kept = [i for i, m in enumerate(known) if m <= last]
+                first = min(known, default=None)
+            periods = "\x1f".join(str(texts[i]) for i in kept)
+            layout = layouts[texts] = (
+                np.asarray(kept, dtype=np.int64),
+                f"{first}\x1f{len(kept)}\x1f{periods}",
+            )
+        kept_index, described = layout
+        amounts = np.fromiter(leaf.actuals.values(), dtype=float, count=len(texts))
+        usable = bool(np.all(np.abs(amounts) <= MAX_SERIES_MAGNITUDE))
+        plan = leaf.budget_monthly
+        digest.update(
+            f"\x1e{leaf.org_unit}\x1f{leaf.kind}\x1f{leaf.name}\x1f{usable}"
+            f"\x1f{-1 if plan is None else len(plan)}\x1f{described}".encode()
+        )
+        digest.update(amounts[kept_index].tobytes())
+        if plan is not None:
+            digest.update(np.asarray(plan, dtype=float).tobytes())
+    return digest.hexdigest()
+
+
+def _copy(forecast: OrganisationForecast) -> OrganisationForecast:
+    """A kept forecast is handed out with lists of its own (its nodes are immutable)."""
+    return OrganisationForecast(
+        forecast.year, forecast.as_of_month, list(forecast.nodes), list(forecast.failed)
+    )
+
+
+def clear_caches() -> None:
+    """Forget everything kept between runs (``forecasts.cache``): the next run is a cold one."""
+    from forecasts.cache import clear_all
+
+    clear_all()
+
+
 def forecast_organisation(
     leaves: Sequence[LeafSeries],
     domain: DomainConfig,
@@ -344,6 +484,21 @@ def forecast_organisation(
     """Forecast every leaf for ``year`` as of ``as_of_month`` and roll them up the org tree."""
     if not 1 <= as_of_month <= MONTHS:
         raise ValueError(f"as_of_month must be 1..12, got {as_of_month}")
+    key = _inputs_key(leaves, domain, year, as_of_month, model)
+    kept = _result_cache.get(key)
+    if kept is None:
+        kept = _forecast_organisation(leaves, domain, year, as_of_month, model)
+        _result_cache.put(key, kept)
+    return _copy(kept)
+
+
+def _forecast_organisation(
+    leaves: Sequence[LeafSeries],
+    domain: DomainConfig,
+    year: int,
+    as_of_month: int,
+    model: str,
+) -> OrganisationForecast:
     org = domain.org
     failed: list[FailedSeries] = []
     usable = []
@@ -353,28 +508,32 @@ def forecast_organisation(
         else:
             reason = f"values not finite or beyond ±{MAX_SERIES_MAGNITUDE:.0e}"
             failed.append(FailedSeries(leaf.org_unit, leaf.kind, leaf.name, reason))
-    groups: dict[tuple[str, SeriesKind, str], list[_Member]] = {}
+    groups: dict[tuple[str, SeriesKind, str], list[int]] = {}
+    members: list[_Member] = []
     for kind in ("cost", "measure"):
         of_kind = [leaf for leaf in usable if leaf.kind == kind]
         pairs = _forecast_isolating(of_kind, domain, year, as_of_month, model, failed)
         done = [leaf for leaf, _ in pairs]
         forecasts = [fc for _, fc in pairs]
         for leaf, member in zip(done, _members(done, forecasts, year, as_of_month), strict=True):
+            row = len(members)
+            members.append(member)
             for node_id in org.path(leaf.org_unit):
-                groups.setdefault((node_id, kind, leaf.name), []).append(member)
+                groups.setdefault((node_id, kind, leaf.name), []).append(row)
                 if kind == "cost":
-                    groups.setdefault((node_id, kind, TOTAL), []).append(member)
+                    groups.setdefault((node_id, kind, TOTAL), []).append(row)
+    columns = _Members(members, as_of_month)
     nodes = [
-        _node(org, node_id, kind, name, year, as_of_month, members)
-        for (node_id, kind, name), members in sorted(groups.items())
+        columns.node(org, node_id, kind, name, year, as_of_month, rows)
+        for (node_id, kind, name), rows in sorted(groups.items())
     ]
-    nodes = _with_volume_split(nodes, domain)
-    finite = [node for node in nodes if _node_ok(node)]
-    failed += [
-        FailedSeries(n.org_unit, n.kind, n.category, "non-finite roll-up")
-        for n in nodes
-        if not _node_ok(n)
-    ]
+    finite = []
+    for node in _with_volume_split(nodes, domain):
+        if _node_ok(node):
+            finite.append(node)
+        else:
+            reason = "non-finite roll-up"
+            failed.append(FailedSeries(node.org_unit, node.kind, node.category, reason))
     return OrganisationForecast(year, as_of_month, finite, failed)
 
 

@@ -73,12 +73,23 @@ def aggregate(children: Sequence[Leaf]) -> Aggregate:
     for i, c in enumerate(children):
         errs[i, : len(c.backtest_errors)] = c.backtest_errors
     rho = estimate_rho(errs)
-    rho = DEFAULT_RHO if rho is None else rho
-    var = (sig**2).sum() + rho * (sig.sum() ** 2 - (sig**2).sum())
+    return aggregate_sums(
+        [c.ytd for c in children],
+        [c.full_year for c in children],
+        sig,
+        DEFAULT_RHO if rho is None else rho,
+    )
+
+
+def aggregate_sums(
+    ytd: Sequence[float], full_year: Sequence[float], sigma: np.ndarray, rho: float
+) -> Aggregate:
+    """The equicorrelation sum of children given as columns (``sigma`` a float array)."""
+    var = (sigma**2).sum() + rho * (sigma.sum() ** 2 - (sigma**2).sum())
     sd = float(np.sqrt(max(var, 0.0)))
-    total = float(sum(c.full_year for c in children))
+    total = float(sum(full_year))
     return Aggregate(
-        ytd=float(sum(c.ytd for c in children)),
+        ytd=float(sum(ytd)),
         full_year=total,
         low=total - Z80 * sd,
         high=total + Z80 * sd,

@@ -45,23 +45,32 @@ def build_panel(
     entry are 0 (nothing booked). Entries after the as-of month are ignored.
     Returns ``(panel, first_year)``.
     """
-    parsed = [{Period.parse(p): float(v) for p, v in h.items()} for h in histories]
-    firsts = [min(p) for p in parsed if p]
-    first_year = min([f.year for f in firsts], default=year)
+    months_of: dict[str, int] = {}  # period text → months since year 0 (parsed once per call)
+    parsed: list[dict[int, float]] = []
+    for history in histories:
+        entries: dict[int, float] = {}
+        for text, value in history.items():
+            month = months_of.get(text)
+            if month is None:
+                y, m = Period.parse(text)
+                month = months_of[text] = y * MONTHS + m - 1
+            entries[month] = float(value)
+        parsed.append(entries)
+    firsts = [min(entries) for entries in parsed if entries]
+    first_year = min([f // MONTHS for f in firsts], default=year)
     first_year = max(first_year, year - MAX_HISTORY_YEARS + 1)
     n_years = year - first_year + 1
     panel = np.full((len(parsed), n_years * MONTHS), np.nan)
     end = (n_years - 1) * MONTHS + as_of
+    base = first_year * MONTHS
     for row, entries in enumerate(parsed):
         if not entries:
             continue
-        fy, fm = min(entries)
-        start = max(0, (fy - first_year) * MONTHS + fm - 1)
-        panel[row, start:end] = 0.0
-        for (y, mth), value in entries.items():
-            col = (y - first_year) * MONTHS + mth - 1
-            if 0 <= col < end:
-                panel[row, col] = value
+        panel[row, max(0, min(entries) - base) : end] = 0.0
+        cols = np.fromiter(entries.keys(), dtype=np.int64, count=len(entries)) - base
+        values = np.fromiter(entries.values(), dtype=float, count=len(entries))
+        inside = (cols >= 0) & (cols < end)
+        panel[row, cols[inside]] = values[inside]
     return panel, first_year
 
 

@@ -19,6 +19,15 @@ def monthly_history(values: Sequence[float], first_year: int = 2021) -> dict[str
     return {f"{first_year + i // 12}-{i % 12 + 1:02d}": float(v) for i, v in enumerate(values)}
 
 
+@pytest.fixture(autouse=True)
+def fresh_forecast_caches() -> None:
+    """Every test starts with the forecasts' caches empty (``forecasts.cache``): a result kept
+    by an earlier test must not stand in for a computation a test patches or counts."""
+    from forecasts.cache import clear_all
+
+    clear_all()
+
+
 @pytest.fixture
 def municipal_panel() -> tuple[list[tuple[str, str]], np.ndarray]:
     return generate(n_units=6, n_years=5, seed=11)
