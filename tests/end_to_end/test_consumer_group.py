@@ -1,0 +1,248 @@
+"""A kommun on a consumer group whose workers come and go produces what one worker produces.
+
+Issue 15, item 3. Six nämnder (tests/end_to_end/fixtures.py: three enheter each, salaries,
+substitutes and hemtjänsttimmar, two history years, a forecast year with overruns in two
+nämnder and a correction) go through the embedded broker twice, on topics of their own:
+
+* run A: one worker;
+* run B: three workers in one consumer group over six partitions; one of them is killed with
+  SIGKILL in the middle of a month's postings, and a fourth is started while the postings of a
+  later month flow.
+
+The producer feeds the forecast year month by month and waits (never sleeps) until the postings
+show in the gauges and every nämnd's close is evaluated and snapshotted by its owner, so the
+alerts are decided on the same state in both runs. Then everything of run B must equal run A:
+every money and volume gauge summed across the workers (to the öre), the last forecast per node
+and category on the forecast topic, every alert event (no alert lost, none twice), every
+snapshot (one per nämnd and closed month, none missing or duplicated), and every alert reaches
+its nämnd's controller by e-mail exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.demo.receivers import MailCatcher
+from services.processes.supervised import free_port, wait_until
+from services.snapshots import upgrade
+from tests.end_to_end.fixtures import (
+    NAMNDER,
+    YEAR,
+    KommunEvents,
+    KommunRun,
+    alert_events,
+    controller_address,
+    duplicated,
+    feed,
+    final_forecasts,
+    kommun_events,
+    money_gauges,
+    snapshot_rows,
+)
+from tests.fixtures import REFUSING_WEBHOOK_ENV
+from tests.services.notifier.fixtures import NotifierProcess
+from tests.services.snapshots.fixtures import PostgresCluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MONTHS = 8  # January to the delårsrapport's August: closes, overruns, worsening and correction
+KILL_MONTH = 4  # a worker is killed between the two halves of April's postings
+ADD_MONTH = 6  # a fourth worker starts just before June's postings
+
+
+def _produce(run: KommunRun, events: KommunEvents, hook: Any = None) -> dict[str, Any]:
+    feed(run, events, MONTHS, hook)
+    return {
+        "gauges": money_gauges(run),
+        "forecasts": final_forecasts(run),
+        "alerts": alert_events(run),
+        "snapshots": snapshot_rows(run.database_url),
+    }
+
+
+def _differences(what: str, a: Mapping[Any, Any], b: Mapping[Any, Any], shown: int = 8) -> str:
+    """'' when equal, else what differs (the first few keys)."""
+    if a == b:
+        return ""
+    only_a = sorted(set(a) - set(b), key=str)
+    only_b = sorted(set(b) - set(a), key=str)
+    changed = sorted((k for k in set(a) & set(b) if a[k] != b[k]), key=str)
+    lines = [
+        f"{what}: {len(only_a)} only in run A, {len(only_b)} only in run B, {len(changed)} differ"
+    ]
+    lines += [f"  only A: {k}" for k in only_a[:shown]]
+    lines += [f"  only B: {k}" for k in only_b[:shown]]
+    if all(isinstance(a[k], Mapping) for k in changed):  # nested: name the differing keys
+        lines += [
+            f"  differs {k}: " + _differences("", a[k], b[k], 3).replace("\n", "\n  ")
+            for k in changed[:shown]
+        ]
+    else:
+        lines += [f"  differs {k}: A {a[k]} B {b[k]}" for k in changed[:shown]]
+    return "\n".join(lines)
+
+
+def _by_transition(alerts: list[dict[str, Any]]) -> dict[tuple[str, int], Any]:
+    return {(a["alert_id"], a["sequence"]): a for a in alerts}
+
+
+def _start_notifier(run: KommunRun, tmp_path: Path, smtp: MailCatcher) -> NotifierProcess:
+    port = free_port()
+    return NotifierProcess(
+        {
+            **run.env,
+            **REFUSING_WEBHOOK_ENV,
+            "BUDGETVAKT_DATA_DIR": str(tmp_path / "notifier"),
+            "BUDGETVAKT_NOTIFIER_WEB_PORT": str(port),
+            "BUDGETVAKT_NOTIFIER_GROUP_ID": f"notifier-{uuid.uuid4().hex[:8]}",
+            "BUDGETVAKT_NOTIFIER_DEAD_LETTER_TOPIC": f"{run.app_id}.notify-dl",
+            "BUDGETVAKT_NOTIFIER_ROUTING_FILE": str(run.config_dir / "routing.yaml"),
+            "BUDGETVAKT_SMTP_PORT": str(smtp.port),
+        },
+        port,
+        tmp_path / "notifier.log",
+    ).start()
+
+
+def _comings_and_goings(
+    killed: list[int], added: list[int]
+) -> Callable[[KommunRun, int, int], None]:
+    def hook(run: KommunRun, month: int, half: int) -> None:
+        if (month, half) == (KILL_MONTH, 1):
+            # In the middle of the month's ingest: its first half was just acknowledged by the
+            # broker and is being processed. The victim owns partitions (it has work to lose).
+            owners = [
+                i
+                for i, w in enumerate(run.workers)
+                if w.alive() and (w.ready() or {}).get("partitions")
+            ]
+            assert owners, "no worker owns a partition before the kill"
+            killed.append(owners[0])
+            run.kill(run.workers[owners[0]])
+        if (month, half) == (ADD_MONTH, 0):
+            added.append(len(run.workers))
+            run.start_worker(wait=False)  # joins while the month's postings flow
+
+    return hook
+
+
+def test_a_consumer_group_whose_workers_come_and_go_equals_one_worker(
+    kommun_runs: Callable[[str, str], KommunRun],
+    postgres_cluster: PostgresCluster,
+    tmp_path: Path,
+) -> None:
+    events = kommun_events()
+    databases = [postgres_cluster.create_database() for _ in range(2)]
+    smtp = MailCatcher().start()
+    notifier: NotifierProcess | None = None
+    try:
+        urls = [postgres_cluster.url(name) for name in databases]
+        for url in urls:
+            upgrade(url)
+
+        # Run A: one worker.
+        single = kommun_runs("run-a", urls[0])
+        single.start_worker()
+        a = _produce(single, events)
+        for worker in single.workers:
+            worker.stop()
+
+        # Run B: three workers, one killed, one added, a notifier mailing every alert.
+        group = kommun_runs("run-b", urls[1])
+        for _ in range(3):
+            group.start_worker(wait=False)
+        for worker in group.workers:
+            worker.wait_ready()
+        notifier = _start_notifier(group, tmp_path, smtp)
+        killed: list[int] = []
+        added: list[int] = []
+        b = _produce(group, events, _comings_and_goings(killed, added))
+        [new] = added
+        new_partitions = (group.workers[new].ready() or {}).get("partitions")
+
+        problems: list[str] = []
+        # What one worker produced is what the feature promises, whatever run B does.
+        expected_snapshots = {
+            (namnd, f"{YEAR}-{m:02d}", 1) for namnd in NAMNDER for m in range(1, MONTHS + 1)
+        }
+        if set(a["snapshots"]) != expected_snapshots:
+            problems.append(
+                "run A: snapshots are not one per nämnd and closed month: "
+                f"{sorted(set(a['snapshots']) ^ expected_snapshots)[:12]}"
+            )
+        statuses = Counter(alert["status"] for alert in a["alerts"])
+        alerting_namnder = {
+            namnd for (namnd, _, _, _), _ in _nodes_with_alerts(a["alerts"]).items()
+        }
+        if not (statuses["firing"] and statuses["worsened"] and statuses["resolved"]):
+            problems.append(f"run A: the overruns did not fire, worsen and resolve: {statuses}")
+        if not {"SN", "VON"} <= alerting_namnder:
+            problems.append(f"run A: alerts only in {sorted(alerting_namnder)}")
+        for run_name, produced in (("A", a), ("B", b)):
+            transitions = [(x["alert_id"], x["sequence"]) for x in produced["alerts"]]
+            if duplicated(transitions):
+                problems.append(f"run {run_name}: alerts sent twice {duplicated(transitions)[:8]}")
+        # Run B against run A.
+        problems += [
+            _differences("money and volume gauges", a["gauges"], b["gauges"]),
+            _differences("last forecast per node", a["forecasts"], b["forecasts"]),
+            _differences("alert events", _by_transition(a["alerts"]), _by_transition(b["alerts"])),
+            _differences("snapshots (nämnd, period, version)", a["snapshots"], b["snapshots"]),
+        ]
+        if not new_partitions:
+            problems.append("run B: the added worker owns no partition at the end")
+
+        # Every alert of run B reaches its nämnd's controller once (the routing sends each
+        # nämnd's alerts, of every level and severity, to its controller only).
+        # An event on the topic twice is reported above; the notifier's sent-store mails it once.
+        expected_mails = Counter(
+            {
+                (controller_address(_namnd_of(x["org_unit"])), f"{x['alert_id']}@{x['sequence']}")
+                for x in b["alerts"]
+            }
+        )
+
+        def mailed() -> Counter[tuple[str, str]]:
+            return Counter((m.to, event_id) for m in smtp.mails for event_id in m.event_ids)
+
+        with contextlib.suppress(TimeoutError):  # what is missing is reported below
+            wait_until(
+                lambda: set(mailed()) >= set(expected_mails), 60, "every alert of run B mailed"
+            )
+        mail_counts = mailed()
+        if mail_counts != expected_mails:
+            problems.append(
+                _differences("alert mails (recipient, event) → count", expected_mails, mail_counts)
+                .replace("run A", "the alert topic")
+                .replace("run B", "the mails")
+            )
+        problems = [p for p in problems if p]
+        assert not problems, f"killed worker {killed}, added worker {added}\n" + "\n".join(problems)
+    finally:
+        if notifier is not None:
+            notifier.stop()
+        smtp.stop()
+        for name in databases:
+            postgres_cluster.drop_database(name)
+
+
+def _namnd_of(org_unit: str) -> str:
+    """The nämnd of a node of this kommun's tree (ids start with the nämnd's id or its index)."""
+    for index, namnd in enumerate(NAMNDER, start=1):
+        if org_unit == namnd or org_unit.startswith(f"{namnd}-") or org_unit[:1] == str(index):
+            return namnd
+    raise AssertionError(f"an alert about {org_unit}, which is in no nämnd of the kommun")
+
+
+def _nodes_with_alerts(alerts: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], int]:
+    counts: Counter[tuple[str, str, str, str]] = Counter(
+        (_namnd_of(a["org_unit"]), a["org_unit"], a["rule"], a["status"]) for a in alerts
+    )
+    return dict(counts)
