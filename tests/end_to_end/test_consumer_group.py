@@ -20,7 +20,6 @@ its nämnd's controller by e-mail exactly once.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import urllib.request
 import uuid
@@ -33,6 +32,7 @@ import pytest
 
 from core.hierarchy import UNMAPPED_ID
 from services.demo.receivers import MailCatcher
+from services.processes.scrape import sum_metric
 from services.processes.supervised import free_port, wait_until
 from services.snapshots import upgrade
 from tests.end_to_end.fixtures import (
@@ -227,9 +227,27 @@ def test_a_consumer_group_whose_workers_come_and_go_equals_one_worker(
         def mailed() -> Counter[tuple[str, str]]:
             return Counter((m.to, event_id) for m in smtp.mails for event_id in m.event_ids)
 
-        with contextlib.suppress(TimeoutError):  # what is missing is reported below
-            wait_until(
-                lambda: set(mailed()) >= set(expected_mails), 60, "every alert of run B mailed"
+        def notifier_done() -> bool:
+            # It read every alert event, every mail it sent has arrived, and they cover every
+            # alert: a second mail of one would have been sent by then.
+            assert notifier is not None
+            samples = notifier.samples()
+            return (
+                sum_metric(samples, "budgetvakt_notifier_alerts_consumed_total") == len(b["alerts"])
+                and sum_metric(samples, "budgetvakt_notifier_sent_total", channel="email")
+                == len(smtp.mails)
+                and set(mailed()) >= set(expected_mails)
+            )
+
+        try:
+            wait_until(notifier_done, 60, "every alert of run B read and mailed")
+        except TimeoutError as err:
+            samples = notifier.samples()
+            consumed = sum_metric(samples, "budgetvakt_notifier_alerts_consumed_total")
+            sent = sum_metric(samples, "budgetvakt_notifier_sent_total", channel="email")
+            problems.append(
+                f"notifier: {err} (read {consumed:.0f} of {len(b['alerts'])} alert events, "
+                f"sent {sent:.0f} mails, {len(smtp.mails)} arrived)"
             )
         mail_counts = mailed()
         if mail_counts != expected_mails:
