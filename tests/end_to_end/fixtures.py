@@ -6,8 +6,8 @@ a consumer group whose members come and go, and everything the two runs produced
 
 The producer never sleeps: after a month's postings it waits until the workers' gauges show
 every öre of them, after the month's closes until the owning worker of every nämnd reports the
-close evaluated and snapshotted (:func:`close_done`, the one place that reads the per-nämnd
-shape of ``/forecasts/status``).
+close evaluated (:func:`namnd_status`, the one place that reads the per-nämnd shape of
+``/forecasts/status``) and the nämnd's snapshot of the month is in the database.
 """
 
 from __future__ import annotations
@@ -310,16 +310,31 @@ def namnd_status(status: Mapping[str, Any], namnd_id: str) -> Mapping[str, Any] 
     return status
 
 
-def close_done(status: Mapping[str, Any], namnd_id: str, period: str) -> bool:
-    """The worker evaluated the rules at ``period``'s close of the nämnd and wrote its snapshot
-    (the alerts of a run are on the topic before its status changes; the snapshot is written
-    after the alerts)."""
+def close_evaluated(status: Mapping[str, Any], namnd_id: str, period: str) -> bool:
+    """The worker evaluated the rules of the nämnd at ``period``'s close (the alerts of a run
+    are on the topic before its status changes). Not its ``snapshots``: those list what this
+    worker wrote, and a worker that takes a nämnd over finds the snapshot written already."""
     part = namnd_status(status, namnd_id)
-    return (
-        part is not None
-        and period in part.get("evaluated", ())
-        and period in part.get("snapshots", ())
-    )
+    return part is not None and period in part.get("evaluated", ())
+
+
+def snapshots_present(database_url: str) -> set[tuple[str, str]]:
+    """(nämnd, period) of every snapshot in the database; the nämnd ``*`` where the schema has
+    no ``namnd`` column (main before issue 15: one snapshot of all a worker owns)."""
+    from sqlalchemy import MetaData, create_engine, select
+
+    engine = create_engine(database_url)
+    try:
+        meta = MetaData()
+        meta.reflect(engine, only=["snapshot"])
+        table = meta.tables["snapshot"]
+        namnd = table.c.namnd if "namnd" in table.c else None
+        columns = [table.c.period] if namnd is None else [namnd, table.c.period]
+        with engine.connect() as connection:
+            rows = connection.execute(select(*columns)).all()
+    finally:
+        engine.dispose()
+    return {("*", row[0]) if namnd is None else (row[0], row[1]) for row in rows}
 
 
 def forecast_settled(status: Mapping[str, Any]) -> bool:
@@ -488,14 +503,20 @@ def wait_ingested(run: KommunRun, events: KommunEvents, through_month: int) -> N
 
 
 def wait_closes_done(run: KommunRun, period: str) -> None:
-    """Until, for every nämnd, a live worker reports ``period``'s close evaluated and
-    snapshotted."""
+    """Until, for every nämnd, a live worker reports ``period``'s close evaluated and the
+    nämnd's snapshot of ``period`` is in the database."""
     missing: list[str] = []
 
     def done() -> bool:
         run.check_workers()
         statuses = run.statuses()
-        missing[:] = [n for n in NAMNDER if not any(close_done(s, n, period) for s in statuses)]
+        stored = snapshots_present(run.database_url)
+        missing[:] = [
+            n
+            for n in NAMNDER
+            if not any(close_evaluated(s, n, period) for s in statuses)
+            or not {(n, period), ("*", period)} & stored
+        ]
         return not missing
 
     try:

@@ -19,7 +19,7 @@ from tests.end_to_end.fixtures import (
     NAMNDER,
     UNMAPPED_UNIT,
     YEAR,
-    close_done,
+    close_evaluated,
     kommun_events,
     namnd_of_unit,
     owner_of,
@@ -87,17 +87,14 @@ def test_producer_keys_are_the_namnd_but_every_third_the_cost_centre() -> None:
     assert producer_key(0, {"org_unit": UNMAPPED_UNIT}) == UNMAPPED_ID
 
 
-def test_close_done_reads_the_per_owner_status_and_the_older_one() -> None:
+def test_close_evaluated_reads_the_per_owner_status_and_the_older_one() -> None:
     per_owner = {
         "evaluated": ["2025-03"],
-        "snapshots": ["2025-03"],
-        "owners": {
-            "SN": {"evaluated": ["2025-03"], "snapshots": ["2025-03"]},
-            "VON": {"evaluated": ["2025-03"], "snapshots": []},
-        },
+        "owners": {"SN": {"evaluated": ["2025-03"]}, "VON": {"evaluated": ["2025-02"]}},
     }
-    assert close_done(per_owner, "SN", "2025-03")
-    assert not close_done(per_owner, "VON", "2025-03")  # evaluated, snapshot not yet written
-    assert not close_done(per_owner, "BUN", "2025-03")  # not this worker's
-    older = {"evaluated": ["2025-03"], "snapshots": ["2025-03"]}
-    assert close_done(older, "BUN", "2025-03") and not close_done(older, "BUN", "2025-04")
+    assert close_evaluated(per_owner, "SN", "2025-03")
+    assert not close_evaluated(per_owner, "VON", "2025-03")  # not yet
+    assert not close_evaluated(per_owner, "BUN", "2025-03")  # not this worker's
+    older = {"evaluated": ["2025-03"]}
+    assert close_evaluated(older, "BUN", "2025-03")
+    assert not close_evaluated(older, "BUN", "2025-04")
