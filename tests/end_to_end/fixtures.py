@@ -12,6 +12,7 @@ close evaluated (:func:`namnd_status`, the one place that reads the per-nämnd s
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
 import signal
@@ -399,7 +400,7 @@ class KommunRun(StreamCase):
             try:
                 with urllib.request.urlopen(worker.url("/forecasts/status"), timeout=5) as resp:
                     answers.append(json.loads(resp.read()))
-            except (OSError, ValueError):
+            except (OSError, ValueError, http.client.HTTPException):
                 answers.append({})  # restarting or rebalancing: it reports nothing now
         return answers
 
@@ -599,7 +600,14 @@ COMPARED_GAUGES = (
 
 def money_gauges(run: KommunRun) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every compared gauge, summed across the live workers, to the öre."""
-    summed = run.summed_samples()
+    summed: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+
+    def scraped() -> bool:
+        nonlocal summed
+        summed = run.summed_samples()
+        return bool(summed)  # empty while a worker cannot answer
+
+    wait_until(scraped, 30, "every live worker's /metrics")
     return {key: round(value, 2) for key, value in summed.items() if key[0] in COMPARED_GAUGES}
 
 
