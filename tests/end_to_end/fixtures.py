@@ -410,7 +410,7 @@ class KommunRun(StreamCase):
         totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
         try:
             samples: list[Sample] = self.samples()
-        except OSError:
+        except (OSError, http.client.HTTPException):
             return {}
         for name, labels, value in samples:
             totals[(name, tuple(sorted(labels.items())))] += value
