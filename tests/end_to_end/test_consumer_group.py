@@ -144,6 +144,7 @@ def test_a_consumer_group_whose_workers_come_and_go_equals_one_worker(
     databases = [postgres_cluster.create_database() for _ in range(2)]
     smtp = MailCatcher().start()
     notifier: NotifierProcess | None = None
+    runs: list[KommunRun] = []
     try:
         urls = [postgres_cluster.url(name) for name in databases]
         for url in urls:
@@ -151,6 +152,7 @@ def test_a_consumer_group_whose_workers_come_and_go_equals_one_worker(
 
         # Run A: one worker.
         single = kommun_runs("run-a", urls[0])
+        runs.append(single)
         single.start_worker()
         a = _produce(single, events)
         for worker in single.workers:
@@ -158,6 +160,7 @@ def test_a_consumer_group_whose_workers_come_and_go_equals_one_worker(
 
         # Run B: three workers, one killed, one added, a notifier mailing every alert.
         group = kommun_runs("run-b", urls[1])
+        runs.append(group)
         for _ in range(3):
             group.start_worker(wait=False)
         for worker in group.workers:
@@ -256,6 +259,9 @@ def test_a_consumer_group_whose_workers_come_and_go_equals_one_worker(
         if notifier is not None:
             notifier.stop()
         smtp.stop()
+        for run in runs:  # before their database goes (the fixture keeps their logs)
+            for worker in run.workers:
+                worker.stop()
         for name in databases:
             postgres_cluster.drop_database(name)
 
