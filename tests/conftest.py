@@ -38,6 +38,8 @@ pytest_plugins = [
     "tests.services.reports.fixtures",
     # After the area modules it imports helpers from, so that pytest rewrites their asserts.
     "tests.fixtures",
+    # Imports tests.fixtures and tests.streams.fixtures, so after both.
+    "tests.end_to_end.fixtures",
 ]
 
 INTEGRATION = "integration"
