@@ -18,6 +18,7 @@ that callers here want returned, and reads stdout through a pipe by default.
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -67,11 +68,14 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def http_ok(url: str, timeout_s: float = 2.0) -> bool:
-    """True when ``url`` answers a GET with 200."""
+    """True when ``url`` answers a GET with 200.
+
+    Anything else on the port (another process that took it before ours bound it, an answer
+    that is not HTTP) is "not ready", never an exception."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:
             return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         return False
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
 import signal
@@ -94,7 +95,7 @@ class WorkerProcess(BudgetvaktProcess):
             with urllib.request.urlopen(self.url("/ready"), timeout=2) as resp:
                 answer: dict[str, Any] = json.loads(resp.read())
                 return answer
-        except (OSError, ValueError):
+        except (OSError, ValueError, http.client.HTTPException):
             return None
 
     def wait_ready(self, timeout_s: float | None = WORKER_READY_TIMEOUT_S) -> dict[str, Any]:
