@@ -42,6 +42,7 @@ from typing import Any, cast
 
 import faust
 import structlog
+from aiokafka.errors import IllegalStateError
 from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.types import TP, EventT, StreamT
@@ -242,7 +243,10 @@ def replay_cleared_input(consumer: Consumer, topics: set[str]) -> ClearedInput:
         for tp, offset in dropped.items():
             if tp not in assigned:
                 continue
-            seek_now(consumer, tp, offset)
+            try:
+                seek_now(consumer, tp, offset)
+            except IllegalStateError:
+                continue  # revoked meanwhile: the next assignment seeks to the committed offset
             cleared.note(tp, offset)
             sought[f"{tp.topic}/{tp.partition}"] = offset
         if sought:
