@@ -217,7 +217,7 @@ def replay_cleared_input(consumer: Consumer, topics: set[str]) -> ClearedInput:
     acknowledged, and ``Consumer._new_offset`` then commits over it when it is a single gap
     right after the committed offset (it tests ``min(acked) - committed > 1``, as if the
     committed offset were the last one read; Kafka's is the next one to read), so it was never
-    read again: the "first record after the committed offset" lost in about 1 start in 4
+    read again: the record of a partition lost in about 1 start in 4 over waiting input
     (``tests/streams/test_restart_with_waiting_input.py``; logged: the dropped offset sat in the
     queue at that clear, and was the only one missing from the batches and the commits).
 
