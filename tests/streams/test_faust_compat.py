@@ -29,6 +29,7 @@ from streams.faust_compat import (
     event_context,
     installed_faust_version,
     recovery_completed,
+    replay_cleared_input,
     seek_after_recovery,
 )
 from tests.streams.inprocess import event
@@ -187,6 +188,98 @@ def test_the_seek_after_recovery_replays_uncommitted_and_recovered_input(app: fa
     asyncio.run(consumer.perform_seek())
     assert sought == {never_committed: 0, replayed: 35}
     assert replay.lowest == {}  # noted offsets are used once
+
+
+# --- app.flow_control: the topic queues it empties on resume -------------------------------------
+
+
+def test_faust_resumes_its_flow_after_the_post_recovery_seek_and_empties_its_queues_then(
+    app: faust.App,
+) -> None:
+    """The input partitions are resumed and sought before the flow is resumed, and resuming
+    clears every managed queue through the instance's ``clear`` (which the patch replaces)."""
+    from faust.tables.recovery import Recovery
+    from mode.utils.queues import FlowControlQueue
+
+    source = inspect.getsource(Recovery.on_recovery_completed)
+    resume_partitions = source.index("consumer.resume_partitions(")
+    seek = source.index("consumer.perform_seek()")
+    resume_flow = source.index("self.app.flow_control.resume()")
+    assert resume_partitions < seek < resume_flow
+    queue: FlowControlQueue[int] = FlowControlQueue(
+        flow_control=app.flow_control, clear_on_resume=True
+    )
+    queue.put_nowait(1)
+    cleared: list[bool] = []
+    clear = app.flow_control.clear
+
+    def counted_clear() -> None:
+        cleared.append(True)
+        clear()
+
+    app.flow_control.clear = counted_clear  # type: ignore[method-assign]
+    app.flow_control.resume()
+    assert cleared == [True] and queue.empty()
+
+
+def test_faust_commits_over_one_missing_offset_right_after_the_committed_one(
+    app: faust.App,
+) -> None:
+    """Why a dropped record was lost for good: committed 10 (the next to read), 10 never acked,
+    11..12 acked, and Faust's ``_new_offset`` answers 13."""
+    consumer = consumer_of(app)
+    tp = TP(INPUT, 0)
+    consumer._committed_offset[tp] = 10
+    consumer._acked[tp] = [11, 12]
+    consumer._acked_index[tp] = {11, 12}
+    assert consumer._new_offset(tp) == 13
+
+
+def test_input_dropped_from_the_queues_is_sought_back_and_not_committed_over(
+    app: faust.App,
+) -> None:
+    from mode.utils.queues import FlowControlQueue
+
+    consumer = consumer_of(app)
+    cost, other_cost, changelog, revoked = (
+        TP(INPUT, 0),
+        TP(INPUT, 1),
+        TP("some.changelog", 0),
+        TP(INPUT, 3),
+    )
+    sought: dict[TP, int] = {}
+    consumer._thread = SimpleNamespace(  # type: ignore[attr-defined]
+        seek=lambda tp, offset: sought.__setitem__(tp, offset)
+    )
+    consumer.assignment = lambda: {cost, other_cost, changelog}  # type: ignore[method-assign]
+    cleared = replay_cleared_input(consumer, {INPUT})
+    queue: FlowControlQueue[Any] = FlowControlQueue(
+        flow_control=app.flow_control, clear_on_resume=True
+    )
+    for tp, offset in [(cost, 11), (cost, 10), (changelog, 4), (revoked, 7), (other_cost, 3)]:
+        queue.put_nowait(event(app, b"", topic=tp.topic, partition=tp.partition, offset=offset))
+
+    app.flow_control.resume()
+    assert queue.empty()
+    assert sought == {cost: 10, other_cost: 3}
+    assert cleared.lowest == {cost: 10, other_cost: 3}
+
+    # 10 is not acknowledged again yet: nothing is committed for its partition.
+    consumer._committed_offset[cost] = 10
+    consumer._acked[cost] = [11, 12]
+    consumer._acked_index[cost] = {11, 12}
+    assert consumer._new_offset(cost) is None
+    # read again and acknowledged: the commit goes on.
+    consumer._acked[cost].append(10)
+    consumer._acked_index[cost].add(10)
+    assert consumer._new_offset(cost) == 13
+    assert cost not in cleared.lowest
+    # committed past it by another worker meanwhile: nothing to hold.
+    consumer._committed_offset[other_cost] = 5
+    consumer._acked[other_cost] = [5]
+    consumer._acked_index[other_cost] = {5}
+    assert consumer._new_offset(other_cost) == 6
+    assert cleared.lowest == {}
 
 
 # --- app.tables.recovery.completed ---------------------------------------------------------------
