@@ -332,10 +332,11 @@ def forecasts_from_samples(samples: Sequence[Sample], year: int) -> dict[str, Fo
     }
 
 
-def forecast_status(port: int) -> dict[str, Any]:
+def forecast_status(port: int, timeout_s: float = 5.0) -> dict[str, Any]:
     import json
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/forecasts/status", timeout=5) as resp:
+    url = f"http://127.0.0.1:{port}/forecasts/status"
+    with urllib.request.urlopen(url, timeout=timeout_s) as resp:
         status: dict[str, Any] = json.loads(resp.read())
     return status
 
