@@ -30,6 +30,7 @@ from tests.observability.grafana import (
 from tests.observability.promql import GRAFANA_BUILTINS, grafana_variables, metric_names
 
 EXPECTED_DASHBOARDS = {
+    "budgetvakt-kommun",
     "budgetvakt-namnd",
     "budgetvakt-verksamhet",
     "budgetvakt-personal",
@@ -101,6 +102,7 @@ def test_dashboards_are_the_expected_set_with_swedish_titles(dashboards: list[Da
         assert dashboard.doc["editable"] is False
     titles = {d.doc["uid"]: d.doc["title"] for d in dashboards}
     assert titles["budgetvakt-namnd"] == "Budgetvakt – Nämndöversikt"
+    assert titles["budgetvakt-kommun"] == "Budgetvakt – Kommunöversikt"
     assert titles["budgetvakt-personal"] == "Budgetvakt – Personalkostnader"
 
 
