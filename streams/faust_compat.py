@@ -43,6 +43,7 @@ from typing import Any, cast
 import faust
 import structlog
 from aiokafka.errors import IllegalStateError
+from faust.exceptions import ConsumerNotStarted
 from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.types import TP, EventT, StreamT
@@ -114,20 +115,56 @@ def recovery_completed(app: faust.App) -> bool:
     return cast(bool, app.tables.recovery.completed.is_set())  # type: ignore[attr-defined]
 
 
-class RecoveryReplay:
-    """The lowest input offset per partition that was processed while the table recovered.
+def reading_changelog(app: faust.App) -> bool:
+    """Whether a table recovery is reading the changelog right now.
 
-    Events applied during the recovery may have been overwritten by older changelog values
-    although their offsets are acknowledged; :func:`seek_after_recovery` seeks back to these.
+    Faust resumes the input flow while it does (``Recovery._restart_recovery``), so input can
+    be handed over while a key's value is still an older one, or missing."""
+    return bool(app.in_recovery)
+
+
+class RecoveryReplay:
+    """Input handed over around a table recovery, to be read again once the table is whole.
+
+    ``lowest``: the lowest input offset per partition handed over before the recovery had
+    completed; :func:`seek_after_recovery` seeks back to it. ``deferred``: the highest offset per
+    partition handed over *while the changelog was read* and not applied at all
+    (:meth:`defer`): applying an event to a key not recovered yet would write a value without
+    the key's earlier events to the changelog, and a successor rebuilding from the changelog
+    after a crash would lose those for good. Their commit is held until they are applied
+    (:func:`hold_commits_until_applied`).
     """
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
         self.lowest: dict[TP, int] = {}
+        self.deferred: dict[TP, int] = {}
 
     def note(self, events: Sequence[EventT]) -> None:
-        if recovery_completed(self.app):
+        if recovery_completed(self.app) and not reading_changelog(self.app):
             return
+        self._note_lowest(events)
+
+    def defer(self, events: Sequence[EventT]) -> bool:
+        """True (and the events noted for replay) when they must not be applied now."""
+        if not reading_changelog(self.app):
+            return False
+        self._note_lowest(events)
+        for event in events:
+            tp, offset = event.message.tp, event.message.offset
+            self.deferred[tp] = max(self.deferred.get(tp, offset), offset)
+        return True
+
+    def applied(self, events: Sequence[EventT]) -> None:
+        """``events`` are applied: a partition's deferred input is done once it is passed."""
+        if not self.deferred:
+            return
+        for event in events:
+            tp = event.message.tp
+            if self.deferred.get(tp, event.message.offset + 1) <= event.message.offset:
+                del self.deferred[tp]
+
+    def _note_lowest(self, events: Sequence[EventT]) -> None:
         for event in events:
             tp, offset = event.message.tp, event.message.offset
             self.lowest[tp] = min(self.lowest.get(tp, offset), offset)
@@ -153,6 +190,7 @@ def seek_after_recovery(consumer: Consumer, topics: set[str], replay: RecoveryRe
     """
     disable_read_offset_filter(consumer)
     cleared = replay_cleared_input(consumer, topics)
+    hold_commits_until_applied(consumer, replay)
     seek_to_committed = consumer.perform_seek
 
     async def perform_seek() -> None:
@@ -243,6 +281,13 @@ def replay_cleared_input(consumer: Consumer, topics: set[str]) -> ClearedInput:
         for tp, offset in dropped.items():
             if tp not in assigned:
                 continue
+            position = fetch_position(consumer, tp)
+            if position is not None and position <= offset:
+                # Fetched before a seek further back (perform_seek's replay of input handed over
+                # during the recovery): read again from there anyway, and seeking to it would
+                # skip everything in between.
+                cleared.note(tp, offset)
+                continue
             try:
                 seek_now(consumer, tp, offset)
             except IllegalStateError:
@@ -267,6 +312,41 @@ def replay_cleared_input(consumer: Consumer, topics: set[str]) -> ClearedInput:
     flow_control.clear = clear  # type: ignore[method-assign]
     consumer._new_offset = _new_offset  # type: ignore[method-assign]
     return cleared
+
+
+def hold_commits_until_applied(consumer: Consumer, replay: RecoveryReplay) -> None:
+    """Commit nothing for a partition whose deferred input (:meth:`RecoveryReplay.defer`) is
+    not applied yet.
+
+    Deferred events are acknowledged (Faust's ``take_events`` acknowledges every batch), and an
+    acknowledgement is not repeated when the same offset is read again, so Faust would commit
+    over them: a crash before they are read again would lose them.
+    """
+    new_offset = consumer._new_offset
+
+    def _new_offset(tp: TP) -> int | None:
+        pending = replay.deferred.get(tp)
+        if pending is not None:
+            committed = committed_offset(consumer, tp)
+            if committed is not None and committed > pending:
+                del replay.deferred[tp]  # applied and committed by another worker meanwhile
+            else:
+                return None
+        return new_offset(tp)
+
+    consumer._new_offset = _new_offset  # type: ignore[method-assign]
+
+
+def fetch_position(consumer: Consumer, tp: TP) -> int | None:
+    """The offset the consumer fetches next for ``tp``; None when it has none (yet)."""
+    try:
+        subscription = consumer._thread._ensure_consumer()._subscription.subscription  # type: ignore[attr-defined]
+        state = subscription.assignment.state_value(tp)
+    except (AttributeError, ConsumerNotStarted):
+        return None
+    if state is None or not state.has_valid_position:
+        return None
+    return cast(int, state.position)
 
 
 def seek_now(consumer: Consumer, tp: TP, offset: int) -> None:

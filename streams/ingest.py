@@ -127,7 +127,10 @@ class IngestBatch:
     async def process(self, events: Sequence[EventT]) -> None:
         self.metrics.batches.inc()
         if self.recovery is not None:
-            # Faust hands over input before the table is recovered; replay it afterwards.
+            # Faust hands over input before the table is recovered; replay it afterwards, and
+            # apply none of it while the changelog is being read.
+            if self.recovery.defer(events):
+                return
             self.recovery.note(events)
         groups, forwarded = await self._validate_and_route(events)
         if self.batch_marker is not None and groups:
@@ -154,6 +157,8 @@ class IngestBatch:
             self.processed_offsets[tp] = max(
                 self.processed_offsets.get(tp, 0), event.message.offset + 1
             )
+        if self.recovery is not None:
+            self.recovery.applied(events)
         if closes_accepted:
             self.close_seen.set()  # the whole batch is in the state by now
 

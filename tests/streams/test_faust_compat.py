@@ -27,6 +27,7 @@ from streams.faust_compat import (
     committed_offset,
     disable_read_offset_filter,
     event_context,
+    hold_commits_until_applied,
     installed_faust_version,
     recovery_completed,
     replay_cleared_input,
@@ -280,6 +281,73 @@ def test_input_dropped_from_the_queues_is_sought_back_and_not_committed_over(
     consumer._acked_index[other_cost] = {5}
     assert consumer._new_offset(other_cost) == 6
     assert cleared.lowest == {}
+
+
+def test_input_fetched_before_a_seek_further_back_is_not_sought_forward_to(
+    app: faust.App,
+) -> None:
+    """The post-recovery seek sets the fetch position back (to replay input handed over during
+    the recovery); records fetched before it and dropped at the flow's resume are read again
+    from there. Seeking to them would skip everything in between."""
+    from mode.utils.queues import FlowControlQueue
+
+    consumer = consumer_of(app)
+    replayed, fetched_after = TP(INPUT, 0), TP(INPUT, 1)
+    positions = {replayed: 0, fetched_after: 21}
+    sought: dict[TP, int] = {}
+
+    class State:
+        def __init__(self, position: int) -> None:
+            self.has_valid_position = True
+            self.position = position
+
+    assignment = SimpleNamespace(state_value=lambda tp: State(positions[tp]))
+    aiokafka_consumer = SimpleNamespace(
+        _subscription=SimpleNamespace(subscription=SimpleNamespace(assignment=assignment))
+    )
+    consumer._thread = SimpleNamespace(  # type: ignore[attr-defined]
+        seek=lambda tp, offset: sought.__setitem__(tp, offset),
+        _ensure_consumer=lambda: aiokafka_consumer,
+    )
+    consumer.assignment = lambda: {replayed, fetched_after}  # type: ignore[method-assign]
+    cleared = replay_cleared_input(consumer, {INPUT})
+    queue: FlowControlQueue[Any] = FlowControlQueue(
+        flow_control=app.flow_control, clear_on_resume=True
+    )
+    for tp, offset in [(replayed, 1458), (replayed, 1459), (fetched_after, 20)]:
+        queue.put_nowait(event(app, b"", topic=tp.topic, partition=tp.partition, offset=offset))
+
+    app.flow_control.resume()
+    assert sought == {fetched_after: 20}  # fetched after the seek: the position is past it
+    assert cleared.lowest == {replayed: 1458, fetched_after: 20}  # both held until acked again
+
+
+def test_deferred_input_is_not_committed_over_until_it_is_applied(app: faust.App) -> None:
+    consumer = consumer_of(app)
+    tp, other = TP(INPUT, 0), TP(INPUT, 1)
+    replay = RecoveryReplay(app)
+    hold_commits_until_applied(consumer, replay)
+    app.in_recovery = True
+    deferred = [event(app, b"", topic=INPUT, partition=0, offset=o) for o in (10, 11)]
+    assert replay.defer(deferred)
+    app.in_recovery = False
+    assert not replay.defer([event(app, b"", topic=INPUT, partition=0, offset=12)])
+    # Faust has their acknowledgements from the first time they were handed over.
+    consumer._committed_offset[tp] = 10
+    consumer._acked[tp] = [10, 11, 12]
+    consumer._acked_index[tp] = {10, 11, 12}
+    assert consumer._new_offset(tp) is None
+    replay.applied(deferred[:1])
+    assert consumer._new_offset(tp) is None
+    replay.applied(deferred[1:])
+    assert consumer._new_offset(tp) == 13
+    # Committed past them by another worker (after a revocation): nothing to hold.
+    replay.deferred[other] = 4
+    consumer._committed_offset[other] = 5
+    consumer._acked[other] = [5]
+    consumer._acked_index[other] = {5}
+    assert consumer._new_offset(other) == 6
+    assert replay.deferred == {}
 
 
 # --- app.tables.recovery.completed ---------------------------------------------------------------
