@@ -130,6 +130,7 @@ class IngestBatch:
             # Faust hands over input before the table is recovered; replay it afterwards, and
             # apply none of it while the changelog is being read.
             if self.recovery.defer(events):
+                log.info("input_deferred_until_recovered", events=len(events))
                 return
             self.recovery.note(events)
         groups, forwarded = await self._validate_and_route(events)

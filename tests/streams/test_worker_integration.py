@@ -158,9 +158,15 @@ def wait_for_totals(
             if actual.get(key) != pytest.approx(expected.get(key), rel=1e-9, abs=1e-6)
         )
         counts = {o: handled(case, "cost", o) for o in ("accepted", "duplicate", "rejected")}
+        # A lag left says the worker stalled; none, that events were lost.
+        lag = {
+            f"{labels['topic']}/{labels['partition']}": value
+            for name, labels, value in samples()
+            if name == "budgetvakt_consumer_lag" and value
+        }
         raise AssertionError(
-            f"{err}; handled {counts}; {len(differing)} differing (node, category, year): "
-            f"{differing[:8]}"
+            f"{err}; handled {counts}; consumer lag {lag}; {len(differing)} differing "
+            f"(node, category, year): {differing[:8]}"
         ) from None
 
 
