@@ -41,6 +41,7 @@ from core.settings import Settings, Topics
 from forecasts.deviations import RuleSet
 from streams.aggregation import ActiveState, StateValue, parse_key
 from streams.alert_state import read_alert_events
+from streams.assignment import OwnerBalancedAssignor, owner_weights
 from streams.broker_kind import BrokerDetection, BrokerProfile, resolve_broker_kind
 from streams.dead_letter import DeadLetters, dead_letter_record
 from streams.faust_compat import (
@@ -164,6 +165,8 @@ def _faust_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_bind=settings.web_host,
         web_host=settings.web_host,
+        # Whole nämnder spread over the workers by size, not partitions by count.
+        PartitionAssignor=OwnerBalancedAssignor,
     )
 
 
@@ -360,6 +363,9 @@ def create_app(
     ingest_agent = app.agent(topics.input, name="ingest")(ingest_batches)
     input_topic_names = settings.topics().input_types()
     seek_after_recovery(cast(Consumer, app.consumer), set(input_topic_names), recovery)
+    assignor = cast(OwnerBalancedAssignor, app.assignor)
+    assignor.input_topics = sorted(input_topic_names)
+    assignor.weigh = owner_weights(domain.org, Ownership(domain.org, settings.partition_key))
     worker = WorkerApp(
         app,
         table,
