@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
         from services.config.rules import load_rules
         from services.worker import SnapshotStore
         from streams.app import create_app
+        from streams.input_topics import ensure_input_topics
         from streams.ownership import Ownership, ensure_scheme
 
         rules = load_rules(settings.config_dir, domain)  # ConfigError → exit 2, no traceback
@@ -40,6 +41,13 @@ def register(app: typer.Typer) -> None:
         ownership = Ownership(domain.org, settings.partition_key)
         ensure_scheme(
             settings.kafka_bootstrap_servers, settings.app_id, ownership, settings.topic_partitions
+        )
+        # Before Faust subscribes: a topic the broker creates on first use gets its default
+        # count, and Faust refuses a table whose changelog has another (UserError → exit 2).
+        ensure_input_topics(
+            settings.kafka_bootstrap_servers,
+            settings.topics().input_types(),
+            settings.topic_partitions,
         )
         store = SnapshotStore(settings, domain)
         worker_app = create_app(settings, domain, rules, store)
