@@ -80,6 +80,7 @@ class CloseRecord:
     forecast_runs: float = 0.0  # forecast runs the workers made meanwhile
     forecast_run_s: float = 0.0  # and their summed duration
     mails: list[float] = field(default_factory=list)  # close acked → each of its mails
+    stages: dict[str, float] = field(default_factory=dict)  # where the time to its mail went
 
 
 # --- /proc ----------------------------------------------------------------------------------
@@ -262,6 +263,100 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, workers
         wait_until(check, timeout_s, what, interval_s=POLL_S)
     except TimeoutError:
         raise UserError(f"bench: {what} did not happen within {timeout_s:.0f} s") from None
+
+
+# --- Where a close's time goes (the processes' logs) -----------------------------------------
+
+#: The stages of a close, each from the end of the one before (the first from the close's ack),
+#: as the worker's and the notifier's log lines stamp them (``forecast_woken_by_close``,
+#: ``forecast_close_run``, ``alert_round_fetched``, ``notification_sent``).
+STAGES = (
+    ("consumed", "ack → the worker's forecast loop woken by the close (fetch, batch, apply)"),
+    ("planned", "→ the pass planned (owners grouped, caches compared)"),
+    ("turn", "→ the nämnd's turn in the pass"),
+    ("results", "→ its forecasts ready (the pool, or the cache)"),
+    ("alerts", "→ alerts evaluated and stored on the topic"),
+    ("fetched", "→ the notifier has the first alert"),
+    ("round", "→ its round closed (digest window)"),
+    ("sent", "→ the last of the close's mails sent (render, SMTP)"),
+    ("received", "→ the catcher has it"),
+)
+AFTER_ALERTS = (
+    ("forecasts", "after the alerts: forecast events published"),
+    ("snapshots", "then the snapshot written"),
+)
+
+
+def log_lines(path: Path, events: Iterable[str]) -> list[tuple[float, dict[str, Any]]]:
+    """(timestamp, record) of each JSON log line of ``path`` whose event is in ``events``."""
+    from datetime import datetime
+
+    wanted = set(events)
+    out: list[tuple[float, dict[str, Any]]] = []
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        start = line.find("{")  # Faust's logging puts its own prefix before the JSON
+        if start < 0 or '"event"' not in line:
+            continue
+        try:
+            record = json.loads(line[start:])
+        except ValueError:
+            continue
+        if record.get("event") in wanted and "timestamp" in record:
+            stamp = datetime.fromisoformat(str(record["timestamp"]).replace("Z", "+00:00"))
+            out.append((stamp.timestamp(), record))
+    return out
+
+
+def close_stages(record: CloseRecord, worker_logs: Sequence[Path], notifier_log: Path) -> None:
+    """Fill ``record.stages`` (stage → seconds) from the logs; stages not found stay out."""
+    acked = record.trigger.acked_at
+    ids = set(record.trigger.alert_event_ids)
+    if not record.mails or not ids:
+        return
+    woken = runs = []
+    for path in worker_logs:
+        lines = log_lines(path, ("forecast_woken_by_close", "forecast_close_run"))
+        woken = woken + [t for t, r in lines if r["event"] == "forecast_woken_by_close"]
+        runs = runs + [
+            r
+            for _, r in lines
+            if r["event"] == "forecast_close_run" and r.get("owner") == record.namnd
+        ]
+    notifier = log_lines(notifier_log, ("alert_round_fetched", "notification_sent"))
+    marks: dict[str, float] = {}
+    marks["consumed"] = min((t for t in woken if t >= acked), default=float("nan"))
+    after_ack = [r for r in runs if r.get("at_alerts", 0) >= acked]
+    run = min(after_ack, key=lambda r: r["at_alerts"], default={})
+    for name in ("planned", "turn", "results", "alerts", "forecasts", "snapshots"):
+        marks[name] = float(run.get(f"at_{name}", "nan"))
+    rounds = [(t, r) for t, r in notifier if r["event"] == "alert_round_fetched"]
+    first = min(
+        ((t, r) for t, r in rounds if r["first_at"] >= marks["alerts"] - 0.05),
+        key=lambda tr: tr[1]["first_at"],
+        default=None,
+    )
+    if first is not None:
+        marks["fetched"], marks["round"] = float(first[1]["first_at"]), first[0]
+    sent = [
+        t
+        for t, r in notifier
+        if r["event"] == "notification_sent" and ids & set(r.get("event_ids", ()))
+    ]
+    marks["sent"] = max(sent, default=float("nan"))
+    marks["received"] = acked + max(record.mails)
+    before = acked
+    for name, _ in STAGES:
+        at = marks.get(name, float("nan"))
+        if at == at:  # not NaN
+            record.stages[name] = at - before
+            before = at
+    after = marks["alerts"]
+    for name, _ in AFTER_ALERTS:
+        if marks[name] == marks[name] and after == after:
+            record.stages[name] = marks[name] - after
+            after = marks[name]
 
 
 # --- The run ----------------------------------------------------------------------------------
@@ -469,6 +564,9 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     by_trigger = {c.trigger.event_id: c for c in closes}
     for sample in samples:
         by_trigger[sample.trigger_event_id].mails.append(sample.total_s)
+    worker_logs = [work_dir / f"worker-{i}.log" for i in range(args.workers)]
+    for close in closes:
+        close_stages(close, worker_logs, work_dir / "notifier.log")
     return {
         "closes": closes,
         "mails": len(mail.mails),
@@ -490,14 +588,18 @@ def summarise(closes: Sequence[CloseRecord]) -> dict[str, Any]:
         "forecast_run_s": percentile_row([c.forecast_run_s for c in closes if c.forecast_runs]),
         "mail_s": percentile_row([m for c in with_mail for m in c.mails]),
         "last_mail_per_close_s": percentile_row([max(c.mails) for c in with_mail]),
+        "stages_s": {
+            name: percentile_row([c.stages[name] for c in with_mail if name in c.stages])
+            for name, _ in (*STAGES, *AFTER_ALERTS)
+        },
     }
 
 
-def format_row(name: str, row: Mapping[str, float | int]) -> str:
+def format_row(name: str, row: Mapping[str, float | int], width: int = 40) -> str:
     if not row.get("count"):
-        return f"  {name:<40} {0:>5}"
+        return f"  {name:<{width}} {0:>5}"
     return (
-        f"  {name:<40} {row['count']:>5} {row['p50']:>8.2f} {row['p90']:>8.2f} "
+        f"  {name:<{width}} {row['count']:>5} {row['p50']:>8.2f} {row['p90']:>8.2f} "
         f"{row['p99']:>8.2f} {row['max']:>8.2f}"
     )
 
@@ -526,6 +628,10 @@ def print_report(result: Mapping[str, Any], args: argparse.Namespace) -> dict[st
     print(format_row("  forecast runs' own duration", summary["forecast_run_s"]))
     print(format_row("close acked → alert e-mail received", summary["mail_s"]))
     print(format_row("  per close, its last e-mail", summary["last_mail_per_close_s"]))
+    print("  where a close's time to its last e-mail goes (closes with mail, from the logs)")
+    print(f"  {'stage, seconds':<72} {'count':>5} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
+    for name, label in (*STAGES, *AFTER_ALERTS):
+        print(format_row(label, summary["stages_s"][name], width=72))
     for i, mem in enumerate(result["memory"]):
         print(
             f"worker {i}: peak RSS {mem['peak_rss_mib']:.0f} MiB (worker and forecast pool, "

@@ -70,5 +70,7 @@ async def forecast_loop(worker: WorkerApp, interval_s: float) -> None:
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(close_seen.wait(), timeout=interval_s)
+        if close_seen.is_set():
+            log.info("forecast_woken_by_close")  # where a close's latency starts in the worker
         close_seen.clear()
         await forecast_once(worker)

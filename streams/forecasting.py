@@ -255,6 +255,7 @@ class Plan:
     new_close: bool
     closes_known: bool = True  # False: the snapshot store could not say what it has
     keep: frozenset[ForecastRequest] = frozenset()  # cached for the next run besides requests
+    marks: dict[str, float] = field(default_factory=dict)  # phase → wall clock (a close's run)
 
 
 class LiveForecaster:
@@ -418,6 +419,7 @@ class LiveForecaster:
         if state_version == self.status.state_version and not unsettled:
             return False
         epoch = self._epoch
+        pass_started = time.time()
         groups, partitions = self._index.group(items)
         for owner in [o for o in self._runs if o not in groups]:
             self._forget(owner)
@@ -442,6 +444,8 @@ class LiveForecaster:
         if epoch != self._epoch:
             return False  # a revocation came while planning: these items are not all ours
         self.metrics.set_owned_namnder(self.owners)
+        for plan in plans:
+            plan.marks["pass"], plan.marks["planned"] = pass_started, time.time()
         # Owners with a new close first (their alerts wait), then the others.
         plans.sort(key=lambda p: (not p.new_close, p.run.owner))
         errors: list[Exception] = []
@@ -453,9 +457,11 @@ class LiveForecaster:
             if position + 1 < len(plans):
                 self._start(plans[position + 1])  # computed while this one publishes
             started = time.perf_counter()
+            plan.marks["turn"] = time.time()
             try:
                 gives_way = interrupt if not plan.new_close else None
                 results = await self._results(plan, gives_way)
+                plan.marks["results"] = time.time()
                 await self._publish_owner(plan, results)
             except Interrupted:
                 complete = False
@@ -473,6 +479,14 @@ class LiveForecaster:
                 continue
             plan.run.status.duration_s = time.perf_counter() - started
             self.metrics.observe_forecast(plan.run.status.duration_s)
+            if plan.new_close:
+                # Where a close's time goes in the worker (bench/kommun_size.py reads this).
+                log.info(
+                    "forecast_close_run",
+                    owner=plan.run.owner,
+                    computed=len(plan.missing),
+                    **{f"at_{k}": round(v, 4) for k, v in plan.marks.items()},
+                )
             next_plan = plans[position + 1] if position + 1 < len(plans) else None
             if (
                 interrupt is not None
@@ -585,6 +599,7 @@ class LiveForecaster:
             and target.period >= self.alerts_from
         ):
             await self._evaluate(run, target, results, now, self.rules, book)
+        plan.marks["alerts"] = time.time()
         latest: dict[int, OrganisationForecast] = {}
         preliminary: dict[int, bool] = {}
         for year, month in sorted(plan.months.items()):
@@ -592,11 +607,13 @@ class LiveForecaster:
             period = f"{year:04d}-{month:02d}"
             preliminary[year] = latest_close is not None and period > latest_close
             await self._publish_forecasts(run, latest[year], preliminary[year], now)
+        plan.marks["forecasts"] = time.time()
         if plan.closes_known:
             run.closes_seen = plan.counts
         run.snapshots_due = set()
         for period in plan.due:
             await self._snapshot(run, period, results[ForecastRequest.of(period)])
+        plan.marks["snapshots"] = time.time()
         # Replaced only now, so /forecasts/status and the gauges change together with the events.
         run.status.latest, run.status.preliminary = latest, preliminary
         run.status.runs += 1
