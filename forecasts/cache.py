@@ -168,6 +168,15 @@ def clear_all() -> None:
         cache.clear()
 
 
+def figures() -> dict[str, dict[str, int]]:
+    """Each cache's entries, bytes, hits and misses in this process (a pool process's are
+    read by submitting this to the pool)."""
+    return {
+        c.name: {"entries": len(c), "bytes": c.bytes, "hits": c.hits, "misses": c.misses}
+        for c in _registry
+    }
+
+
 def caches() -> list[BoundedCache[object]]:
     """Every cache of the forecasts, for figures (entries, bytes, hits)."""
     return list(_registry)

@@ -101,6 +101,34 @@ def die_with_parent(parent_pid: int) -> None:
         threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
+#: Set in each forecast-pool process by :func:`init_pool`: the worker sets it when a close needs
+#: the pool (or the CPU) while a warm-up runs there (:func:`warm_forecast` then gives way).
+_warm_abort: Any = None
+
+
+def init_pool(parent_pid: int, warm_abort: Any = None) -> None:
+    """The forecast pool's initializer: :func:`die_with_parent`, and the warm-up's stop flag."""
+    global _warm_abort
+    _warm_abort = warm_abort
+    die_with_parent(parent_pid)
+
+
+def warm_forecast(items: Items, domain: DomainConfig, request: ForecastRequest, model: str) -> bool:
+    """Fill this pool process's caches for ``request`` from the items as they stand (runs in
+    the pool; ``forecasts.live.warm_organisation``). False when it gave way to a close."""
+    from forecasts.cache import Aborted, abortable
+    from forecasts.live import warm_organisation
+
+    flag = _warm_abort
+    try:
+        with abortable(lambda: flag is not None and flag.is_set()):
+            leaves = leaf_series(items, request.year)[0]
+            warm_organisation(leaves, domain, request.year, request.as_of_month, model)
+    except Aborted:
+        return False
+    return True
+
+
 def latest_months(items: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[int, int]:
     """year → the latest month with a cost booked anywhere."""
     out: dict[int, int] = {}
@@ -199,6 +227,8 @@ class ForecastStatus:
     alerts_from: str = ""  # no rule runs on a close before this period (BUDGETVAKT_ALERTS_FROM)
     snapshots: list[str] = field(default_factory=list)
     owners: dict[str, OwnerStatus] = field(default_factory=dict)
+    warmed: list[str] = field(default_factory=list)  # "owner period" warmed while idle
+    warm_given_way: int = 0  # warm-ups stopped because a close came
 
 
 # (topic, key, value) → None once published, or an awaitable that is
@@ -221,6 +251,16 @@ class Pending:
 
     requests: frozenset[ForecastRequest]
     future: concurrent.futures.Future[dict[ForecastRequest, OrganisationForecast]]
+
+
+@dataclass
+class Warming:
+    """A warm-up in the pool: ``owner``'s caches for the forecast as of ``request``."""
+
+    owner: str
+    request: ForecastRequest
+    future: concurrent.futures.Future[bool]
+    started: float
 
 
 @dataclass
@@ -301,14 +341,19 @@ class LiveForecaster:
         self._epoch = 0  # bumped by every revocation: an alert read it overtook is stale
         self._publishing = asyncio.Lock()  # one publish or snapshot write at a time
         # spawn: the worker runs threads (Faust, RocksDB); a forked child could inherit a held lock.
+        context = multiprocessing.get_context("spawn")
+        self._warm_abort = context.Event()  # read by a warm-up in the pool: give way
+        self._warming: Warming | None = None
+        self._warmed: set[tuple[str, ForecastRequest]] = set()
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
+            mp_context=context,
+            initializer=init_pool,
+            initargs=(os.getpid(), self._warm_abort),
         )
 
     def close(self) -> None:
+        self._warm_abort.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
@@ -403,6 +448,84 @@ class LiveForecaster:
         self._books.pop(owner, None)
         self.status.owners.pop(owner, None)
 
+    # --- warming the caches while idle -------------------------------------------------------
+
+    def _give_way(self) -> None:
+        """Ask a warm-up running in the pool to stop (it stops within a boosting round)."""
+        if self._warming is not None and not self._warming.future.done():
+            self._warm_abort.set()
+
+    def _collect_warming(self) -> bool:
+        """Take a finished warm-up's result; False while one still runs."""
+        warming = self._warming
+        if warming is None:
+            return True
+        if not warming.future.done():
+            return False
+        self._warming = None
+        self._warm_abort.clear()  # nothing runs in the pool that could still read it
+        period = f"{warming.owner} {warming.request.period}"
+        try:
+            completed = warming.future.result()
+        except Exception as err:  # a warm-up is an optimisation: the real run will tell
+            log.warning("forecast_warm_failed", owner=warming.owner, error_type=type(err).__name__)
+            self._warmed.add((warming.owner, warming.request))
+            return True
+        if completed:
+            self._warmed.add((warming.owner, warming.request))
+            self.status.warmed.append(period)
+            log.info(
+                "forecast_caches_warmed",
+                owner=warming.owner,
+                period=warming.request.period,
+                seconds=round(time.monotonic() - warming.started, 3),
+            )
+        else:
+            self.status.warm_given_way += 1
+            log.info("forecast_warm_gave_way", owner=warming.owner, period=warming.request.period)
+        return True
+
+    def _next_to_warm(self) -> tuple[str, ForecastRequest] | None:
+        """An owner whose next close's month has no posting and no forecast yet: what that
+        forecast learns from history can be learnt now (``forecasts.live.warm_organisation``)."""
+        for owner in sorted(self._runs):
+            run, cache = self._runs[owner], self._caches.get(owner)
+            latest = run.status.latest_close
+            if cache is None or latest is None or not run.settled or run.pending is not None:
+                continue
+            year, month = int(latest[:4]), int(latest[5:7])
+            request = ForecastRequest(year + month // 12, month % 12 + 1)
+            if (owner, request) in self._warmed or request in cache.forecasts:
+                continue
+            booked = latest_months(cache.inputs.items()).get(request.year, 0)
+            if booked >= request.as_of_month:
+                continue  # its postings came: the forecast itself is (being) computed
+            return owner, request
+        return None
+
+    def warm_while_idle(self, state_version: int) -> bool:
+        """When every owner has published the state ``state_version``, start warming one
+        owner's caches for its next close in the pool (one at a time); True if one started.
+
+        A close gives way to nothing: the pass that has one stops a running warm-up
+        (:meth:`_give_way`), and warming starts again only once the worker is idle again.
+        Everything warmed is held in the pool's bounded caches (``forecasts.cache``)."""
+        if not self._collect_warming():
+            return False
+        if state_version != self.status.state_version or any(
+            not r.settled or r.snapshots_due or r.pending is not None for r in self._runs.values()
+        ):
+            return False
+        chosen = self._next_to_warm()
+        if chosen is None:
+            return False
+        owner, request = chosen
+        items = list(self._caches[owner].inputs.items())
+        domain = self._runs[owner].domain
+        future = self._pool.submit(warm_forecast, items, domain, request, self.model)
+        self._warming = Warming(owner, request, future, time.monotonic())
+        return True
+
     # --- a pass -----------------------------------------------------------------------------
 
     async def run_once(
@@ -446,6 +569,8 @@ class LiveForecaster:
         self.metrics.set_owned_namnder(self.owners)
         for plan in plans:
             plan.marks["pass"], plan.marks["planned"] = pass_started, time.time()
+        if any(plan.new_close for plan in plans):
+            self._give_way()  # a close's forecasts and alerts go before any warm-up
         # Owners with a new close first (their alerts wait), then the others.
         plans.sort(key=lambda p: (not p.new_close, p.run.owner))
         errors: list[Exception] = []
@@ -792,7 +917,16 @@ class LiveForecaster:
             return
         run.status.snapshots.append(period)
         self.status.snapshots.append(period)
-        log.info("snapshot_written", owner=run.owner, period=period, snapshot=str(stored))
+        log.info("snapshot_written", owner=run.owner, period=period, snapshot=_described(stored))
+
+
+def _described(stored: object) -> str:
+    """What a log line says of a stored snapshot: its id and version, not its content (the
+    store may return the whole forecast: megabytes of text to format, scan and write)."""
+    if all(hasattr(stored, name) for name in ("id", "version")):
+        return " ".join(f"{name}={getattr(stored, name)}" for name in ("id", "version"))
+    text = str(stored)
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 async def _maybe_await(result: Awaitable[None] | None) -> None:
@@ -825,6 +959,8 @@ def status_json(status: ForecastStatus) -> dict[str, Any]:
         "alerts_from": status.alerts_from,
         "snapshots": status.snapshots,
         "owned": sorted(status.owners),
+        "warmed": status.warmed,
+        "warm_given_way": status.warm_given_way,
         "owners": {
             owner: {
                 "runs": s.runs,
