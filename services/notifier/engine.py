@@ -570,6 +570,7 @@ async def run(
         session_timeout_ms=session_ms,
         heartbeat_interval_ms=max(100, min(3000, session_ms // 3)),
         max_poll_records=notifier.max_records_per_round,
+        fetch_max_wait_ms=int(notifier.fetch_max_wait_s * 1000),
     )
 
     async def dead_letter(key: bytes | None, value: bytes) -> None:
