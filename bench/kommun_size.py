@@ -446,6 +446,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     closes: list[CloseRecord] = []
     emitted_at: dict[str, float] = {}
     other_alerts = 0
+    warming: dict[str, int] = {}
     published: dict[str, int] = {}
     phases: dict[str, float] = {}
     timeout = args.wait_timeout_s
@@ -552,6 +553,11 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         wait_delivered()
         collect(None)
         memory.sample()
+        final = workers.statuses()
+        warming = {
+            "warmed": sum(len(s.get("warmed", [])) for s in final),
+            "given_way": sum(int(s.get("warm_given_way", 0)) for s in final),
+        }
     finally:
         memory.stop()
         stoppers: list[Callable[[], object]] = [c.close for c in (clock, feed) if c is not None]
@@ -582,6 +588,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         "alerts_other": other_alerts,
         "memory": memory.per_worker_mib(),
         "slowest_scrape_s": workers.slowest_scrape_s,
+        "warming": warming,
         "phases": phases,
         "generate_s": generate_s,
         "namnder": namnder,
@@ -647,6 +654,11 @@ def print_report(result: Mapping[str, Any], args: argparse.Namespace) -> dict[st
             f"{mem['sum_of_peaks_mib']:.0f} MiB"
         )
     print(f"slowest /metrics answer of a worker: {result['slowest_scrape_s']:.1f} s")
+    warming = result.get("warming", {})
+    print(
+        f"caches warmed while idle: {warming.get('warmed', 0)} nämnd-months, "
+        f"{warming.get('given_way', 0)} warm-ups gave way to a close"
+    )
     p99 = summary["mail_s"].get("p99")
     if p99 is not None:
         verdict = "met" if p99 <= TARGET_P99_S else "NOT met"

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # fetch_max_wait_ms, which Faust fixes at 1,5 s). The embedded broker holds a fetch that long
     # even when a record arrives meanwhile: a period close waited 0,1–0,45 s in it (measured).
     worker_fetch_max_wait_s: float = Field(default=0.05, gt=0, le=10)
+    # While idle, compute in the forecast pool what each nämnd's next close will learn from
+    # history (streams/forecasting.py, "warm_while_idle"); false for a comparison without.
+    forecast_warm_while_idle: bool = True
 
     @field_validator("forecast_model")
     @classmethod

@@ -74,6 +74,7 @@ async def forecast_loop(worker: WorkerApp, interval_s: float) -> None:
             log.info("forecast_woken_by_close")  # where a close's latency starts in the worker
         close_seen.clear()
         await forecast_once(worker)
-        if not close_seen.is_set() and worker.ready and not worker.app.rebalancing:
+        warm = worker.settings.forecast_warm_while_idle
+        if warm and not close_seen.is_set() and worker.ready and not worker.app.rebalancing:
             # Idle: learn what the next close will need (gives way when a close comes).
             worker.forecaster.warm_while_idle(worker.state.version)
