@@ -116,16 +116,22 @@ def init_pool(parent_pid: int, warm_abort: Any = None) -> None:
 def warm_forecast(items: Items, domain: DomainConfig, request: ForecastRequest, model: str) -> bool:
     """Fill this pool process's caches for ``request`` from the items as they stand (runs in
     the pool; ``forecasts.live.warm_organisation``). False when it gave way to a close."""
+    from forecasts import crosslearn
     from forecasts.cache import Aborted, abortable
     from forecasts.live import warm_organisation
 
     flag = _warm_abort
+    # One fitting thread: the warm-up is background work, the other core stays with the worker
+    # (the models are the same whatever the thread count, ``forecasts.crosslearn.FIT_THREADS``).
+    threads, crosslearn.FIT_THREADS = crosslearn.FIT_THREADS, 1
     try:
         with abortable(lambda: flag is not None and flag.is_set()):
             leaves = leaf_series(items, request.year)[0]
             warm_organisation(leaves, domain, request.year, request.as_of_month, model)
     except Aborted:
         return False
+    finally:
+        crosslearn.FIT_THREADS = threads
     return True
 
 
@@ -450,7 +456,7 @@ class LiveForecaster:
 
     # --- warming the caches while idle -------------------------------------------------------
 
-    def _give_way(self) -> None:
+    def give_way(self) -> None:
         """Ask a warm-up running in the pool to stop (it stops within a boosting round)."""
         if self._warming is not None and not self._warming.future.done():
             self._warm_abort.set()
@@ -508,7 +514,7 @@ class LiveForecaster:
         owner's caches for its next close in the pool (one at a time); True if one started.
 
         A close gives way to nothing: the pass that has one stops a running warm-up
-        (:meth:`_give_way`), and warming starts again only once the worker is idle again.
+        (:meth:`give_way`), and warming starts again only once the worker is idle again.
         Everything warmed is held in the pool's bounded caches (``forecasts.cache``)."""
         if not self._collect_warming():
             return False
@@ -570,7 +576,7 @@ class LiveForecaster:
         for plan in plans:
             plan.marks["pass"], plan.marks["planned"] = pass_started, time.time()
         if any(plan.new_close for plan in plans):
-            self._give_way()  # a close's forecasts and alerts go before any warm-up
+            self.give_way()  # a close's forecasts and alerts go before any warm-up
         # Owners with a new close first (their alerts wait), then the others.
         plans.sort(key=lambda p: (not p.new_close, p.run.owner))
         errors: list[Exception] = []
