@@ -21,6 +21,11 @@ the broker acknowledged the close (acks=all, ``bench.alert_latency.AckClock``):
   arrives (``X-Budgetvakt-Event-Ids``; ``bench.alert_latency.mail_samples``); the bench waits
   for the notifier to deliver a close's alerts before the next close, so closes do not queue
   behind each other's mail;
+* **where a close's time to its mail goes**: stage by stage from the worker's and the notifier's
+  log lines (``forecast_woken_by_close``, ``forecast_close_run`` with the run's phases,
+  ``alert_round_fetched``, ``notification_sent``): the close consumed, the pass planned, the
+  nämnd's forecasts ready, its alerts on the topic, fetched by the notifier, the digest window,
+  the mails sent and received; and what the run does after the alerts (forecast events, snapshot);
 * **memory**: every worker's process tree (the worker and its forecast-pool children) read
   from ``/proc`` twice a second: the peak of the summed RSS (shared pages of a forked child
   count twice: an upper bound), and the sum of each process's own peak (``VmHWM``).
@@ -29,6 +34,10 @@ the broker acknowledged the close (acks=all, ``bench.alert_latency.AckClock``):
     .venv/bin/python bench/kommun_size.py --namnder 3 --cost-centres 150 --years 2
     .venv/bin/python bench/kommun_size.py --workers 3 --json out.json
     .venv/bin/python -m bench.kommun_size --tiny                # smoke: 2 nämnder, 3 months
+
+The bench polls the workers every 50 ms for only the counters it needs (``/metrics?name[]=``):
+the whole exposition of a worker at 500 cost centres is ≈ 9 MB and took ≈ 1 s of the worker's
+event loop, so polling it delayed the very closes the bench measured.
 
 Everything started is stopped, also on errors and Ctrl-C; files go to a temporary directory
 that is removed after a successful run (kept on failure, or with ``--keep``).
