@@ -349,8 +349,9 @@ def close_stages(record: CloseRecord, worker_logs: Sequence[Path], notifier_log:
     for name in ("planned", "turn", "results", "alerts", "forecasts", "snapshots"):
         marks[name] = float(run.get(f"at_{name}", "nan"))
     rounds = [(t, r) for t, r in notifier if r["event"] == "alert_round_fetched"]
+    # The notifier may have the first alerts before the run has stored the last (a stage < 0).
     first = min(
-        ((t, r) for t, r in rounds if r["first_at"] >= marks["alerts"] - 0.05),
+        ((t, r) for t, r in rounds if r["first_at"] >= marks["results"]),
         key=lambda tr: tr[1]["first_at"],
         default=None,
     )

@@ -302,6 +302,9 @@ class Plan:
     closes_known: bool = True  # False: the snapshot store could not say what it has
     keep: frozenset[ForecastRequest] = frozenset()  # cached for the next run besides requests
     marks: dict[str, float] = field(default_factory=dict)  # phase → wall clock (a close's run)
+    results: dict[ForecastRequest, OrganisationForecast] | None = None  # taken in the alert phase
+    alerted: bool = False  # its alerts are out (a pass's closing owners alert before the rest)
+    started: float = 0.0  # perf_counter at its turn
 
 
 class LiveForecaster:
@@ -581,18 +584,48 @@ class LiveForecaster:
         plans.sort(key=lambda p: (not p.new_close, p.run.owner))
         errors: list[Exception] = []
         complete = True
-        for position, plan in enumerate(plans):
+        # Every owner with a new close gets its alerts out first; the forecast events and the
+        # snapshot of each (thousands of events and rows: seconds for a large nämnd) follow in
+        # the loop below, so one nämnd's close does not wait for another's snapshot.
+        failed: set[str] = set()
+        closing = [plan for plan in plans if plan.new_close]
+        for position, plan in enumerate(closing):
             if plan.run.revoked:
                 continue
             self._start(plan)
             if position + 1 < len(plans):
                 self._start(plans[position + 1])  # computed while this one publishes
-            started = time.perf_counter()
-            plan.marks["turn"] = time.time()
+            plan.started, plan.marks["turn"] = time.perf_counter(), time.time()
             try:
-                gives_way = interrupt if not plan.new_close else None
-                results = await self._results(plan, gives_way)
+                plan.results = await self._results(plan, None)
                 plan.marks["results"] = time.time()
+                await self._publish_alerts(plan, plan.results)
+            except OwnerRevoked:
+                continue
+            except Exception as err:  # this owner again at the next pass; the others go on
+                failed.add(plan.run.owner)
+                errors.append(err)
+                log.error(
+                    "forecast_owner_failed",
+                    owner=plan.run.owner,
+                    error_type=type(err).__name__,
+                    error=str(err),
+                )
+        for position, plan in enumerate(plans):
+            if plan.run.revoked or plan.run.owner in failed:
+                continue
+            self._start(plan)
+            if position + 1 < len(plans):
+                self._start(plans[position + 1])  # computed while this one publishes
+            if plan.results is None:
+                plan.started, plan.marks["turn"] = time.perf_counter(), time.time()
+            started = plan.started
+            try:
+                results = plan.results
+                if results is None:
+                    gives_way = interrupt if not plan.new_close else None
+                    results = await self._results(plan, gives_way)
+                    plan.marks["results"] = time.time()
                 await self._publish_owner(plan, results)
             except Interrupted:
                 complete = False
@@ -675,6 +708,8 @@ class LiveForecaster:
     def _start(self, plan: Plan) -> None:
         """Submit the plan's missing forecasts to the pool (or keep what is already there)."""
         run = plan.run
+        if plan.results is not None:
+            return  # taken already (in the pass's alert phase)
         if not plan.missing or (run.pending is not None and plan.missing <= run.pending.requests):
             return
         future = self._pool.submit(
@@ -717,20 +752,12 @@ class LiveForecaster:
     ) -> None:
         run = plan.run
         self._report_failed_series(run, results.values())
-        now = datetime.now(UTC)
-        latest_close = run.status.latest_close
         # Alerts first: a close changes every node's preliminary flag, and thousands of forecast
         # events would otherwise stand between the close and its alerts.
-        book = self._books.get(run.owner)
-        target = plan.target
-        if (
-            target is not None
-            and book is not None
-            and self.rules is not None
-            and target.period >= self.alerts_from
-        ):
-            await self._evaluate(run, target, results, now, self.rules, book)
-        plan.marks["alerts"] = time.time()
+        if not plan.alerted:
+            await self._publish_alerts(plan, results)
+        now = datetime.now(UTC)
+        latest_close = run.status.latest_close
         latest: dict[int, OrganisationForecast] = {}
         preliminary: dict[int, bool] = {}
         for year, month in sorted(plan.months.items()):
@@ -751,6 +778,23 @@ class LiveForecaster:
         # Without its alert book (read at the next pass) the owner was not evaluated: not done.
         run.settled = plan.closes_known and (self.rules is None or run.owner in self._books)
         self._refresh_status()
+
+    async def _publish_alerts(
+        self, plan: Plan, results: Mapping[ForecastRequest, OrganisationForecast]
+    ) -> None:
+        """The deviation rules at the plan's target, and the alert changes published."""
+        run = plan.run
+        book = self._books.get(run.owner)
+        target = plan.target
+        if (
+            target is not None
+            and book is not None
+            and self.rules is not None
+            and target.period >= self.alerts_from
+        ):
+            await self._evaluate(run, target, results, datetime.now(UTC), self.rules, book)
+        plan.alerted = True
+        plan.marks["alerts"] = time.time()
 
     def _refresh_status(self) -> None:
         """The merged view of the owners held (the gauges and the status's top level)."""
