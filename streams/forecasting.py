@@ -712,6 +712,11 @@ class LiveForecaster:
             return  # taken already (in the pass's alert phase)
         if not plan.missing or (run.pending is not None and plan.missing <= run.pending.requests):
             return
+        warming = self._warming
+        if warming is not None and not (
+            warming.owner == run.owner and warming.request in plan.missing
+        ):
+            self.give_way()  # a forecast someone waits for goes before a warm-up for another
         future = self._pool.submit(
             compute_forecasts, plan.items, run.domain, sorted(plan.missing), self.model
         )

@@ -179,3 +179,22 @@ def test_a_close_makes_a_running_warm_up_give_way_and_it_is_warmed_later(
     # Idle again with nothing asking it to stop: June is warmed after all.
     _warm_to_the_end(forecaster, state)
     assert forecaster.status.warmed == ["VON 2024-06"]
+
+
+@pytest.mark.parametrize(
+    ("warming", "gives_way"), [(JUNE, False), (ForecastRequest(2024, 7), True)]
+)
+def test_a_forecast_that_needs_the_pool_makes_a_warm_up_for_something_else_give_way(
+    forecaster: LiveForecaster, domain: DomainConfig, warming: ForecastRequest, gives_way: bool
+) -> None:
+    state = State(domain).apply([*_postings("2021-01", "2024-05"), _close("2024-05")])
+    asyncio.run(forecaster.run_once(state.version, state.items()))
+    # A warm-up in flight when June's postings come (no close): the pass needs June's forecast.
+    in_flight: concurrent.futures.Future[bool] = concurrent.futures.Future()
+    forecaster._warming = Warming("VON", warming, in_flight, 0.0)
+    state.apply(_postings("2024-06", "2024-06"))
+    asyncio.run(forecaster.run_once(state.version, state.items()))
+    # A warm-up of June itself computes what the pass needs: it goes on; another one stops.
+    assert forecaster._warm_abort.is_set() is gives_way
+    assert forecaster.status.owners["VON"].latest[2024].as_of_month == 6
+    in_flight.set_result(not gives_way)
