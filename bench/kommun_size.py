@@ -401,6 +401,7 @@ def generate(args: argparse.Namespace, scenario_dir: Path) -> tuple[Any, float]:
 
 
 def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
+    from core.errors import UserError
     from core.settings import Settings
     from services.demo.receivers import MailCatcher
     from services.demo.run import NOTIFIER_GROUP, AlertFeed, publish_events, service_process
@@ -502,6 +503,24 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                 workers,
             )
 
+        def idle(next_period: str) -> None:
+            """The quiet weeks between a month's closes and the next month's postings, cut
+            short: until every nämnd's next month is warmed (or ``--idle-s`` passed)."""
+            mark = time.monotonic()
+
+            def warmed() -> bool:
+                done = {w for s in workers.statuses() for w in s.get("warmed", [])}
+                return all(f"{n} {next_period}" in done for n in namnder)
+
+            try:
+                wait_for(warmed, args.idle_s, f"{next_period} warmed", workers)
+                what = "every nämnd warmed"
+            except UserError:
+                what = "not every nämnd warmed"
+            waited = time.monotonic() - mark
+            phases[f"idle_before_{next_period}_s"] = waited
+            print(f"idle before {next_period}: {waited:.1f} s ({what})", flush=True)
+
         by_period: dict[str, list[dict[str, Any]]] = {}
         for event in (*scenario.costs, *scenario.volumes):
             by_period.setdefault(event["period"], []).append(event)
@@ -560,6 +579,8 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                 + ", ".join(notes),
                 flush=True,
             )
+            if args.idle_s and month < args.months:
+                idle(f"{story_year}-{month + 1:02d}")
         wait_delivered()
         collect(None)
         memory.sample()
@@ -699,6 +720,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--digest-window-s", type=float, help="set BUDGETVAKT_NOTIFIER_DIGEST_WINDOW_S"
     )
+    parser.add_argument(
+        "--idle-s",
+        type=float,
+        default=0.0,
+        help="after each month's closes, wait until every nämnd's next month is warmed, at "
+        "most this long (the weeks before the next postings; 0: no wait)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures and every close here")
     parser.add_argument("--keep", action="store_true", help="keep the logs and data")
     parser.add_argument(
@@ -737,7 +765,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"settings: {args.namnder} nämnder, {args.cost_centres} cost centres, {args.years} "
         f"years (the last one month by month, {args.months} months), {args.workers} worker(s), "
         f"seed {args.seed}, forecast interval {Settings().forecast_interval_s:g} s, digest "
-        f"window {NotifierSettings().digest_window_s:g} s, model {Settings().forecast_model}",
+        f"window {NotifierSettings().digest_window_s:g} s, model {Settings().forecast_model}, "
+        f"warming while idle {Settings().forecast_warm_while_idle}, idle up to {args.idle_s:g} s "
+        "after a month's closes",
         flush=True,
     )
     work_dir = Path(tempfile.mkdtemp(prefix="bench-kommun-size-"))
