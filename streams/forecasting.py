@@ -504,11 +504,14 @@ class LiveForecaster:
                 continue
             year, month = int(latest[:4]), int(latest[5:7])
             request = ForecastRequest(year + month // 12, month % 12 + 1)
-            if (owner, request) in self._warmed or request in cache.forecasts:
+            if (owner, request) in self._warmed:
                 continue
             booked = latest_months(cache.inputs.items()).get(request.year, 0)
-            if booked >= request.as_of_month:
-                continue  # its postings came: the forecast itself is (being) computed
+            if request in cache.forecasts or booked >= request.as_of_month:
+                # Its postings came: the forecast itself is (being) computed. Not looked at
+                # again (reading every key of a large nämnd at every idle tick would cost).
+                self._warmed.add((owner, request))
+                continue
             return owner, request
         return None
 
