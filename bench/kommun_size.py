@@ -21,6 +21,11 @@ the broker acknowledged the close (acks=all, ``bench.alert_latency.AckClock``):
   arrives (``X-Budgetvakt-Event-Ids``; ``bench.alert_latency.mail_samples``); the bench waits
   for the notifier to deliver a close's alerts before the next close, so closes do not queue
   behind each other's mail;
+* **where a close's time to its mail goes**: stage by stage from the worker's and the notifier's
+  log lines (``forecast_woken_by_close``, ``forecast_close_run`` with the run's phases,
+  ``alert_round_fetched``, ``notification_sent``): the close consumed, the pass planned, the
+  nämnd's forecasts ready, its alerts on the topic, fetched by the notifier, the digest window,
+  the mails sent and received; and what the run does after the alerts (forecast events, snapshot);
 * **memory**: every worker's process tree (the worker and its forecast-pool children) read
   from ``/proc`` twice a second: the peak of the summed RSS (shared pages of a forked child
   count twice: an upper bound), and the sum of each process's own peak (``VmHWM``).
@@ -29,6 +34,10 @@ the broker acknowledged the close (acks=all, ``bench.alert_latency.AckClock``):
     .venv/bin/python bench/kommun_size.py --namnder 3 --cost-centres 150 --years 2
     .venv/bin/python bench/kommun_size.py --workers 3 --json out.json
     .venv/bin/python -m bench.kommun_size --tiny                # smoke: 2 nämnder, 3 months
+
+The bench polls the workers every 50 ms for only the counters it needs (``/metrics?name[]=``):
+the whole exposition of a worker at 500 cost centres is ≈ 9 MB and took ≈ 1 s of the worker's
+event loop, so polling it delayed the very closes the bench measured.
 
 Everything started is stopped, also on errors and Ctrl-C; files go to a temporary directory
 that is removed after a successful run (kept on failure, or with ``--keep``).
@@ -80,6 +89,7 @@ class CloseRecord:
     forecast_runs: float = 0.0  # forecast runs the workers made meanwhile
     forecast_run_s: float = 0.0  # and their summed duration
     mails: list[float] = field(default_factory=list)  # close acked → each of its mails
+    stages: dict[str, float] = field(default_factory=dict)  # where the time to its mail went
 
 
 # --- /proc ----------------------------------------------------------------------------------
@@ -179,6 +189,14 @@ def _mentions(value: Any, text: str) -> bool:
 
 
 SCRAPE_TIMEOUT_S = 120.0
+#: What the bench polls (every POLL_S): only these are rendered. The whole /metrics of a worker
+#: at 500 cost centres is ≈ 9 MB (every forecast gauge), ≈ 1 s of its event loop per scrape,
+#: and polling it made the measuring itself delay the closes it measures.
+POLLED_METRICS = (
+    "budgetvakt_events_total",
+    "budgetvakt_forecast_duration_seconds_count",
+    "budgetvakt_forecast_duration_seconds_sum",
+)
 
 
 class Workers:
@@ -202,7 +220,7 @@ class Workers:
         out = []
         for process in self.processes:
             started = time.monotonic()
-            out.append(scrape(process.port, timeout_s=SCRAPE_TIMEOUT_S))
+            out.append(scrape(process.port, timeout_s=SCRAPE_TIMEOUT_S, names=POLLED_METRICS))
             self.slowest_scrape_s = max(self.slowest_scrape_s, time.monotonic() - started)
         return out
 
@@ -264,6 +282,101 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, workers
         raise UserError(f"bench: {what} did not happen within {timeout_s:.0f} s") from None
 
 
+# --- Where a close's time goes (the processes' logs) -----------------------------------------
+
+#: The stages of a close, each from the end of the one before (the first from the close's ack),
+#: as the worker's and the notifier's log lines stamp them (``forecast_woken_by_close``,
+#: ``forecast_close_run``, ``alert_round_fetched``, ``notification_sent``).
+STAGES = (
+    ("consumed", "ack → the worker's forecast loop woken by the close (fetch, batch, apply)"),
+    ("planned", "→ the pass planned (owners grouped, caches compared)"),
+    ("turn", "→ the nämnd's turn in the pass"),
+    ("results", "→ its forecasts ready (the pool, or the cache)"),
+    ("alerts", "→ alerts evaluated and stored on the topic"),
+    ("fetched", "→ the notifier has the first alert"),
+    ("round", "→ its round closed (digest window)"),
+    ("sent", "→ the last of the close's mails sent (render, SMTP)"),
+    ("received", "→ the catcher has it"),
+)
+AFTER_ALERTS = (
+    ("forecasts", "after the alerts: forecast events published"),
+    ("snapshots", "then the snapshot written"),
+)
+
+
+def log_lines(path: Path, events: Iterable[str]) -> list[tuple[float, dict[str, Any]]]:
+    """(timestamp, record) of each JSON log line of ``path`` whose event is in ``events``."""
+    from datetime import datetime
+
+    wanted = set(events)
+    out: list[tuple[float, dict[str, Any]]] = []
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        start = line.find("{")  # Faust's logging puts its own prefix before the JSON
+        if start < 0 or '"event"' not in line:
+            continue
+        try:
+            record = json.loads(line[start:])
+        except ValueError:
+            continue
+        if record.get("event") in wanted and "timestamp" in record:
+            stamp = datetime.fromisoformat(str(record["timestamp"]).replace("Z", "+00:00"))
+            out.append((stamp.timestamp(), record))
+    return out
+
+
+def close_stages(record: CloseRecord, worker_logs: Sequence[Path], notifier_log: Path) -> None:
+    """Fill ``record.stages`` (stage → seconds) from the logs; stages not found stay out."""
+    acked = record.trigger.acked_at
+    ids = set(record.trigger.alert_event_ids)
+    if not record.mails or not ids:
+        return
+    woken = runs = []
+    for path in worker_logs:
+        lines = log_lines(path, ("forecast_woken_by_close", "forecast_close_run"))
+        woken = woken + [t for t, r in lines if r["event"] == "forecast_woken_by_close"]
+        runs = runs + [
+            r
+            for _, r in lines
+            if r["event"] == "forecast_close_run" and r.get("owner") == record.namnd
+        ]
+    notifier = log_lines(notifier_log, ("alert_round_fetched", "notification_sent"))
+    marks: dict[str, float] = {}
+    marks["consumed"] = min((t for t in woken if t >= acked), default=float("nan"))
+    after_ack = [r for r in runs if r.get("at_alerts", 0) >= acked]
+    run = min(after_ack, key=lambda r: r["at_alerts"], default={})
+    for name in ("planned", "turn", "results", "alerts", "forecasts", "snapshots"):
+        marks[name] = float(run.get(f"at_{name}", "nan"))
+    rounds = [(t, r) for t, r in notifier if r["event"] == "alert_round_fetched"]
+    # The notifier may have the first alerts before the run has stored the last (a stage < 0).
+    first = min(
+        ((t, r) for t, r in rounds if r["first_at"] >= marks["results"]),
+        key=lambda tr: tr[1]["first_at"],
+        default=None,
+    )
+    if first is not None:
+        marks["fetched"], marks["round"] = float(first[1]["first_at"]), first[0]
+    sent = [
+        t
+        for t, r in notifier
+        if r["event"] == "notification_sent" and ids & set(r.get("event_ids", ()))
+    ]
+    marks["sent"] = max(sent, default=float("nan"))
+    marks["received"] = acked + max(record.mails)
+    before = acked
+    for name, _ in STAGES:
+        at = marks.get(name, float("nan"))
+        if at == at:  # not NaN
+            record.stages[name] = at - before
+            before = at
+    after = marks["alerts"]
+    for name, _ in AFTER_ALERTS:
+        if marks[name] == marks[name] and after == after:
+            record.stages[name] = marks[name] - after
+            after = marks[name]
+
+
 # --- The run ----------------------------------------------------------------------------------
 
 
@@ -288,6 +401,7 @@ def generate(args: argparse.Namespace, scenario_dir: Path) -> tuple[Any, float]:
 
 
 def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
+    from core.errors import UserError
     from core.settings import Settings
     from services.demo.receivers import MailCatcher
     from services.demo.run import NOTIFIER_GROUP, AlertFeed, publish_events, service_process
@@ -343,6 +457,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     closes: list[CloseRecord] = []
     emitted_at: dict[str, float] = {}
     other_alerts = 0
+    warming: dict[str, int] = {}
     published: dict[str, int] = {}
     phases: dict[str, float] = {}
     timeout = args.wait_timeout_s
@@ -387,6 +502,24 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                 "notifications delivered",
                 workers,
             )
+
+        def idle(next_period: str) -> None:
+            """The quiet weeks between a month's closes and the next month's postings, cut
+            short: until every nämnd's next month is warmed (or ``--idle-s`` passed)."""
+            mark = time.monotonic()
+
+            def warmed() -> bool:
+                done = {w for s in workers.statuses() for w in s.get("warmed", [])}
+                return all(f"{n} {next_period}" in done for n in namnder)
+
+            try:
+                wait_for(warmed, args.idle_s, f"{next_period} warmed", workers)
+                what = "every nämnd warmed"
+            except UserError:
+                what = "not every nämnd warmed"
+            waited = time.monotonic() - mark
+            phases[f"idle_before_{next_period}_s"] = waited
+            print(f"idle before {next_period}: {waited:.1f} s ({what})", flush=True)
 
         by_period: dict[str, list[dict[str, Any]]] = {}
         for event in (*scenario.costs, *scenario.volumes):
@@ -446,9 +579,16 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                 + ", ".join(notes),
                 flush=True,
             )
+            if args.idle_s and month < args.months:
+                idle(f"{story_year}-{month + 1:02d}")
         wait_delivered()
         collect(None)
         memory.sample()
+        final = workers.statuses()
+        warming = {
+            "warmed": sum(len(s.get("warmed", [])) for s in final),
+            "given_way": sum(int(s.get("warm_given_way", 0)) for s in final),
+        }
     finally:
         memory.stop()
         stoppers: list[Callable[[], object]] = [c.close for c in (clock, feed) if c is not None]
@@ -469,6 +609,9 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     by_trigger = {c.trigger.event_id: c for c in closes}
     for sample in samples:
         by_trigger[sample.trigger_event_id].mails.append(sample.total_s)
+    worker_logs = [work_dir / f"worker-{i}.log" for i in range(args.workers)]
+    for close in closes:
+        close_stages(close, worker_logs, work_dir / "notifier.log")
     return {
         "closes": closes,
         "mails": len(mail.mails),
@@ -476,6 +619,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         "alerts_other": other_alerts,
         "memory": memory.per_worker_mib(),
         "slowest_scrape_s": workers.slowest_scrape_s,
+        "warming": warming,
         "phases": phases,
         "generate_s": generate_s,
         "namnder": namnder,
@@ -490,14 +634,18 @@ def summarise(closes: Sequence[CloseRecord]) -> dict[str, Any]:
         "forecast_run_s": percentile_row([c.forecast_run_s for c in closes if c.forecast_runs]),
         "mail_s": percentile_row([m for c in with_mail for m in c.mails]),
         "last_mail_per_close_s": percentile_row([max(c.mails) for c in with_mail]),
+        "stages_s": {
+            name: percentile_row([c.stages[name] for c in with_mail if name in c.stages])
+            for name, _ in (*STAGES, *AFTER_ALERTS)
+        },
     }
 
 
-def format_row(name: str, row: Mapping[str, float | int]) -> str:
+def format_row(name: str, row: Mapping[str, float | int], width: int = 40) -> str:
     if not row.get("count"):
-        return f"  {name:<40} {0:>5}"
+        return f"  {name:<{width}} {0:>5}"
     return (
-        f"  {name:<40} {row['count']:>5} {row['p50']:>8.2f} {row['p90']:>8.2f} "
+        f"  {name:<{width}} {row['count']:>5} {row['p50']:>8.2f} {row['p90']:>8.2f} "
         f"{row['p99']:>8.2f} {row['max']:>8.2f}"
     )
 
@@ -526,6 +674,10 @@ def print_report(result: Mapping[str, Any], args: argparse.Namespace) -> dict[st
     print(format_row("  forecast runs' own duration", summary["forecast_run_s"]))
     print(format_row("close acked → alert e-mail received", summary["mail_s"]))
     print(format_row("  per close, its last e-mail", summary["last_mail_per_close_s"]))
+    print("  where a close's time to its last e-mail goes (closes with mail, from the logs)")
+    print(f"  {'stage, seconds':<72} {'count':>5} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
+    for name, label in (*STAGES, *AFTER_ALERTS):
+        print(format_row(label, summary["stages_s"][name], width=72))
     for i, mem in enumerate(result["memory"]):
         print(
             f"worker {i}: peak RSS {mem['peak_rss_mib']:.0f} MiB (worker and forecast pool, "
@@ -533,6 +685,11 @@ def print_report(result: Mapping[str, Any], args: argparse.Namespace) -> dict[st
             f"{mem['sum_of_peaks_mib']:.0f} MiB"
         )
     print(f"slowest /metrics answer of a worker: {result['slowest_scrape_s']:.1f} s")
+    warming = result.get("warming", {})
+    print(
+        f"caches warmed while idle: {warming.get('warmed', 0)} nämnd-months, "
+        f"{warming.get('given_way', 0)} warm-ups gave way to a close"
+    )
     p99 = summary["mail_s"].get("p99")
     if p99 is not None:
         verdict = "met" if p99 <= TARGET_P99_S else "NOT met"
@@ -562,6 +719,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--digest-window-s", type=float, help="set BUDGETVAKT_NOTIFIER_DIGEST_WINDOW_S"
+    )
+    parser.add_argument(
+        "--idle-s",
+        type=float,
+        default=0.0,
+        help="after each month's closes, wait until every nämnd's next month is warmed, at "
+        "most this long (the weeks before the next postings; 0: no wait)",
     )
     parser.add_argument("--json", type=Path, help="write the figures and every close here")
     parser.add_argument("--keep", action="store_true", help="keep the logs and data")
@@ -601,7 +765,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"settings: {args.namnder} nämnder, {args.cost_centres} cost centres, {args.years} "
         f"years (the last one month by month, {args.months} months), {args.workers} worker(s), "
         f"seed {args.seed}, forecast interval {Settings().forecast_interval_s:g} s, digest "
-        f"window {NotifierSettings().digest_window_s:g} s, model {Settings().forecast_model}",
+        f"window {NotifierSettings().digest_window_s:g} s, model {Settings().forecast_model}, "
+        f"warming while idle {Settings().forecast_warm_while_idle}, idle up to {args.idle_s:g} s "
+        "after a month's closes",
         flush=True,
     )
     work_dir = Path(tempfile.mkdtemp(prefix="bench-kommun-size-"))

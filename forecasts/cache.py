@@ -33,6 +33,39 @@ V = TypeVar("V")
 #: Switched off by :func:`disabled` (tests compare the cached path with the uncached one).
 _enabled = True
 _registry: list[BoundedCache[object]] = []
+#: Set by :func:`abortable` while work that may be given up runs (warming, see
+#: :func:`forecasts.live.warm_organisation`): long computations call :func:`check_abort`.
+_abort_check: Callable[[], bool] | None = None
+
+
+class Aborted(BaseException):
+    """Work run under :func:`abortable` was asked to stop; nothing half-done was kept.
+
+    A ``BaseException`` (like ``asyncio.CancelledError``): the forecast's own ``except
+    Exception`` (a panel that fails is split to find the failing series) must not take a
+    request to stop for a failing series."""
+
+
+@contextmanager
+def abortable(should_stop: Callable[[], bool]) -> Iterator[None]:
+    """Within the block, :func:`check_abort` raises :class:`Aborted` once ``should_stop()``."""
+    global _abort_check
+    previous, _abort_check = _abort_check, should_stop
+    try:
+        yield
+    finally:
+        _abort_check = previous
+
+
+def abort_check() -> Callable[[], bool] | None:
+    """The check of the enclosing :func:`abortable` block (None outside one)."""
+    return _abort_check
+
+
+def check_abort() -> None:
+    """Raise :class:`Aborted` if the enclosing :func:`abortable` block was asked to stop."""
+    if _abort_check is not None and _abort_check():
+        raise Aborted
 
 
 def fingerprint(*parts: object) -> str:
@@ -115,6 +148,8 @@ class BoundedCache(Generic[V]):
             self.bytes -= evicted
 
     def get_or_compute(self, key: str, compute: Callable[[], V]) -> V:
+        """The kept value, or ``compute()``'s, kept (an exception, :class:`Aborted` too,
+        keeps nothing)."""
         value = self.get(key)
         if value is None:
             value = compute()
@@ -131,6 +166,15 @@ def clear_all() -> None:
     """Empty every cache of the forecasts (a cold start, as in a new process)."""
     for cache in _registry:
         cache.clear()
+
+
+def figures() -> dict[str, dict[str, int]]:
+    """Each cache's entries, bytes, hits and misses in this process (a pool process's are
+    read by submitting this to the pool)."""
+    return {
+        c.name: {"entries": len(c), "bytes": c.bytes, "hits": c.hits, "misses": c.misses}
+        for c in _registry
+    }
 
 
 def caches() -> list[BoundedCache[object]]:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from forecasts.cache import BoundedCache, fingerprint
+from forecasts.cache import BoundedCache, abort_check, check_abort, fingerprint
 from forecasts.candidates import Array
 
 #: Earlier origin years that become training rows.
@@ -133,9 +133,15 @@ def fit(train_x: Array, target: Array, weight: Array) -> FittedBag:
     """Fit the bag on the given rows (all usable)."""
     import lightgbm
 
+    # Work that may be given up (warming the caches) stops within a boosting round; a callback
+    # reads nothing of the model, so a fit that runs to its end is the same with or without.
+    callbacks = [] if abort_check() is None else [lambda _env: check_abort()]
+
     def one(seed: int) -> tuple[Any, int]:
         data = lightgbm.Dataset(train_x, target, weight=weight)
-        booster = lightgbm.train({**LGBM_PARAMS, "seed": seed}, data, num_boost_round=ROUNDS)
+        booster = lightgbm.train(
+            {**LGBM_PARAMS, "seed": seed}, data, num_boost_round=ROUNDS, callbacks=callbacks
+        )
         text = booster.model_to_string()
         return lightgbm.Booster(model_str=text), len(text)
 

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from core.settings import MODELS
 from forecasts import calibration, crosslearn
-from forecasts.cache import BoundedCache, fingerprint, frozen
+from forecasts.cache import BoundedCache, check_abort, fingerprint, frozen
 from forecasts.candidates import CANDIDATES, MONTHS, Array, candidate_paths
 
 #: Earlier years used as backtest origins.
@@ -117,6 +117,7 @@ def _origin_years(
     for oy in years:
         if oy < 1:
             continue
+        check_abort()  # warming gives way between origin years (outside it: no-op)
         block = values[:, MONTHS * oy : MONTHS * (oy + 1)]
         complete = ~np.isnan(block).any(axis=1) & ~np.isnan(values[:, MONTHS * (oy - 1)])
         if not complete.any():

@@ -42,7 +42,7 @@ import numpy as np
 from core.domain import DomainConfig
 from core.hierarchy import OrgTree
 from core.period import Period, PeriodError
-from forecasts.cache import BoundedCache
+from forecasts.cache import BoundedCache, check_abort
 from forecasts.candidates import MONTHS
 from forecasts.engine import Z80
 from forecasts.rollup import DEFAULT_RHO, Leaf, aggregate_sums
@@ -490,6 +490,26 @@ def forecast_organisation(
         kept = _forecast_organisation(leaves, domain, year, as_of_month, model)
         _result_cache.put(key, kept)
     return _copy(kept)
+
+
+def warm_organisation(
+    leaves: Sequence[LeafSeries],
+    domain: DomainConfig,
+    year: int,
+    as_of_month: int,
+    model: str = "auto",
+) -> None:
+    """Fill the caches a forecast as of ``as_of_month`` reads from history (the origin-year
+    tables, the fitted correction: ``forecasts.cache``) from ``leaves`` as they stand, typically
+    before that month has a posting. Those depend only on the years before ``year``, so the
+    later forecast, with the month's postings, finds them; it is computed exactly as without
+    this (the caches are keyed by what they were computed from). The forecast made here is not
+    kept: the postings still to come will change it. Under ``forecasts.cache.abortable`` it
+    stops with ``Aborted`` when asked to (keeping what was complete)."""
+    if not 1 <= as_of_month <= MONTHS:
+        raise ValueError(f"as_of_month must be 1..12, got {as_of_month}")
+    check_abort()
+    _forecast_organisation(leaves, domain, year, as_of_month, model)
 
 
 def _forecast_organisation(

@@ -145,8 +145,37 @@ def _broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{s.strip()}" for s in bootstrap_servers.split(",") if s.strip()]
 
 
+class _App(faust.App):
+    """A Faust app whose consumer fetches with ``fetch_max_wait_ms`` from the settings."""
+
+    fetch_max_wait_ms: int = 1500  # Faust's own
+
+    def _new_transport(self) -> Any:
+        transport = super()._new_transport()
+        transport.Consumer = _fetch_wait_consumer(self.fetch_max_wait_ms)  # this app's only
+        return transport
+
+
+def _fetch_wait_consumer(fetch_max_wait_ms: int) -> type:
+    """Faust's aiokafka consumer with another ``fetch_max_wait_ms`` (Faust passes a fixed
+    1 500 ms; aiokafka reads the attribute when the consumer starts)."""
+    from faust.transport.drivers import aiokafka as driver
+
+    class ConsumerThread(driver.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            consumer._fetch_max_wait_ms = fetch_max_wait_ms
+            return consumer
+
+    class FetchWaitConsumer(driver.Consumer):
+        def _new_consumer_thread(self) -> Any:
+            return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    return FetchWaitConsumer
+
+
 def _faust_app(settings: Settings) -> faust.App:
-    return faust.App(
+    app = _App(
         settings.app_id,
         broker=_broker_urls(settings.kafka_bootstrap_servers),
         store="rocksdb://" if settings.table_store == "rocksdb" else "memory://",
@@ -168,6 +197,8 @@ def _faust_app(settings: Settings) -> faust.App:
         # Whole nämnder spread over the workers by size, not partitions by count.
         PartitionAssignor=OwnerBalancedAssignor,
     )
+    app.fetch_max_wait_ms = int(settings.worker_fetch_max_wait_s * 1000)
+    return app
 
 
 def _raw_topic(app: faust.App, *names: str, partitions: int, **kwargs: Any) -> TopicT:

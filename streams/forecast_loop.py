@@ -70,5 +70,12 @@ async def forecast_loop(worker: WorkerApp, interval_s: float) -> None:
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(close_seen.wait(), timeout=interval_s)
+        if close_seen.is_set():
+            log.info("forecast_woken_by_close")  # where a close's latency starts in the worker
+            worker.forecaster.give_way()  # a warm-up in the pool stops: the close needs the CPU
         close_seen.clear()
         await forecast_once(worker)
+        warm = worker.settings.forecast_warm_while_idle
+        if warm and not close_seen.is_set() and worker.ready and not worker.app.rebalancing:
+            # Idle: learn what the next close will need (gives way when a close comes).
+            worker.forecaster.warm_while_idle(worker.state.version)

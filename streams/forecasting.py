@@ -101,6 +101,40 @@ def die_with_parent(parent_pid: int) -> None:
         threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
+#: Set in each forecast-pool process by :func:`init_pool`: the worker sets it when a close needs
+#: the pool (or the CPU) while a warm-up runs there (:func:`warm_forecast` then gives way).
+_warm_abort: Any = None
+
+
+def init_pool(parent_pid: int, warm_abort: Any = None) -> None:
+    """The forecast pool's initializer: :func:`die_with_parent`, and the warm-up's stop flag."""
+    global _warm_abort
+    _warm_abort = warm_abort
+    die_with_parent(parent_pid)
+
+
+def warm_forecast(items: Items, domain: DomainConfig, request: ForecastRequest, model: str) -> bool:
+    """Fill this pool process's caches for ``request`` from the items as they stand (runs in
+    the pool; ``forecasts.live.warm_organisation``). False when it gave way to a close."""
+    from forecasts import crosslearn
+    from forecasts.cache import Aborted, abortable
+    from forecasts.live import warm_organisation
+
+    flag = _warm_abort
+    # One fitting thread: the warm-up is background work, the other core stays with the worker
+    # (the models are the same whatever the thread count, ``forecasts.crosslearn.FIT_THREADS``).
+    threads, crosslearn.FIT_THREADS = crosslearn.FIT_THREADS, 1
+    try:
+        with abortable(lambda: flag is not None and flag.is_set()):
+            leaves = leaf_series(items, request.year)[0]
+            warm_organisation(leaves, domain, request.year, request.as_of_month, model)
+    except Aborted:
+        return False
+    finally:
+        crosslearn.FIT_THREADS = threads
+    return True
+
+
 def latest_months(items: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[int, int]:
     """year → the latest month with a cost booked anywhere."""
     out: dict[int, int] = {}
@@ -199,6 +233,8 @@ class ForecastStatus:
     alerts_from: str = ""  # no rule runs on a close before this period (BUDGETVAKT_ALERTS_FROM)
     snapshots: list[str] = field(default_factory=list)
     owners: dict[str, OwnerStatus] = field(default_factory=dict)
+    warmed: list[str] = field(default_factory=list)  # "owner period" warmed while idle
+    warm_given_way: int = 0  # warm-ups stopped because a close came
 
 
 # (topic, key, value) → None once published, or an awaitable that is
@@ -221,6 +257,16 @@ class Pending:
 
     requests: frozenset[ForecastRequest]
     future: concurrent.futures.Future[dict[ForecastRequest, OrganisationForecast]]
+
+
+@dataclass
+class Warming:
+    """A warm-up in the pool: ``owner``'s caches for the forecast as of ``request``."""
+
+    owner: str
+    request: ForecastRequest
+    future: concurrent.futures.Future[bool]
+    started: float
 
 
 @dataclass
@@ -255,6 +301,10 @@ class Plan:
     new_close: bool
     closes_known: bool = True  # False: the snapshot store could not say what it has
     keep: frozenset[ForecastRequest] = frozenset()  # cached for the next run besides requests
+    marks: dict[str, float] = field(default_factory=dict)  # phase → wall clock (a close's run)
+    results: dict[ForecastRequest, OrganisationForecast] | None = None  # taken in the alert phase
+    alerted: bool = False  # its alerts are out (a pass's closing owners alert before the rest)
+    started: float = 0.0  # perf_counter at its turn
 
 
 class LiveForecaster:
@@ -300,14 +350,19 @@ class LiveForecaster:
         self._epoch = 0  # bumped by every revocation: an alert read it overtook is stale
         self._publishing = asyncio.Lock()  # one publish or snapshot write at a time
         # spawn: the worker runs threads (Faust, RocksDB); a forked child could inherit a held lock.
+        context = multiprocessing.get_context("spawn")
+        self._warm_abort = context.Event()  # read by a warm-up in the pool: give way
+        self._warming: Warming | None = None
+        self._warmed: set[tuple[str, ForecastRequest]] = set()
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
+            mp_context=context,
+            initializer=init_pool,
+            initargs=(os.getpid(), self._warm_abort),
         )
 
     def close(self) -> None:
+        self._warm_abort.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
@@ -402,6 +457,87 @@ class LiveForecaster:
         self._books.pop(owner, None)
         self.status.owners.pop(owner, None)
 
+    # --- warming the caches while idle -------------------------------------------------------
+
+    def give_way(self) -> None:
+        """Ask a warm-up running in the pool to stop (it stops within a boosting round)."""
+        if self._warming is not None and not self._warming.future.done():
+            self._warm_abort.set()
+
+    def _collect_warming(self) -> bool:
+        """Take a finished warm-up's result; False while one still runs."""
+        warming = self._warming
+        if warming is None:
+            return True
+        if not warming.future.done():
+            return False
+        self._warming = None
+        self._warm_abort.clear()  # nothing runs in the pool that could still read it
+        period = f"{warming.owner} {warming.request.period}"
+        try:
+            completed = warming.future.result()
+        except Exception as err:  # a warm-up is an optimisation: the real run will tell
+            log.warning("forecast_warm_failed", owner=warming.owner, error_type=type(err).__name__)
+            self._warmed.add((warming.owner, warming.request))
+            return True
+        if completed:
+            self._warmed.add((warming.owner, warming.request))
+            self.status.warmed.append(period)
+            log.info(
+                "forecast_caches_warmed",
+                owner=warming.owner,
+                period=warming.request.period,
+                seconds=round(time.monotonic() - warming.started, 3),
+            )
+        else:
+            self.status.warm_given_way += 1
+            log.info("forecast_warm_gave_way", owner=warming.owner, period=warming.request.period)
+        return True
+
+    def _next_to_warm(self) -> tuple[str, ForecastRequest] | None:
+        """An owner whose next close's month has no posting and no forecast yet: what that
+        forecast learns from history can be learnt now (``forecasts.live.warm_organisation``)."""
+        for owner in sorted(self._runs):
+            run, cache = self._runs[owner], self._caches.get(owner)
+            latest = run.status.latest_close
+            if cache is None or latest is None or not run.settled or run.pending is not None:
+                continue
+            year, month = int(latest[:4]), int(latest[5:7])
+            request = ForecastRequest(year + month // 12, month % 12 + 1)
+            if (owner, request) in self._warmed:
+                continue
+            booked = latest_months(cache.inputs.items()).get(request.year, 0)
+            if request in cache.forecasts or booked >= request.as_of_month:
+                # Its postings came: the forecast itself is (being) computed. Not looked at
+                # again (reading every key of a large nämnd at every idle tick would cost).
+                self._warmed.add((owner, request))
+                continue
+            return owner, request
+        return None
+
+    def warm_while_idle(self, state_version: int) -> bool:
+        """When every owner has published the state ``state_version``, start warming one
+        owner's caches for its next close in the pool (one at a time); True if one started.
+
+        A close gives way to nothing: the pass that has one stops a running warm-up
+        (:meth:`give_way`), and warming starts again only once the worker is idle again.
+        Everything warmed is held in the pool's bounded caches (``forecasts.cache``)."""
+        if not self._collect_warming():
+            return False
+        if state_version != self.status.state_version or any(
+            not r.settled or r.snapshots_due or r.pending is not None for r in self._runs.values()
+        ):
+            return False
+        chosen = self._next_to_warm()
+        if chosen is None:
+            return False
+        owner, request = chosen
+        items = list(self._caches[owner].inputs.items())
+        domain = self._runs[owner].domain
+        future = self._pool.submit(warm_forecast, items, domain, request, self.model)
+        self._warming = Warming(owner, request, future, time.monotonic())
+        return True
+
     # --- a pass -----------------------------------------------------------------------------
 
     async def run_once(
@@ -418,6 +554,7 @@ class LiveForecaster:
         if state_version == self.status.state_version and not unsettled:
             return False
         epoch = self._epoch
+        pass_started = time.time()
         groups, partitions = self._index.group(items)
         for owner in [o for o in self._runs if o not in groups]:
             self._forget(owner)
@@ -442,20 +579,56 @@ class LiveForecaster:
         if epoch != self._epoch:
             return False  # a revocation came while planning: these items are not all ours
         self.metrics.set_owned_namnder(self.owners)
+        for plan in plans:
+            plan.marks["pass"], plan.marks["planned"] = pass_started, time.time()
+        if any(plan.new_close for plan in plans):
+            self.give_way()  # a close's forecasts and alerts go before any warm-up
         # Owners with a new close first (their alerts wait), then the others.
         plans.sort(key=lambda p: (not p.new_close, p.run.owner))
         errors: list[Exception] = []
         complete = True
-        for position, plan in enumerate(plans):
+        # Every owner with a new close gets its alerts out first; the forecast events and the
+        # snapshot of each (thousands of events and rows: seconds for a large nämnd) follow in
+        # the loop below, so one nämnd's close does not wait for another's snapshot.
+        failed: set[str] = set()
+        closing = [plan for plan in plans if plan.new_close]
+        for position, plan in enumerate(closing):
             if plan.run.revoked:
                 continue
             self._start(plan)
             if position + 1 < len(plans):
                 self._start(plans[position + 1])  # computed while this one publishes
-            started = time.perf_counter()
+            plan.started, plan.marks["turn"] = time.perf_counter(), time.time()
             try:
-                gives_way = interrupt if not plan.new_close else None
-                results = await self._results(plan, gives_way)
+                plan.results = await self._results(plan, None)
+                plan.marks["results"] = time.time()
+                await self._publish_alerts(plan, plan.results)
+            except OwnerRevoked:
+                continue
+            except Exception as err:  # this owner again at the next pass; the others go on
+                failed.add(plan.run.owner)
+                errors.append(err)
+                log.error(
+                    "forecast_owner_failed",
+                    owner=plan.run.owner,
+                    error_type=type(err).__name__,
+                    error=str(err),
+                )
+        for position, plan in enumerate(plans):
+            if plan.run.revoked or plan.run.owner in failed:
+                continue
+            self._start(plan)
+            if position + 1 < len(plans):
+                self._start(plans[position + 1])  # computed while this one publishes
+            if plan.results is None:
+                plan.started, plan.marks["turn"] = time.perf_counter(), time.time()
+            started = plan.started
+            try:
+                results = plan.results
+                if results is None:
+                    gives_way = interrupt if not plan.new_close else None
+                    results = await self._results(plan, gives_way)
+                    plan.marks["results"] = time.time()
                 await self._publish_owner(plan, results)
             except Interrupted:
                 complete = False
@@ -473,6 +646,14 @@ class LiveForecaster:
                 continue
             plan.run.status.duration_s = time.perf_counter() - started
             self.metrics.observe_forecast(plan.run.status.duration_s)
+            if plan.new_close:
+                # Where a close's time goes in the worker (bench/kommun_size.py reads this).
+                log.info(
+                    "forecast_close_run",
+                    owner=plan.run.owner,
+                    computed=len(plan.missing),
+                    **{f"at_{k}": round(v, 4) for k, v in plan.marks.items()},
+                )
             next_plan = plans[position + 1] if position + 1 < len(plans) else None
             if (
                 interrupt is not None
@@ -530,8 +711,15 @@ class LiveForecaster:
     def _start(self, plan: Plan) -> None:
         """Submit the plan's missing forecasts to the pool (or keep what is already there)."""
         run = plan.run
+        if plan.results is not None:
+            return  # taken already (in the pass's alert phase)
         if not plan.missing or (run.pending is not None and plan.missing <= run.pending.requests):
             return
+        warming = self._warming
+        if warming is not None and not (
+            warming.owner == run.owner and warming.request in plan.missing
+        ):
+            self.give_way()  # a forecast someone waits for goes before a warm-up for another
         future = self._pool.submit(
             compute_forecasts, plan.items, run.domain, sorted(plan.missing), self.model
         )
@@ -572,10 +760,38 @@ class LiveForecaster:
     ) -> None:
         run = plan.run
         self._report_failed_series(run, results.values())
-        now = datetime.now(UTC)
-        latest_close = run.status.latest_close
         # Alerts first: a close changes every node's preliminary flag, and thousands of forecast
         # events would otherwise stand between the close and its alerts.
+        if not plan.alerted:
+            await self._publish_alerts(plan, results)
+        now = datetime.now(UTC)
+        latest_close = run.status.latest_close
+        latest: dict[int, OrganisationForecast] = {}
+        preliminary: dict[int, bool] = {}
+        for year, month in sorted(plan.months.items()):
+            latest[year] = results[ForecastRequest(year, month)]
+            period = f"{year:04d}-{month:02d}"
+            preliminary[year] = latest_close is not None and period > latest_close
+            await self._publish_forecasts(run, latest[year], preliminary[year], now)
+        plan.marks["forecasts"] = time.time()
+        if plan.closes_known:
+            run.closes_seen = plan.counts
+        run.snapshots_due = set()
+        for period in plan.due:
+            await self._snapshot(run, period, results[ForecastRequest.of(period)])
+        plan.marks["snapshots"] = time.time()
+        # Replaced only now, so /forecasts/status and the gauges change together with the events.
+        run.status.latest, run.status.preliminary = latest, preliminary
+        run.status.runs += 1
+        # Without its alert book (read at the next pass) the owner was not evaluated: not done.
+        run.settled = plan.closes_known and (self.rules is None or run.owner in self._books)
+        self._refresh_status()
+
+    async def _publish_alerts(
+        self, plan: Plan, results: Mapping[ForecastRequest, OrganisationForecast]
+    ) -> None:
+        """The deviation rules at the plan's target, and the alert changes published."""
+        run = plan.run
         book = self._books.get(run.owner)
         target = plan.target
         if (
@@ -584,25 +800,9 @@ class LiveForecaster:
             and self.rules is not None
             and target.period >= self.alerts_from
         ):
-            await self._evaluate(run, target, results, now, self.rules, book)
-        latest: dict[int, OrganisationForecast] = {}
-        preliminary: dict[int, bool] = {}
-        for year, month in sorted(plan.months.items()):
-            latest[year] = results[ForecastRequest(year, month)]
-            period = f"{year:04d}-{month:02d}"
-            preliminary[year] = latest_close is not None and period > latest_close
-            await self._publish_forecasts(run, latest[year], preliminary[year], now)
-        if plan.closes_known:
-            run.closes_seen = plan.counts
-        run.snapshots_due = set()
-        for period in plan.due:
-            await self._snapshot(run, period, results[ForecastRequest.of(period)])
-        # Replaced only now, so /forecasts/status and the gauges change together with the events.
-        run.status.latest, run.status.preliminary = latest, preliminary
-        run.status.runs += 1
-        # Without its alert book (read at the next pass) the owner was not evaluated: not done.
-        run.settled = plan.closes_known and (self.rules is None or run.owner in self._books)
-        self._refresh_status()
+            await self._evaluate(run, target, results, datetime.now(UTC), self.rules, book)
+        plan.alerted = True
+        plan.marks["alerts"] = time.time()
 
     def _refresh_status(self) -> None:
         """The merged view of the owners held (the gauges and the status's top level)."""
@@ -775,7 +975,16 @@ class LiveForecaster:
             return
         run.status.snapshots.append(period)
         self.status.snapshots.append(period)
-        log.info("snapshot_written", owner=run.owner, period=period, snapshot=str(stored))
+        log.info("snapshot_written", owner=run.owner, period=period, snapshot=_described(stored))
+
+
+def _described(stored: object) -> str:
+    """What a log line says of a stored snapshot: its id and version, not its content (the
+    store may return the whole forecast: megabytes of text to format, scan and write)."""
+    if all(hasattr(stored, name) for name in ("id", "version")):
+        return " ".join(f"{name}={getattr(stored, name)}" for name in ("id", "version"))
+    text = str(stored)
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 async def _maybe_await(result: Awaitable[None] | None) -> None:
@@ -808,6 +1017,8 @@ def status_json(status: ForecastStatus) -> dict[str, Any]:
         "alerts_from": status.alerts_from,
         "snapshots": status.snapshots,
         "owned": sorted(status.owners),
+        "warmed": status.warmed,
+        "warm_given_way": status.warm_given_way,
         "owners": {
             owner: {
                 "runs": s.runs,

@@ -16,7 +16,7 @@ registry withholds any sample whose label value holds an identity number
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -352,7 +352,12 @@ class WorkerMetrics:
                 org_unit = UNMAPPED_ID
             self.alerts_firing.labels(rule, alert.severity, org_unit).inc()
 
-    def exposition(self) -> bytes:
+    def exposition(self, names: Sequence[str] = ()) -> bytes:
+        """The text exposition; with ``names`` only those metric families (as Prometheus's
+        own ``?name[]=`` filter: a poll for one counter need not render every forecast gauge,
+        which takes about a second of the event loop at 500 cost centres)."""
+        if names:
+            return generate_latest(self.registry.restricted_registry(list(names)))
         return generate_latest(self.registry)
 
 

@@ -59,7 +59,8 @@ def register_views(worker: WorkerApp) -> None:
     @worker.app.page("/metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(worker.metrics.exposition(), content_type=CONTENT_TYPE)
+            names = request.query.getall("name[]", [])
+            return self.bytes(worker.metrics.exposition(names), content_type=CONTENT_TYPE)
 
     @worker.app.page("/ready")
     class ReadyView(View):

@@ -28,6 +28,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -457,6 +458,7 @@ class AlertConsumer:
         records = _flatten(await self.consumer.getmany(timeout_ms=poll_ms, max_records=limit))
         if not records:
             return records
+        first_at = time.time()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.notifier.digest_window_s
         while len(records) < limit and not stop.is_set():
@@ -467,6 +469,8 @@ class AlertConsumer:
                 timeout_ms=max(1, int(remaining * 1000)), max_records=limit - len(records)
             )
             records.extend(_flatten(more))
+        # When the round's first record arrived and (the line's timestamp) when it ended.
+        log.info("alert_round_fetched", records=len(records), first_at=round(first_at, 4))
         return records
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
@@ -566,6 +570,7 @@ async def run(
         session_timeout_ms=session_ms,
         heartbeat_interval_ms=max(100, min(3000, session_ms // 3)),
         max_poll_records=notifier.max_records_per_round,
+        fetch_max_wait_ms=int(notifier.fetch_max_wait_s * 1000),
     )
 
     async def dead_letter(key: bytes | None, value: bytes) -> None:

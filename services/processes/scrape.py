@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from core.errors import UserError
@@ -17,8 +18,13 @@ from core.errors import UserError
 Sample = tuple[str, dict[str, str], float]
 
 
-def fetch_metrics(port: int, host: str = "127.0.0.1", timeout_s: float = 5.0) -> str:
-    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout_s) as resp:
+def fetch_metrics(
+    port: int, host: str = "127.0.0.1", timeout_s: float = 5.0, names: Sequence[str] = ()
+) -> str:
+    """``/metrics``; with ``names`` only those samples' families (``?name[]=``, as Prometheus's
+    own exposition filters: the worker then renders no forecast gauge)."""
+    query = "?" + urllib.parse.urlencode({"name[]": list(names)}, doseq=True) if names else ""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics{query}", timeout=timeout_s) as resp:
         body: bytes = resp.read()
     return body.decode("utf-8")
 
@@ -45,9 +51,11 @@ def parse_samples(text: str) -> list[Sample]:
     ]
 
 
-def scrape(port: int, host: str = "127.0.0.1", timeout_s: float = 5.0) -> list[Sample]:
-    """The samples ``host:port/metrics`` serves now."""
-    return parse_samples(fetch_metrics(port, host, timeout_s))
+def scrape(
+    port: int, host: str = "127.0.0.1", timeout_s: float = 5.0, names: Sequence[str] = ()
+) -> list[Sample]:
+    """The samples ``host:port/metrics`` serves now (only ``names``' if given)."""
+    return parse_samples(fetch_metrics(port, host, timeout_s, names))
 
 
 def sum_metric(samples: Iterable[Sample], name: str, **labels: str) -> float:
