@@ -152,7 +152,8 @@ class _App(faust.App):
 
     def _new_transport(self) -> Any:
         transport = super()._new_transport()
-        transport.Consumer = _fetch_wait_consumer(self.fetch_max_wait_ms)  # this app's only
+        # This app's transport only (an instance attribute shadowing the class's).
+        transport.Consumer = _fetch_wait_consumer(self.fetch_max_wait_ms)  # type: ignore[misc]
         return transport
 
 

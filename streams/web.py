@@ -59,7 +59,7 @@ def register_views(worker: WorkerApp) -> None:
     @worker.app.page("/metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
-            names = request.query.getall("name[]", [])
+            names = request.query.getall("name[]", [])  # type: ignore[attr-defined]  # aiohttp's MultiDict
             return self.bytes(worker.metrics.exposition(names), content_type=CONTENT_TYPE)
 
     @worker.app.page("/ready")
