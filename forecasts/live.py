@@ -379,11 +379,14 @@ def _node_ok(node: NodeForecast) -> bool:
 
 
 #: Bounds of the cache of whole organisation forecasts: a nämnd of 2 660 leaves is ≈ 3 000 nodes,
-#: ≈ 3,6 MB; the worker asks for every year's latest month and the evaluated months per nämnd
-#: and run (≈ 7 pairs), so 8 nämnder on one worker need ≈ 56 entries, ≈ 200 MB. Fewer than a
-#: run needs and the least recently used is always the next one asked for: all misses.
+#: ≈ 3,6 MB. The stream worker keeps each nämnd's forecasts itself and asks again only for the
+#: (year, month) pairs whose inputs changed (``streams.owner_inputs``), whose keys are then new:
+#: so this cache is hit mostly within a pass and after a warm-up, and at 256 MB it held ≈ 200 MB
+#: of stale results in a worker's forecast pool. At 64 MB a worker holding three nämnder of
+#: 1 060 cost centres peaked at 831 MiB instead of 1 047, its closes no slower
+#: (docs/performance.md, "The full kommun on three workers").
 RESULT_CACHE_ENTRIES = 128
-RESULT_CACHE_BYTES = 256 * 2**20
+RESULT_CACHE_BYTES = 64 * 2**20
 
 
 def _forecast_bytes(forecast: OrganisationForecast) -> int:
