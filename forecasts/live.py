@@ -383,7 +383,7 @@ def _node_ok(node: NodeForecast) -> bool:
 #: (year, month) pairs whose inputs changed (``streams.owner_inputs``), whose keys are then new:
 #: so this cache is hit mostly within a pass and after a warm-up, and at 256 MB it held ≈ 200 MB
 #: of stale results in a worker's forecast pool. At 64 MB a worker holding three nämnder of
-#: 1 060 cost centres peaked at 831 MiB instead of 1 047, its closes no slower
+#: 1 060 cost centres peaked at 831 MiB instead of 1 092, its closes no slower
 #: (docs/performance.md, "The full kommun on three workers").
 RESULT_CACHE_ENTRIES = 128
 RESULT_CACHE_BYTES = 64 * 2**20
