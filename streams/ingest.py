@@ -229,6 +229,8 @@ class IngestBatch:
         self.processed_offsets[tp] = max(
             self.processed_offsets.get(tp, 0), event.message.offset + 1
         )
+        if self.recovery is not None:
+            self.recovery.applied([event])  # dealt with: a deferred batch's hold may end here
         return True
 
     async def _validate_and_route(

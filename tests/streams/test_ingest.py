@@ -363,3 +363,27 @@ def test_input_handed_over_while_the_changelog_is_read_is_applied_only_when_read
     asyncio.run(batch.process(events[1:]))
     assert replay.deferred == {}
     assert sorted(table.data[f"p{HOME}|{UNIT}|2025-01"]["ids"]) == ["a", "b"]
+
+
+def test_a_deferred_batch_s_hold_ends_when_its_last_message_is_rejected_alone(
+    domain: DomainConfig, outbox: Outbox, inprocess_worker: WorkerApp
+) -> None:
+    from streams.faust_compat import RecoveryReplay
+
+    app = inprocess_worker.app
+    batch = ingest_batch(domain, outbox, RecordingTable())
+    replay = RecoveryReplay(app)
+    batch.recovery = replay
+    big = as_bytes(cost_event("big", source="x" * 150))
+    outbox.max_forward_size = len(big) - 1  # its forward is refused: it fails alone
+    events = [
+        event(app, as_bytes(cost_event("small")), "cost.v1", AWAY, 5),
+        event(app, big, "cost.v1", AWAY, 6),
+    ]
+    app.in_recovery = True
+    assert asyncio.run(batch.process_batch(events, attempts=1))
+    assert replay.deferred == {events[0].message.tp: 6}
+    app.in_recovery = False
+    assert asyncio.run(batch.process_batch(events, attempts=1))
+    assert [letter["offset"] for letter in outbox.dead_letter_records()] == [6]
+    assert replay.deferred == {}  # nothing left holding the partition's commit
